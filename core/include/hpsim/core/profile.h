@@ -1,0 +1,64 @@
+#pragma once
+// Profile: what calibration measured on one GPU type and interconnect (or, labelled as such,
+// what a datasheet promises). The model and the simulator read time from here.
+//
+// Kernel time:      t = alpha + flops / (tflops * 1e12) + bytes / (gbps * 1e9)
+//                   (a rate of 0 switches its term off)
+// Collective time:  t = alpha + algbw-bytes / (efficiency * link bandwidth of the tier)
+// docs/model.md states both with their symbols.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace hpsim::core {
+
+enum class ProfileSource { kDatasheet, kMeasured, kDerived };
+const char* to_string(ProfileSource v);
+
+struct KernelPoint {
+  std::string shape;    // human-readable, e.g. "rows=32768 h=128 f=256"
+  double flops = 0;
+  double bytes = 0;
+  double time_us = 0;   // measured median
+};
+
+struct KernelFit {
+  double alpha_us = 0;  // fixed cost per launch sequence
+  double tflops = 0;    // achieved rate of the FLOP term (TFLOP/s), 0 = no FLOP term
+  double gbps = 0;      // achieved rate of the byte term (GB/s), 0 = no byte term
+  double fit_error = 0; // median relative error of the fit over the points
+  std::vector<KernelPoint> points;
+};
+
+struct CollectivePoint {
+  std::int64_t num_ranks = 0;
+  double bytes = 0;     // bytes each rank sends (all peers together)
+  double time_us = 0;
+};
+
+struct CollectiveFit {
+  double alpha_us = 0;    // latency term
+  double efficiency = 0;  // achieved fraction of the tier's link bandwidth at large messages
+  double fit_error = 0;
+  std::vector<CollectivePoint> points;
+};
+
+struct Profile {
+  std::string name;
+  ProfileSource source = ProfileSource::kDatasheet;
+  std::string note;        // provenance: who measured, with what command, or which datasheet
+  std::string gpu;         // e.g. "NVIDIA H200"
+  std::string date;        // ISO date of the measurement
+  std::map<std::string, std::string> versions;  // driver, cuda, nccl, ...
+  double bf16_tflops = 0;  // dense bf16 GEMM ceiling
+  double fp32_tflops = 0;  // plain fp32 ceiling
+  double hbm_gbps = 0;     // device copy ceiling, bytes read + written
+  // Per kernel family (names in docs/model.md), e.g. "hp_router_fwd", "expert_mlp_fwd".
+  std::map<std::string, KernelFit> kernels;
+  // Per link tier ("intra_node", "inter_node"), per collective ("all_to_all", "all_reduce", ...).
+  std::map<std::string, std::map<std::string, CollectiveFit>> collectives;
+};
+
+}  // namespace hpsim::core

@@ -1,0 +1,92 @@
+#include <gtest/gtest.h>
+
+#include "hpsim/core/json.h"
+#include "hpsim/core/presets.h"
+
+namespace hpsim::core {
+namespace {
+
+TEST(ScenarioJson, RoundTripsEveryPreset) {
+  for (const auto& preset : scenario_presets()) {
+    const Scenario original = scenario_preset(preset.name).value();
+    const std::string text = to_json(original);
+    auto parsed = parse_scenario(text);
+    ASSERT_TRUE(parsed) << preset.name << ": " << parsed.error().message;
+    EXPECT_EQ(to_json(*parsed), text) << preset.name;
+  }
+}
+
+TEST(ScenarioJson, MalformedJsonNamesLineAndColumn) {
+  auto parsed = parse_scenario("{\n  \"name\": \"x\",\n  oops\n}");
+  ASSERT_FALSE(parsed);
+  EXPECT_EQ(parsed.error().code, ErrorCode::kParse);
+  EXPECT_NE(parsed.error().message.find("line 3"), std::string::npos) << parsed.error().message;
+}
+
+TEST(ScenarioJson, ReportsUnknownMissingAndMistypedFieldsTogether) {
+  std::string text = to_json(default_scenarios().front());
+  // Mistype top_k, drop seed, add an unknown field.
+  auto replace = [&](const std::string& from, const std::string& to) {
+    auto pos = text.find(from);
+    ASSERT_NE(pos, std::string::npos) << from;
+    text.replace(pos, from.size(), to);
+  };
+  replace("\"top_k\": 4", "\"top_k\": \"four\"");
+  replace("\"seed\": 1", "\"colour\": \"blue\"");
+  auto parsed = parse_scenario(text);
+  ASSERT_FALSE(parsed);
+  const std::string& m = parsed.error().message;
+  EXPECT_NE(m.find("model.top_k: expected an integer, got a string"), std::string::npos) << m;
+  EXPECT_NE(m.find("workload.seed: missing field"), std::string::npos) << m;
+  EXPECT_NE(m.find("workload.colour: unknown field"), std::string::npos) << m;
+}
+
+TEST(ScenarioJson, RejectsAnUnknownEnumValueListingTheChoices) {
+  std::string text = to_json(default_scenarios().front());
+  auto pos = text.find("\"uniform\"");
+  text.replace(pos, 9, "\"zipfian\"");
+  auto parsed = parse_scenario(text);
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.error().message.find("workload.routing: expected one of \"uniform\", \"zipf\" or \"trace\""),
+            std::string::npos)
+      << parsed.error().message;
+}
+
+TEST(ScenarioJson, MissingFileIsAnIoErrorNamingThePath) {
+  auto loaded = load_scenario("/nonexistent/dir/s.json");
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(loaded.error().code, ErrorCode::kIo);
+  EXPECT_NE(loaded.error().message.find("/nonexistent/dir/s.json"), std::string::npos);
+}
+
+TEST(ProfileJson, RoundTrips) {
+  Profile p;
+  p.name = "test";
+  p.source = ProfileSource::kMeasured;
+  p.gpu = "NVIDIA H200";
+  p.date = "2026-11-29";
+  p.versions["cuda"] = "13.0";
+  p.bf16_tflops = 790;
+  p.fp32_tflops = 51;
+  p.hbm_gbps = 4300;
+  p.kernels["expert_mlp_fwd"] = {1.5, 400, 0, 0.02, {{"rows=1", 1e9, 1e6, 3.0}}};
+  p.collectives["intra_node"]["all_to_all"] = {10, 0.8, 0.03, {{2, 1e6, 12}}};
+  auto parsed = parse_profile(to_json(p));
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(to_json(*parsed), to_json(p));
+}
+
+TEST(TimelineJson, RoundTrips) {
+  Timeline t;
+  t.source = "simulated";
+  t.strategy = "hp";
+  t.ranks.push_back({0, {{"router", Phase::kForward, Lane::kCompute, 0, 1500, 10, 20, 3, 0},
+                         {"dispatch", Phase::kBackward, Lane::kComm, 1500, 4000, 1e6, 0, 3, 1}}});
+  auto parsed = parse_timeline(to_json(t));
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_EQ(to_json(*parsed), to_json(t));
+  EXPECT_EQ(parsed->end_ns(), 4000);
+}
+
+}  // namespace
+}  // namespace hpsim::core
