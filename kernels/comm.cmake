@@ -1,0 +1,11 @@
+# NCCL communication library (included from kernels/CMakeLists.txt when HPSIM_HAVE_NCCL).
+add_library(hpsim_comm src/comm.cpp)
+add_library(hpsim::comm ALIAS hpsim_comm)
+target_include_directories(hpsim_comm PUBLIC include PRIVATE src)
+target_link_libraries(hpsim_comm PUBLIC hpsim::core CUDA::cudart PRIVATE NCCL::nccl hpsim_warnings)
+if(HPSIM_HAVE_MPI)
+  target_link_libraries(hpsim_comm PRIVATE MPI::MPI_CXX)
+  target_compile_definitions(hpsim_comm PRIVATE HPSIM_HAVE_MPI=1)
+else()
+  target_compile_definitions(hpsim_comm PRIVATE HPSIM_HAVE_MPI=0)
+endif()

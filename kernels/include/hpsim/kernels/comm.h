@@ -1,0 +1,86 @@
+#pragma once
+// NCCL communication for the executor and calibration: communicators and the four collectives
+// both MoE layers need. Host-only header; NCCL types stay in kernels/src/comm.cpp.
+//
+// Two ways to build the ranks (DESIGN.md section 6), the same code above them:
+//  - one process driving all local GPUs: create_local_communicators() (ncclCommInitAll); the
+//    caller runs each rank from its own host thread;
+//  - one process per GPU under mpirun: create_mpi_communicator() (NCCL unique id broadcast over
+//    MPI), only in builds with HPSIM_WITH_MPI.
+//
+// Nothing hangs forever: every collective is followed by wait(), which polls the stream and
+// NCCL's asynchronous error state; past the timeout it aborts the communicator and returns an
+// Error naming the collective and the ranks.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime_api.h>
+
+#include "hpsim/core/error.h"
+
+namespace hpsim::kernels {
+
+struct CommOptions {
+  std::chrono::milliseconds timeout{std::chrono::seconds(120)};
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual int device() const = 0;
+
+  // All-to-all with equal splits: `bytes_per_peer` bytes from send + p*bytes_per_peer go to
+  // peer p, and land at recv + q*bytes_per_peer from peer q. Bytes must be a multiple of 2.
+  virtual core::Status all_to_all(const void* send, void* recv, std::int64_t bytes_per_peer, cudaStream_t stream) = 0;
+
+  // All-to-all-v from per-peer byte counts and offsets (grouped send/receive). Zero counts are
+  // allowed (nothing is posted for that peer).
+  virtual core::Status all_to_all_v(const void* send,
+                                    std::span<const std::int64_t> send_bytes,
+                                    std::span<const std::int64_t> send_offsets,
+                                    void* recv,
+                                    std::span<const std::int64_t> recv_bytes,
+                                    std::span<const std::int64_t> recv_offsets,
+                                    cudaStream_t stream) = 0;
+
+  // All-gather of `bytes` from every rank into recv (rank order).
+  virtual core::Status all_gather(const void* send, void* recv, std::int64_t bytes, cudaStream_t stream) = 0;
+
+  // Sum all-reduce of `count` floats (fp32) or bf16 values.
+  enum class ReduceType { kF32, kBf16 };
+  virtual core::Status all_reduce_sum(const void* send, void* recv, std::int64_t count, ReduceType type,
+                                      cudaStream_t stream) = 0;
+
+  // Waits for the work enqueued on `stream`, polling NCCL's async errors; aborts the
+  // communicator after options().timeout. `what` names the operation in the error.
+  virtual core::Status wait(cudaStream_t stream, const std::string& what) = 0;
+
+  virtual const CommOptions& options() const = 0;
+  virtual bool is_aborted() const = 0;
+};
+
+// The NCCL version this build runs with, as "major.minor.patch".
+std::string nccl_version();
+
+// One communicator per listed device, all in this process (ncclCommInitAll).
+core::Expected<std::vector<std::unique_ptr<Communicator>>> create_local_communicators(std::span<const int> devices,
+                                                                                      const CommOptions& options);
+
+// Whether this build can create MPI communicators.
+bool has_mpi_support();
+
+// One communicator for this MPI rank on device `local_device`. MPI must be initialised by the
+// caller (MPI_Init) and stays owned by it.
+core::Expected<std::unique_ptr<Communicator>> create_mpi_communicator(int local_device, const CommOptions& options);
+
+// Number of visible CUDA devices; 0 when there is no driver or no GPU (never an error).
+int visible_device_count();
+
+}  // namespace hpsim::kernels

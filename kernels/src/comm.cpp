@@ -1,0 +1,252 @@
+// NCCL communicators and collectives (see comm.h).
+#include "hpsim/kernels/comm.h"
+
+#include <thread>
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#if HPSIM_HAVE_MPI
+#include <mpi.h>
+#endif
+
+namespace hpsim::kernels {
+namespace {
+
+core::Error nccl_error(ncclResult_t result, const char* statement, int device) {
+  return core::Error{core::ErrorCode::kNccl,
+                     fmt::format("{} failed on device {}: {} ({})", statement, device, ncclGetErrorString(result),
+                                 static_cast<int>(result))};
+}
+
+core::Error cuda_error(cudaError_t result, const char* statement, int device) {
+  return core::Error{core::ErrorCode::kCuda,
+                     fmt::format("{} failed on device {}: {}", statement, device, cudaGetErrorString(result))};
+}
+
+#define HPSIM_COMM_NCCL(expr)                                           \
+  do {                                                                  \
+    ncclResult_t hpsim_nccl_result_ = (expr);                           \
+    if (hpsim_nccl_result_ != ncclSuccess && hpsim_nccl_result_ != ncclInProgress) \
+      return nccl_error(hpsim_nccl_result_, #expr, device_);            \
+  } while (0)
+
+#define HPSIM_COMM_CUDA(expr)                                           \
+  do {                                                                  \
+    cudaError_t hpsim_cuda_result_ = (expr);                            \
+    if (hpsim_cuda_result_ != cudaSuccess) return cuda_error(hpsim_cuda_result_, #expr, device_); \
+  } while (0)
+
+class NcclCommunicator final : public Communicator {
+ public:
+  NcclCommunicator(ncclComm_t comm, int rank, int size, int device, CommOptions options)
+      : comm_(comm), rank_(rank), size_(size), device_(device), options_(options) {}
+
+  ~NcclCommunicator() override {
+    if (comm_ == nullptr) return;
+    cudaSetDevice(device_);
+    if (aborted_) return;  // ncclCommAbort already freed it
+    ncclCommDestroy(comm_);
+  }
+
+  NcclCommunicator(const NcclCommunicator&) = delete;
+  NcclCommunicator& operator=(const NcclCommunicator&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  int device() const override { return device_; }
+  const CommOptions& options() const override { return options_; }
+  bool is_aborted() const override { return aborted_; }
+
+  core::Status all_to_all(const void* send, void* recv, std::int64_t bytes_per_peer, cudaStream_t stream) override {
+    HPSIM_TRY(usable("all_to_all"));
+    if (bytes_per_peer < 0) return core::Error::field("bytes_per_peer", "must be >= 0");
+    HPSIM_COMM_CUDA(cudaSetDevice(device_));
+    const auto* s = static_cast<const std::uint8_t*>(send);
+    auto* r = static_cast<std::uint8_t*>(recv);
+    HPSIM_COMM_NCCL(ncclGroupStart());
+    for (int peer = 0; peer < size_; ++peer) {
+      const auto off = static_cast<std::size_t>(peer) * static_cast<std::size_t>(bytes_per_peer);
+      if (bytes_per_peer == 0) continue;
+      HPSIM_COMM_NCCL(ncclSend(s + off, static_cast<std::size_t>(bytes_per_peer), ncclUint8, peer, comm_, stream));
+      HPSIM_COMM_NCCL(ncclRecv(r + off, static_cast<std::size_t>(bytes_per_peer), ncclUint8, peer, comm_, stream));
+    }
+    HPSIM_COMM_NCCL(ncclGroupEnd());
+    return core::Status::ok();
+  }
+
+  core::Status all_to_all_v(const void* send,
+                            std::span<const std::int64_t> send_bytes,
+                            std::span<const std::int64_t> send_offsets,
+                            void* recv,
+                            std::span<const std::int64_t> recv_bytes,
+                            std::span<const std::int64_t> recv_offsets,
+                            cudaStream_t stream) override {
+    HPSIM_TRY(usable("all_to_all_v"));
+    const auto w = static_cast<std::size_t>(size_);
+    if (send_bytes.size() != w || send_offsets.size() != w || recv_bytes.size() != w || recv_offsets.size() != w) {
+      return core::Error::field("all_to_all_v", fmt::format("needs {} counts and offsets per direction", size_));
+    }
+    HPSIM_COMM_CUDA(cudaSetDevice(device_));
+    const auto* s = static_cast<const std::uint8_t*>(send);
+    auto* r = static_cast<std::uint8_t*>(recv);
+    HPSIM_COMM_NCCL(ncclGroupStart());
+    for (std::size_t peer = 0; peer < w; ++peer) {
+      if (send_bytes[peer] < 0 || recv_bytes[peer] < 0) {
+        ncclGroupEnd();
+        return core::Error::field("all_to_all_v", fmt::format("negative byte count for peer {}", peer));
+      }
+      if (send_bytes[peer] > 0) {
+        HPSIM_COMM_NCCL(ncclSend(s + send_offsets[peer], static_cast<std::size_t>(send_bytes[peer]), ncclUint8,
+                                 static_cast<int>(peer), comm_, stream));
+      }
+      if (recv_bytes[peer] > 0) {
+        HPSIM_COMM_NCCL(ncclRecv(r + recv_offsets[peer], static_cast<std::size_t>(recv_bytes[peer]), ncclUint8,
+                                 static_cast<int>(peer), comm_, stream));
+      }
+    }
+    HPSIM_COMM_NCCL(ncclGroupEnd());
+    return core::Status::ok();
+  }
+
+  core::Status all_gather(const void* send, void* recv, std::int64_t bytes, cudaStream_t stream) override {
+    HPSIM_TRY(usable("all_gather"));
+    HPSIM_COMM_CUDA(cudaSetDevice(device_));
+    HPSIM_COMM_NCCL(ncclAllGather(send, recv, static_cast<std::size_t>(bytes), ncclUint8, comm_, stream));
+    return core::Status::ok();
+  }
+
+  core::Status all_reduce_sum(const void* send, void* recv, std::int64_t count, ReduceType type,
+                              cudaStream_t stream) override {
+    HPSIM_TRY(usable("all_reduce"));
+    HPSIM_COMM_CUDA(cudaSetDevice(device_));
+    const ncclDataType_t dt = type == ReduceType::kF32 ? ncclFloat32 : ncclBfloat16;
+    HPSIM_COMM_NCCL(ncclAllReduce(send, recv, static_cast<std::size_t>(count), dt, ncclSum, comm_, stream));
+    return core::Status::ok();
+  }
+
+  core::Status wait(cudaStream_t stream, const std::string& what) override {
+    HPSIM_TRY(usable(what));
+    HPSIM_COMM_CUDA(cudaSetDevice(device_));
+    const auto start = std::chrono::steady_clock::now();
+    auto sleep = std::chrono::microseconds(5);
+    while (true) {
+      const cudaError_t q = cudaStreamQuery(stream);
+      if (q == cudaSuccess) return core::Status::ok();
+      if (q != cudaErrorNotReady) return cuda_error(q, "cudaStreamQuery", device_);
+      ncclResult_t async = ncclSuccess;
+      HPSIM_COMM_NCCL(ncclCommGetAsyncError(comm_, &async));
+      if (async != ncclSuccess && async != ncclInProgress) {
+        abort_comm();
+        return core::Error{core::ErrorCode::kNccl,
+                           fmt::format("{} failed on rank {} of {} (device {}): {}; communicator aborted", what, rank_,
+                                       size_, device_, ncclGetErrorString(async))};
+      }
+      if (std::chrono::steady_clock::now() - start > options_.timeout) {
+        abort_comm();
+        return core::Error{core::ErrorCode::kTimeout,
+                           fmt::format("{} did not finish within {} ms on rank {} of {} (device {}); waiting for "
+                                       "peers among ranks 0..{}; communicator aborted",
+                                       what, options_.timeout.count(), rank_, size_, device_, size_ - 1)};
+      }
+      std::this_thread::sleep_for(sleep);
+      if (sleep < std::chrono::microseconds(500)) sleep *= 2;
+    }
+  }
+
+ private:
+  core::Status usable(const std::string& what) const {
+    if (aborted_) {
+      return core::Error{core::ErrorCode::kNccl,
+                         fmt::format("{} on rank {}: the communicator was aborted after an earlier failure", what, rank_)};
+    }
+    return core::Status::ok();
+  }
+
+  void abort_comm() {
+    if (!aborted_) {
+      ncclCommAbort(comm_);
+      aborted_ = true;
+    }
+  }
+
+  ncclComm_t comm_;
+  int rank_;
+  int size_;
+  int device_;
+  CommOptions options_;
+  bool aborted_ = false;
+};
+
+}  // namespace
+
+std::string nccl_version() {
+  int v = 0;
+  if (ncclGetVersion(&v) != ncclSuccess) return "unknown";
+  // NCCL >= 2.9 encodes major*10000 + minor*100 + patch.
+  return fmt::format("{}.{}.{}", v / 10000, (v / 100) % 100, v % 100);
+}
+
+int visible_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error
+    return 0;
+  }
+  return n;
+}
+
+core::Expected<std::vector<std::unique_ptr<Communicator>>> create_local_communicators(std::span<const int> devices,
+                                                                                      const CommOptions& options) {
+  const int available = visible_device_count();
+  if (available == 0) return core::Error{core::ErrorCode::kNoDevice, "no CUDA device is visible"};
+  if (devices.empty()) return core::Error::field("devices", "must list at least one GPU");
+  for (int d : devices) {
+    if (d < 0 || d >= available) {
+      return core::Error{core::ErrorCode::kNoDevice,
+                         fmt::format("GPU {} requested but only {} visible", d, available)};
+    }
+  }
+  std::vector<ncclComm_t> comms(devices.size(), nullptr);
+  const ncclResult_t r = ncclCommInitAll(comms.data(), static_cast<int>(devices.size()), devices.data());
+  if (r != ncclSuccess) return nccl_error(r, "ncclCommInitAll", devices[0]);
+  std::vector<std::unique_ptr<Communicator>> out;
+  for (std::size_t i = 0; i < devices.size(); ++i) {
+    out.push_back(std::make_unique<NcclCommunicator>(comms[i], static_cast<int>(i), static_cast<int>(devices.size()),
+                                                     devices[i], options));
+  }
+  return out;
+}
+
+bool has_mpi_support() { return HPSIM_HAVE_MPI != 0; }
+
+core::Expected<std::unique_ptr<Communicator>> create_mpi_communicator(int local_device, const CommOptions& options) {
+#if HPSIM_HAVE_MPI
+  int initialised = 0;
+  MPI_Initialized(&initialised);
+  if (!initialised) return core::Error{core::ErrorCode::kInternal, "MPI is not initialised (call MPI_Init first)"};
+  int rank = 0, size = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (local_device < 0 || local_device >= visible_device_count()) {
+    return core::Error{core::ErrorCode::kNoDevice, fmt::format("rank {}: GPU {} is not visible", rank, local_device)};
+  }
+  ncclUniqueId id;
+  if (rank == 0) {
+    if (ncclResult_t r = ncclGetUniqueId(&id); r != ncclSuccess) return nccl_error(r, "ncclGetUniqueId", local_device);
+  }
+  MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD);
+  if (cudaError_t e = cudaSetDevice(local_device); e != cudaSuccess) return cuda_error(e, "cudaSetDevice", local_device);
+  ncclComm_t comm = nullptr;
+  if (ncclResult_t r = ncclCommInitRank(&comm, size, id, rank); r != ncclSuccess) {
+    return nccl_error(r, "ncclCommInitRank", local_device);
+  }
+  return std::unique_ptr<Communicator>(std::make_unique<NcclCommunicator>(comm, rank, size, local_device, options));
+#else
+  (void)local_device;
+  (void)options;
+  return core::Error{core::ErrorCode::kUnsupported, "this build has no MPI support (configure with HPSIM_WITH_MPI=ON)"};
+#endif
+}
+
+}  // namespace hpsim::kernels

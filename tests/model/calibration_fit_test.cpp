@@ -1,0 +1,65 @@
+#include <gtest/gtest.h>
+
+#include "hpsim/core/rng.h"
+#include "hpsim/model/calibration_fit.h"
+
+namespace hpsim::model {
+namespace {
+
+TEST(KernelFit, RecoversKnownRatesFromExactPoints) {
+  // t = 4 us + flops / 300 TFLOP/s + bytes / 2000 GB/s
+  std::vector<core::KernelPoint> pts;
+  for (double rows : {1e3, 7e3, 3e4, 1.1e5}) {
+    const double flops = rows * 2 * 128 * 256 * 2;
+    const double bytes = rows * 128 * 2 * 2 + 5e5;
+    pts.push_back({"rows", flops, bytes, 4.0 + flops / 300e12 * 1e6 + bytes / 2000e9 * 1e6});
+  }
+  auto fit = fit_kernel(pts);
+  ASSERT_TRUE(fit) << fit.error().message;
+  EXPECT_NEAR(fit->alpha_us, 4.0, 1e-6);
+  EXPECT_NEAR(fit->tflops, 300.0, 1e-4);
+  EXPECT_NEAR(fit->gbps, 2000.0, 1e-2);
+  EXPECT_LT(fit->fit_error, 1e-9);
+}
+
+TEST(KernelFit, KeepsRatesNonNegativeOnNoisyMemoryBoundData) {
+  // Pure copy-like kernel with 3% noise: the FLOP term must not come out negative.
+  core::Rng rng(5);
+  std::vector<core::KernelPoint> pts;
+  for (double mb : {1.0, 4.0, 16.0, 64.0, 256.0}) {
+    const double bytes = mb * 1e6;
+    const double t = (2.0 + bytes / 3500e9 * 1e6) * (1.0 + 0.03 * (rng.uniform() - 0.5));
+    pts.push_back({"copy", 0.0, bytes, t});
+  }
+  auto fit = fit_kernel(pts);
+  ASSERT_TRUE(fit) << fit.error().message;
+  EXPECT_GE(fit->alpha_us, 0.0);
+  EXPECT_EQ(fit->tflops, 0.0);
+  EXPECT_NEAR(fit->gbps, 3500.0, 200.0);
+  EXPECT_LT(fit->fit_error, 0.03);
+}
+
+TEST(KernelFit, RejectsPointsThatDoNotScale) {
+  std::vector<core::KernelPoint> pts = {{"a", 0, 0, 5.0}, {"b", 0, 0, 5.0}};
+  EXPECT_FALSE(fit_kernel(pts));
+  EXPECT_FALSE(fit_kernel({}));
+}
+
+TEST(CollectiveFit, RecoversAlphaAndEfficiency) {
+  // 450 GB/s link at 80% efficiency, 12 us latency.
+  std::vector<core::CollectivePoint> pts;
+  for (double bytes : {1e5, 1e6, 1e7, 1e8, 1e9}) pts.push_back({4, bytes, 12.0 + bytes / (0.8 * 450e9) * 1e6});
+  auto fit = fit_collective(pts, 450.0);
+  ASSERT_TRUE(fit) << fit.error().message;
+  EXPECT_NEAR(fit->alpha_us, 12.0, 1e-6);
+  EXPECT_NEAR(fit->efficiency, 0.8, 1e-9);
+  EXPECT_NEAR(collective_time_us(*fit, 5e8, 450.0), 12.0 + 5e8 / (0.8 * 450e9) * 1e6, 1e-6);
+}
+
+TEST(CollectiveFit, NeedsTwoSizesAndAPositiveLink) {
+  EXPECT_FALSE(fit_collective({{2, 1e6, 10}}, 450.0));
+  EXPECT_FALSE(fit_collective({{2, 1e6, 10}, {2, 1e7, 20}}, 0.0));
+}
+
+}  // namespace
+}  // namespace hpsim::model
