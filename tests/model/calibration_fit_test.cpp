@@ -9,8 +9,10 @@ namespace {
 TEST(KernelFit, RecoversKnownRatesFromExactPoints) {
   // t = 4 us + flops / 300 TFLOP/s + bytes / 2000 GB/s
   std::vector<core::KernelPoint> pts;
-  for (double rows : {1e3, 7e3, 3e4, 1.1e5}) {
-    const double flops = rows * 2 * 128 * 256 * 2;
+  // Shapes whose FLOPs and bytes vary independently (hidden width f changes the FLOPs per byte),
+  // so that the three terms are identifiable.
+  for (auto [rows, f] : {std::pair{1e3, 256.0}, {7e3, 64.0}, {3e4, 512.0}, {1.1e5, 128.0}}) {
+    const double flops = rows * 2 * 128 * f * 2;
     const double bytes = rows * 128 * 2 * 2 + 5e5;
     pts.push_back({"rows", flops, bytes, 4.0 + flops / 300e12 * 1e6 + bytes / 2000e9 * 1e6});
   }
