@@ -37,6 +37,7 @@ struct PlanStage {
   std::int64_t micro_batch = 0;
 
   // Compute stages: per rank.
+  std::string kernel;               // kernel family (kernel_families.h), e.g. "hp_expert_mlp_fwd"
   std::vector<double> duration_ns;  // from the profile's kernel fit
   std::vector<double> flops;
   std::vector<double> bytes;        // device-memory bytes the kernels move
@@ -45,6 +46,8 @@ struct PlanStage {
   std::string collective;     // "all_to_all", "all_to_all_v", "all_reduce", "all_gather"
   core::TrafficMatrix traffic;  // W x W bytes
   double alpha_ns = 0;        // software latency from the profile (per collective call)
+  std::string tier;           // "intra_node" or "inter_node": the link tier the group crosses
+  double bandwidth_gbps = 0;  // efficiency x tier link bandwidth (GB/s per direction), for the analytic walk
 
   std::vector<std::int64_t> deps;  // stage ids that must finish on the same rank first
 };

@@ -1,0 +1,73 @@
+#pragma once
+// Kernel and collective costs from a Profile (docs/model.md, "Time"). Symbols: n, d, H, h, E, k,
+// f, W, s as in DESIGN.md section 2; R = (token, slot) rows a rank's experts process (EP: L_r;
+// HP: n H k); S = n H sub-tokens a rank routes for HP.
+//
+//   kernel      t = alpha + flops / (tflops 1e12) + bytes / (gbps 1e9)
+//   collective  t = alpha + bytes / (efficiency * tier link bandwidth)        (W > 1; 0 for W = 1)
+//   tier        intra_node when the W ranks fit in one node (W <= gpus_per_node), else inter_node
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hpsim/core/error.h"
+#include "hpsim/core/profile.h"
+#include "hpsim/core/scenario.h"
+#include "hpsim/model/kernel_families.h"
+
+namespace hpsim::model {
+
+struct KernelWork {
+  double flops = 0;
+  double bytes = 0;  // device memory read + written
+};
+
+// The symbols of one MoE layer on one rank, as doubles so that formulas read as in docs/model.md.
+struct LayerShape {
+  double n = 0, d = 0, H = 0, h = 0, E = 0, k = 0, f = 0, W = 0, s = 0;
+  bool save_expert_hidden = true;  // false: the backward recomputes the f-wide activations
+
+  static LayerShape of(const core::Scenario& scenario, bool save_expert_hidden = true);
+};
+
+// GEMM (M x K) by (K x N): 2 M K N FLOPs, (M K + K N + M N) s bytes.
+KernelWork gemm_work(double M, double K, double N, double s);
+
+// Work of one call of a MoE-layer family on a rank whose experts process `rows` rows.
+// The dense families (dense_gemm, attention_*, optimizer_step) belong to the step estimate.
+KernelWork moe_kernel_work(KernelFamily family, const LayerShape& x, double rows);
+
+// The profile's fit of a family; an error names the profile and the missing "kernels.<name>".
+core::Expected<core::KernelFit> kernel_fit(const core::Profile& profile, KernelFamily family);
+double kernel_time_us(const core::KernelFit& fit, const KernelWork& work);
+
+enum class LinkTier { kIntraNode, kInterNode };
+LinkTier group_tier(const core::ClusterSpec& cluster, std::int64_t num_ranks);
+std::string_view tier_name(LinkTier tier);
+double tier_link_gbps(const core::ClusterSpec& cluster, LinkTier tier);
+
+// One collective on the tier a group of W ranks crosses.
+struct CollectiveModel {
+  std::string name;            // profile key actually used ("all_to_all_v" falls back to "all_to_all")
+  LinkTier tier = LinkTier::kIntraNode;
+  std::int64_t num_ranks = 0;  // W
+  double alpha_us = 0;         // 0 when W = 1
+  double efficiency = 0;
+  double link_gbps = 0;        // the tier's per-direction link bandwidth (cluster)
+  double bandwidth_gbps() const { return efficiency * link_gbps; }
+};
+
+core::Expected<CollectiveModel> collective_model(const core::Profile& profile, const core::ClusterSpec& cluster,
+                                                 std::int64_t num_ranks, std::string_view collective);
+
+// alpha + bytes / (efficiency * link); `bytes` is what the bottleneck rank sends or receives
+// (all-to-all) or the nccl-tests bus bytes (all-reduce: 2 (W-1)/W of the buffer). 0 when W = 1.
+double collective_time_us(const CollectiveModel& model, double bytes);
+
+// Every family and collective a profile must have for the model to run (docs/model.md): one
+// "path: missing ..." line per absent entry ("kernels.hp_group", "collectives.intra_node.all_to_all").
+std::vector<std::string> missing_profile_entries(const core::Profile& profile);
+
+}  // namespace hpsim::model

@@ -1,0 +1,149 @@
+// LayerPlan builder (plan_builder.h). Stage lists follow DESIGN.md section 2.
+#include "hpsim/model/plan_builder.h"
+
+#include "hpsim/core/units.h"
+#include "hpsim/model/cost.h"
+#include "hpsim/model/traffic.h"
+
+namespace hpsim::model {
+namespace {
+
+using core::Phase;
+using KF = KernelFamily;
+
+StageTemplate compute(std::string_view name, Phase phase, KernelFamily family) {
+  return {name, phase, false, family, {}, {}};
+}
+StageTemplate comm(std::string_view name, Phase phase, std::string_view collective, std::string_view traffic_phase) {
+  return {name, phase, true, KF::kDenseGemm, collective, traffic_phase};
+}
+
+}  // namespace
+
+const std::vector<StageTemplate>& layer_stages(core::Strategy strategy) {
+  static const std::vector<StageTemplate> ep = {
+      compute("router", Phase::kForward, KF::kEpRouterFwd),
+      comm("metadata", Phase::kForward, kAllToAll, kPhaseMetadata),
+      compute("permute", Phase::kForward, KF::kEpPermute),
+      comm("dispatch", Phase::kForward, kAllToAllV, kPhaseDispatch),
+      compute("regroup", Phase::kForward, KF::kEpRegroup),
+      compute("expert_mlp", Phase::kForward, KF::kEpExpertMlpFwd),
+      compute("unregroup", Phase::kForward, KF::kEpRegroup),
+      comm("combine", Phase::kForward, kAllToAllV, kPhaseCombine),
+      compute("unpermute", Phase::kForward, KF::kEpUnpermute),
+      compute("unpermute_bwd", Phase::kBackward, KF::kEpUnpermuteBwd),
+      comm("combine_bwd", Phase::kBackward, kAllToAllV, kPhaseCombineBwd),
+      compute("unregroup_bwd", Phase::kBackward, KF::kEpRegroup),
+      compute("expert_mlp_bwd", Phase::kBackward, KF::kEpExpertMlpBwd),
+      compute("regroup_bwd", Phase::kBackward, KF::kEpRegroup),
+      comm("dispatch_bwd", Phase::kBackward, kAllToAllV, kPhaseDispatchBwd),
+      compute("permute_bwd", Phase::kBackward, KF::kEpPermuteBwd),
+      compute("router_bwd", Phase::kBackward, KF::kEpRouterBwd),
+  };
+  static const std::vector<StageTemplate> hp = {
+      compute("w_in", Phase::kForward, KF::kHpWIn),
+      comm("dispatch", Phase::kForward, kAllToAll, kPhaseDispatch),
+      compute("router", Phase::kForward, KF::kHpRouterFwd),
+      compute("group", Phase::kForward, KF::kHpGroup),
+      compute("expert_mlp", Phase::kForward, KF::kHpExpertMlpFwd),
+      compute("weighted_sum", Phase::kForward, KF::kHpCombineFwd),
+      comm("combine", Phase::kForward, kAllToAll, kPhaseCombine),
+      compute("w_out", Phase::kForward, KF::kHpWOut),
+      compute("w_out_bwd", Phase::kBackward, KF::kHpWOutBwd),
+      comm("combine_bwd", Phase::kBackward, kAllToAll, kPhaseCombineBwd),
+      compute("weighted_sum_bwd", Phase::kBackward, KF::kHpCombineBwd),
+      compute("expert_mlp_bwd", Phase::kBackward, KF::kHpExpertMlpBwd),
+      compute("group_bwd", Phase::kBackward, KF::kHpGroupBwd),
+      compute("router_bwd", Phase::kBackward, KF::kHpRouterBwd),
+      comm("dispatch_bwd", Phase::kBackward, kAllToAll, kPhaseDispatchBwd),
+      compute("w_in_bwd", Phase::kBackward, KF::kHpWInBwd),
+  };
+  return strategy == core::Strategy::kEp ? ep : hp;
+}
+
+core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const core::Profile& profile,
+                                           core::Strategy strategy, const PlanOptions& options) {
+  auto workload = build_workload(scenario, strategy);
+  if (!workload) return workload.error();
+  return build_layer_plan(scenario, profile, *workload, options);
+}
+
+core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const core::Profile& profile,
+                                           const RoutingWorkload& workload, const PlanOptions& options) {
+  HPSIM_ASSERT(options.num_layers > 0 && options.micro_batches > 0,
+               "PlanOptions needs num_layers and micro_batches > 0, got {} and {}", options.num_layers,
+               options.micro_batches);
+  const core::Strategy strategy = workload.strategy;
+  const std::int64_t W = workload.num_ranks;
+  const auto uW = static_cast<std::size_t>(W);
+  const LayerShape shape = LayerShape::of(scenario, options.save_expert_hidden);
+  const LayerTraffic traffic = layer_traffic(scenario.model, workload);
+  const std::vector<double> rows = strategy == core::Strategy::kEp
+                                       ? workload.rank_loads()
+                                       : std::vector<double>(uW, shape.n * shape.H * shape.k);
+
+  // One layer's stages, priced once; layers and micro-batches repeat them.
+  std::vector<PlanStage> layer;
+  for (const StageTemplate& t : layer_stages(strategy)) {
+    if (t.phase == Phase::kBackward && !options.include_backward) continue;
+    PlanStage st;
+    st.name = std::string(t.name);
+    st.phase = t.phase;
+    if (t.is_collective) {
+      st.kind = StageKind::kCollective;
+      st.lane = core::Lane::kComm;
+      auto model = collective_model(profile, scenario.cluster, W, t.collective);
+      if (!model) return model.error();
+      st.collective = std::string(t.collective);
+      const core::TrafficMatrix* m = traffic.find(t.traffic_phase);
+      HPSIM_ASSERT(m != nullptr, "no traffic matrix for phase {}", t.traffic_phase);
+      st.traffic = *m;
+      st.alpha_ns = model->alpha_us * core::kNsPerUs;
+      st.tier = std::string(tier_name(model->tier));
+      st.bandwidth_gbps = model->bandwidth_gbps();
+    } else {
+      st.kind = StageKind::kCompute;
+      st.lane = core::Lane::kCompute;
+      st.kernel = std::string(name_of(t.family));
+      auto fit = kernel_fit(profile, t.family);
+      if (!fit) return fit.error();
+      st.duration_ns.resize(uW);
+      st.flops.resize(uW);
+      st.bytes.resize(uW);
+      for (std::size_t r = 0; r < uW; ++r) {
+        const KernelWork work = moe_kernel_work(t.family, shape, rows[r]);
+        st.flops[r] = work.flops;
+        st.bytes[r] = work.bytes;
+        st.duration_ns[r] = kernel_time_us(*fit, work) * core::kNsPerUs;
+      }
+    }
+    layer.push_back(std::move(st));
+  }
+
+  LayerPlan plan;
+  plan.strategy = core::to_string(strategy);
+  plan.num_ranks = W;
+  auto append = [&](const PlanStage& proto, std::int64_t layer_index, std::int64_t micro_batch) {
+    PlanStage st = proto;
+    st.id = static_cast<std::int64_t>(plan.stages.size());
+    st.layer = layer_index;
+    st.micro_batch = micro_batch;
+    if (st.id > 0) st.deps = {st.id - 1};
+    plan.stages.push_back(std::move(st));
+  };
+  for (std::int64_t mb = 0; mb < options.micro_batches; ++mb) {
+    for (std::int64_t l = 0; l < options.num_layers; ++l) {
+      for (const auto& st : layer) {
+        if (st.phase == Phase::kForward) append(st, l, mb);
+      }
+    }
+    for (std::int64_t l = options.num_layers - 1; l >= 0; --l) {
+      for (const auto& st : layer) {
+        if (st.phase == Phase::kBackward) append(st, l, mb);
+      }
+    }
+  }
+  return plan;
+}
+
+}  // namespace hpsim::model
