@@ -1,0 +1,48 @@
+#pragma once
+// Tile sizes and limits shared by the launchers (.cu) and the shape/workspace rules (shapes.cpp),
+// so that workspace_bytes() always matches what the kernels use. Private to the kernels library.
+
+#include <cstdint>
+
+namespace hpsim::kernels::limits {
+
+inline constexpr std::int64_t kAlign = 256;                // workspace sub-buffer alignment
+
+// Grouping: pairs per counting chunk and the largest E (8 warps x E counters in shared memory).
+inline constexpr std::int64_t kGroupChunk = 4096;
+inline constexpr std::int64_t kGroupMaxExperts = 4096;
+
+// Router.
+inline constexpr std::int64_t kRouterTokens = 64;           // tokens per block (both algorithms)
+inline constexpr std::int64_t kRouterBwdRows = 256;         // rows per d_weight work item
+
+// HP expert MLP.
+inline constexpr std::int64_t kMlpHeadDim = 128;            // h supported by the fused kernels
+inline constexpr std::int64_t kMlpTileRows = 128;           // rows per forward / dX block
+inline constexpr std::int64_t kMlpHiddenMultiple = 64;      // f must be a multiple of this
+inline constexpr std::int64_t kMlpWgradRows = 2048;         // rows per weight-gradient work item
+
+// EP grouped GEMM.
+inline constexpr std::int64_t kGemmTile = 128;              // M and N tile
+inline constexpr std::int64_t kGemmTileK = 64;
+
+// Dense (cuBLAS workspace).
+inline constexpr std::int64_t kDenseWorkspace = 32ll << 20;
+
+inline constexpr std::int64_t round_up(std::int64_t x, std::int64_t m) { return (x + m - 1) / m * m; }
+inline constexpr std::int64_t ceil_div(std::int64_t x, std::int64_t m) { return (x + m - 1) / m; }
+
+// A segment schedule (schedule.cuh): work items of at most `tile_rows` rows per segment.
+//   [num_items: int32, padded to kAlign][items: max_items x 16 bytes][slot_begin: segments+1 int32]
+inline constexpr std::int64_t schedule_max_items(std::int64_t rows, std::int64_t segments, std::int64_t tile_rows) {
+  return ceil_div(rows, tile_rows) + segments;
+}
+inline constexpr std::int64_t schedule_max_slots(std::int64_t rows, std::int64_t tile_rows) {
+  return 2 * ceil_div(rows, tile_rows) + 1;
+}
+inline constexpr std::int64_t schedule_bytes(std::int64_t rows, std::int64_t segments, std::int64_t tile_rows) {
+  return kAlign + round_up(schedule_max_items(rows, segments, tile_rows) * 16, kAlign) +
+         round_up((segments + 1) * 4, kAlign);
+}
+
+}  // namespace hpsim::kernels::limits
