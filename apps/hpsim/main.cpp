@@ -1,34 +1,80 @@
 // hpsim: command-line front end. Parses arguments, wires the modules, prints.
-#include <cstdio>
-
 #include <CLI/CLI.hpp>
-#include <fmt/format.h>
 
-#include "hpsim/core/presets.h"
-
-namespace {
-
-int run_presets() {
-  fmt::print("models:\n");
-  for (const auto& p : hpsim::core::model_presets()) fmt::print("  {:<28} {}\n", p.name, p.description);
-  fmt::print("clusters:\n");
-  for (const auto& p : hpsim::core::cluster_presets()) fmt::print("  {:<28} {}\n", p.name, p.description);
-  fmt::print("scenarios:\n");
-  for (const auto& p : hpsim::core::scenario_presets()) fmt::print("  {:<28} {}\n", p.name, p.description);
-  return 0;
-}
-
-}  // namespace
+#include "cli.h"
+#include "presets.h"
+#include "simulate.h"
+#include "sweep.h"
 
 int main(int argc, char** argv) {
+  using namespace hpsim::cli;
   CLI::App app{"hpsim: EP vs HP (Multi-Head LatentMoE) performance model, simulator and executor"};
   app.require_subcommand(1);
+  app.footer("Exit codes: 0 ok, 1 bad input (one 'error: <path>: <rule>' line each), 2 usage.");
+
+  // ---- simulate
+  SimulateOptions sim;
+  auto* simulate = app.add_subcommand(
+      "simulate", "EP and HP side by side for each scenario: time per stage, bytes per rank, imbalance, peak memory, "
+                  "training-step estimate, HP/EP ratios");
+  simulate->add_option("scenarios", sim.scenarios,
+                       "Scenario JSON files or scenario preset names (default: the shipped defaults, the paper's 4.2B "
+                       "layer on 8 H200 with uniform and Zipf 1.0 routing)");
+  simulate->add_option("--profile", sim.profile,
+                       "Profile JSON file or shipped profile name (default: the best shipped profile, h200-datasheet)");
+  simulate->add_option("--strategy", sim.strategy, "Which strategies to model")
+      ->check(CLI::IsMember({"both", "ep", "hp"}))
+      ->capture_default_str();
+  simulate->add_option("--engine", sim.engine, "analytic (closed form); sim (discrete-event simulator) is not built yet")
+      ->check(CLI::IsMember({"analytic", "sim"}))
+      ->capture_default_str();
+  simulate->add_option("--trace", sim.trace_file, "Chrome trace output (comes with the simulator; not built yet)");
+  simulate->add_option("--ep-buffers", sim.ep_buffers,
+                       "EP receive buffers: sized to the counts of the metadata exchange (actual) or to the worst case")
+      ->check(CLI::IsMember({"actual", "worst-case"}))
+      ->capture_default_str();
+  simulate->add_flag("--recompute-hidden", sim.recompute_hidden,
+                     "Recompute the expert MLP's f-wide activations in the backward instead of saving them");
+  simulate->add_flag("--json", sim.json, "Print the full reports as JSON (an array; docs/report-format.md)");
+  simulate->add_option("--out", sim.out, "Write to this file instead of stdout");
+
+  // ---- sweep
+  SweepOptions sw;
+  auto* sweep = app.add_subcommand(
+      "sweep", "The analytic model over a grid (comma lists) of k, E, W, skew and tokens; one row per point and "
+               "strategy, CSV or JSON. Unset grids keep the base scenario's value; W beyond the cluster adds nodes");
+  sweep->add_option("scenario", sw.scenario, "Base scenario JSON file (default: --preset, else the uniform default)");
+  sweep->add_option("--preset", sw.preset, "Base scenario preset (default: paper-4.2b-h200x8-uniform)");
+  sweep->add_option("--profile", sw.profile, "Profile JSON file or shipped profile name (default: h200-datasheet)");
+  sweep->add_option("--strategy", sw.strategy, "Which strategies to model")
+      ->check(CLI::IsMember({"both", "ep", "hp"}))
+      ->capture_default_str();
+  sweep->add_option("--k", sw.top_k, "Top-k values, e.g. 1,2,4,8")->delimiter(',')->check(CLI::PositiveNumber);
+  sweep->add_option("--experts", sw.experts, "Expert counts E")->delimiter(',')->check(CLI::PositiveNumber);
+  sweep->add_option("--ranks", sw.ranks, "Group sizes W")->delimiter(',')->check(CLI::PositiveNumber);
+  sweep->add_option("--skew", sw.skew, "Zipf skews (0 = uniform routing)")
+      ->delimiter(',')
+      ->check(CLI::NonNegativeNumber);
+  sweep->add_option("--tokens", sw.tokens, "Tokens per rank n")->delimiter(',')->check(CLI::PositiveNumber);
+  sweep->add_option("--format", sw.format, "Output format")
+      ->check(CLI::IsMember({"csv", "json"}))
+      ->capture_default_str();
+  sweep->add_option("--out", sw.out, "Write to this file instead of stdout");
+
+  // ---- presets
+  std::string show;
+  bool presets_json = false;
   auto* presets = app.add_subcommand("presets", "List the shipped model, cluster and scenario presets");
+  presets->add_option("--show", show, "Print this scenario preset's full JSON (a template for your own scenarios)");
+  presets->add_flag("--json", presets_json, "List the presets as JSON");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
-  if (presets->parsed()) return run_presets();
-  return 0;
+  if (simulate->parsed()) return run_simulate(sim);
+  if (sweep->parsed()) return run_sweep(sw);
+  if (presets->parsed()) return run_presets(show, presets_json);
+  return kExitOk;
 }
