@@ -1,0 +1,271 @@
+// The hpsim binary on good and bad inputs: exit codes, the field named on stderr, JSON output.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "run_cli.h"
+
+namespace hpsim::testing {
+namespace {
+
+using nlohmann::json;
+
+json default_scenario() {
+  const auto r = run_cli({"presets", "--show", "paper-4.2b-h200x8-uniform"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return json::parse(r.out);
+}
+
+std::string write_json(const std::string& name, const json& doc) { return write_temp(name, doc.dump(2)).string(); }
+
+// Every stderr line of a failed run is "error: ..."; returns them joined.
+void expect_error_lines(const CliResult& r) {
+  ASSERT_FALSE(r.err.empty());
+  std::istringstream lines(r.err);
+  std::string line;
+  while (std::getline(lines, line)) EXPECT_EQ(line.rfind("error: ", 0), 0u) << line;
+}
+
+void expect_bad_input(const CliResult& r, const std::string& needle) {
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  expect_error_lines(r);
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+TEST(CliSimulate, MalformedJsonNamesTheFile) {
+  const auto path = write_temp("malformed.json", "{\"name\": \"x\",\n  \"model\": {").string();
+  expect_bad_input(run_cli({"simulate", path}), "error: " + path + ": (document): malformed JSON at line 2");
+}
+
+TEST(CliSimulate, UnknownFieldIsNamed) {
+  auto s = default_scenario();
+  s["model"]["colour"] = "blue";
+  expect_bad_input(run_cli({"simulate", write_json("unknown.json", s)}), "model.colour: unknown field");
+}
+
+TEST(CliSimulate, MissingFieldIsNamed) {
+  auto s = default_scenario();
+  s["workload"].erase("seed");
+  expect_bad_input(run_cli({"simulate", write_json("missing.json", s)}), "workload.seed: missing field");
+}
+
+TEST(CliSimulate, WrongTypeIsNamed) {
+  auto s = default_scenario();
+  s["cluster"]["num_nodes"] = "one";
+  expect_bad_input(run_cli({"simulate", write_json("type.json", s)}), "cluster.num_nodes: expected an integer");
+}
+
+TEST(CliSimulate, TopKAboveExpertsIsRejected) {
+  auto s = default_scenario();
+  s["model"]["top_k"] = 800;
+  expect_bad_input(run_cli({"simulate", write_json("topk.json", s)}),
+                   "model.top_k: must be <= model.num_experts (768), got 800");
+}
+
+TEST(CliSimulate, HpScenarioNeedsWDividingH) {
+  auto s = default_scenario();
+  s["cluster"]["num_nodes"] = 2;
+  s["parallel"]["num_ranks"] = 12;
+  expect_bad_input(run_cli({"simulate", write_json("hp_w.json", s)}), "parallel.num_ranks: must divide model.num_heads (8)");
+}
+
+TEST(CliSimulate, EpScenarioNeedsWDividingE) {
+  auto s = default_scenario();
+  s["parallel"]["strategy"] = "ep";
+  s["model"]["num_experts"] = 764;
+  expect_bad_input(run_cli({"simulate", write_json("ep_w.json", s)}),
+                   "parallel.num_ranks: must divide model.num_experts (764)");
+}
+
+TEST(CliSimulate, MoreRanksThanGpusIsRejected) {
+  auto s = default_scenario();
+  s["parallel"]["num_ranks"] = 16;
+  expect_bad_input(run_cli({"simulate", write_json("ranks.json", s)}), "parallel.num_ranks: must be <= the cluster's GPUs");
+}
+
+TEST(CliSimulate, MissingFileIsNamed) {
+  const auto path = (temp_dir() / "no_such_scenario.json").string();
+  expect_bad_input(run_cli({"simulate", path}), path + ": cannot open file for reading");
+}
+
+TEST(CliSimulate, BadProfileIsNamed) {
+  const auto base = run_cli({"simulate", "--json"});  // make sure the default profile itself works
+  ASSERT_EQ(base.exit_code, 0) << base.err;
+  auto profile = json::parse(read_file(std::string(HPSIM_SOURCE_DIR) + "/traces/data/profiles/h200-datasheet.json"));
+  profile["collectives"]["intra_node"]["all_to_all"]["efficiency"] = 2.0;
+  const auto path = write_json("bad_profile.json", profile);
+  expect_bad_input(run_cli({"simulate", "--profile", path}),
+                   path + ": collectives.intra_node.all_to_all.efficiency: must be in (0, 1], got 2");
+
+  profile = json::parse(read_file(std::string(HPSIM_SOURCE_DIR) + "/traces/data/profiles/h200-datasheet.json"));
+  profile["kernels"].erase("hp_group");
+  const auto missing = write_json("missing_family.json", profile);
+  expect_bad_input(run_cli({"simulate", "--profile", missing}), missing + ": kernels.hp_group: missing");
+
+  expect_bad_input(run_cli({"simulate", "--profile", "no-such-profile"}), "no-such-profile: no such file");
+}
+
+TEST(CliSimulate, ReportsEveryBadFieldOfAFileAtOnce) {
+  auto s = default_scenario();
+  s["model"]["colour"] = 1;
+  s["workload"].erase("seed");
+  const auto r = run_cli({"simulate", write_json("two.json", s)});
+  expect_bad_input(r, "model.colour: unknown field");
+  EXPECT_NE(r.err.find("workload.seed: missing field"), std::string::npos);
+}
+
+TEST(CliSimulate, UsageErrorsExitTwo) {
+  EXPECT_EQ(run_cli({"simulate", "--strategy", "xp"}).exit_code, 2);
+  EXPECT_EQ(run_cli({"simulate", "--no-such-option"}).exit_code, 2);
+  EXPECT_EQ(run_cli({"no-such-command"}).exit_code, 2);
+  EXPECT_EQ(run_cli({}).exit_code, 2);
+  EXPECT_EQ(run_cli({"sweep", "--k", "0"}).exit_code, 2);
+  EXPECT_EQ(run_cli({"sweep", "--format", "xml"}).exit_code, 2);
+}
+
+TEST(CliSimulate, SimEngineIsReservedAndSaysSo) {
+  expect_bad_input(run_cli({"simulate", "--engine", "sim"}), "--engine: the discrete-event simulator (sim) is not built yet");
+  expect_bad_input(run_cli({"simulate", "--trace", (temp_dir() / "t.json").string()}), "--trace:");
+}
+
+TEST(CliHelp, EveryCommandExplainsItsOptionsWithDefaults) {
+  for (const char* cmd : {"simulate", "sweep", "presets"}) {
+    const auto r = run_cli({cmd, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << cmd;
+    EXPECT_NE(r.out.find("--"), std::string::npos) << cmd;
+  }
+  const auto simulate = run_cli({"simulate", "--help"});
+  EXPECT_NE(simulate.out.find("--profile"), std::string::npos);
+  EXPECT_NE(simulate.out.find("h200-datasheet"), std::string::npos);
+  EXPECT_NE(simulate.out.find("=both"), std::string::npos) << simulate.out;
+  const auto sweep = run_cli({"sweep", "--help"});
+  EXPECT_NE(sweep.out.find("=csv"), std::string::npos) << sweep.out;
+}
+
+TEST(CliSimulate, JsonHasBothStrategiesForEachDefaultScenario) {
+  const auto r = run_cli({"simulate", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto reports = json::parse(r.out);
+  ASSERT_TRUE(reports.is_array());
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_EQ(reports[0]["scenario"], "paper-4.2b-h200x8-uniform");
+  EXPECT_EQ(reports[1]["scenario"], "paper-4.2b-h200x8-zipf1");
+  for (const auto& report : reports) {
+    EXPECT_EQ(report["engine"], "analytic");
+    EXPECT_EQ(report["profile"], "h200-datasheet");
+    ASSERT_EQ(report["strategies"].size(), 2u);
+    EXPECT_EQ(report["strategies"][0]["strategy"], "ep");
+    EXPECT_EQ(report["strategies"][1]["strategy"], "hp");
+    for (const auto& s : report["strategies"]) {
+      EXPECT_GT(s["layer_total_us"].get<double>(), 0);
+      EXPECT_FALSE(s["stages"].empty());
+      EXPECT_EQ(s["memory"]["ranks"].size(), 8u);
+      EXPECT_EQ(s["timeline"]["source"], "analytic");
+    }
+  }
+}
+
+TEST(CliSimulate, HumanTableFitsOneHundredTwentyColumns) {
+  const auto r = run_cli({"simulate"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string line;
+  int count = 0;
+  while (std::getline(lines, line)) {
+    EXPECT_LE(line.size(), 120u) << line;
+    ++count;
+  }
+  EXPECT_GT(count, 40);
+  EXPECT_NE(r.out.find("HP/EP"), std::string::npos);
+  EXPECT_NE(r.out.find("peak memory"), std::string::npos);
+}
+
+TEST(CliSimulate, LeavesOutAnInvalidStrategyWithANote) {
+  auto s = default_scenario();
+  s["model"]["num_experts"] = 764;  // HP is fine (8 divides H), EP is not (8 does not divide 764)
+  const auto path = write_json("hp_only.json", s);
+  const auto table = run_cli({"simulate", path});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("note: left out ep: parallel.num_ranks: must divide model.num_experts (764)"),
+            std::string::npos);
+  EXPECT_EQ(table.out.find("HP/EP"), std::string::npos);
+  const auto js = run_cli({"simulate", "--json", path});
+  ASSERT_EQ(js.exit_code, 0) << js.err;
+  const auto reports = json::parse(js.out);
+  ASSERT_EQ(reports[0]["strategies"].size(), 1u);
+  EXPECT_EQ(reports[0]["strategies"][0]["strategy"], "hp");
+  EXPECT_NE(js.err.find("note:"), std::string::npos);
+}
+
+TEST(CliSimulate, OutWritesTheFileAndPresetNamesWork) {
+  const auto out = (temp_dir() / "report.json").string();
+  const auto r = run_cli({"simulate", "paper-4.2b-h100x8", "--strategy", "hp", "--json", "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out.empty());
+  const auto reports = json::parse(read_file(out));
+  EXPECT_EQ(reports[0]["scenario"], "paper-4.2b-h100x8");
+  EXPECT_EQ(reports[0]["strategies"].size(), 1u);
+}
+
+TEST(CliSimulate, ShippedTraceScenarioRuns) {
+  const auto r = run_cli({"simulate", std::string(HPSIM_SOURCE_DIR) + "/traces/data/scenarios/tiny-trace.json", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto reports = json::parse(r.out);
+  ASSERT_EQ(reports[0]["strategies"].size(), 2u);
+  // EP dispatch from the recorded counts: rank 0 sends 3 slots of d s = 32 bytes to rank 1.
+  const auto& dispatch = reports[0]["strategies"][0]["traffic"][1];
+  EXPECT_EQ(dispatch["phase"], "dispatch");
+  EXPECT_DOUBLE_EQ(dispatch["bytes"][1].get<double>(), 3 * 32.0);
+}
+
+TEST(CliPresets, ShowPrintsALoadableScenarioAndUnknownNamesFail) {
+  const auto s = default_scenario();
+  EXPECT_EQ(s["name"], "paper-4.2b-h200x8-uniform");
+  const auto path = write_json("template.json", s);
+  EXPECT_EQ(run_cli({"simulate", path}).exit_code, 0);
+  expect_bad_input(run_cli({"presets", "--show", "nope"}), "--show: unknown scenario preset \"nope\"");
+  const auto list = run_cli({"presets", "--json"});
+  ASSERT_EQ(list.exit_code, 0);
+  EXPECT_FALSE(json::parse(list.out)["scenarios"].empty());
+}
+
+TEST(CliSweep, CsvHasARowPerPointAndStrategy) {
+  const auto r = run_cli({"sweep", "--k", "1,2,4", "--ranks", "4,8", "--skew", "0,1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string header;
+  std::getline(lines, header);
+  EXPECT_EQ(header.rfind("scenario,strategy,top_k,num_experts,num_ranks,zipf_skew,tokens_per_rank,valid,error,", 0), 0u);
+  int rows = 0;
+  std::string line;
+  while (std::getline(lines, line)) ++rows;
+  EXPECT_EQ(rows, 3 * 2 * 2 * 2);
+}
+
+TEST(CliSweep, JsonRowsFlagInvalidPointsAndGrowTheCluster) {
+  const auto r = run_cli({"sweep", "--ranks", "8,16", "--experts", "768,764", "--format", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rows = json::parse(r.out);
+  ASSERT_EQ(rows.size(), 8u);
+  for (const auto& row : rows) {
+    const bool hp_needs = row["strategy"] == "hp" && row["num_ranks"] == 16;           // 16 does not divide H = 8
+    const bool ep_needs = row["strategy"] == "ep" && row["num_experts"] == 764;        // W does not divide 764
+    EXPECT_EQ(row["valid"].get<bool>(), !(hp_needs || ep_needs)) << row.dump();
+    if (row["valid"].get<bool>()) {
+      EXPECT_GT(row["layer_total_us"].get<double>(), 0);
+    } else {
+      EXPECT_NE(row["error"].get<std::string>().find("parallel.num_ranks"), std::string::npos);
+      EXPECT_TRUE(row["layer_total_us"].is_null());
+    }
+  }
+}
+
+TEST(CliSweep, BadBaseScenarioIsNamed) {
+  expect_bad_input(run_cli({"sweep", "--preset", "nope"}), "--preset: unknown scenario preset");
+  const auto path = write_temp("sweep_bad.json", "[1, 2]").string();
+  expect_bad_input(run_cli({"sweep", path}), path + ": (document): expected an object");
+}
+
+}  // namespace
+}  // namespace hpsim::testing
