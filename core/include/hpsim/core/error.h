@@ -105,9 +105,13 @@ class [[nodiscard]] Status {
     }                                                                                          \
   } while (0)
 
-// Propagates an error from an expression returning Status.
-#define HPSIM_TRY(expr)                                  \
-  do {                                                   \
-    ::hpsim::core::Status hpsim_try_status_ = (expr);    \
-    if (!hpsim_try_status_) return hpsim_try_status_.error(); \
+// Propagates an error from an expression returning Status. The local's name carries the line,
+// so that nested uses (a lambda inside a HPSIM_TRY) do not shadow each other.
+#define HPSIM_TRY_CONCAT_(a, b) a##b
+#define HPSIM_TRY_NAME_(line) HPSIM_TRY_CONCAT_(hpsim_try_status_, line)
+#define HPSIM_TRY(expr) HPSIM_TRY_IMPL_(expr, HPSIM_TRY_NAME_(__LINE__))
+#define HPSIM_TRY_IMPL_(expr, name)              \
+  do {                                           \
+    ::hpsim::core::Status name = (expr);         \
+    if (!name) return name.error();              \
   } while (0)

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstring>
 
+struct CUstream_st;
+
 namespace hpsim::kernels {
 
 // A bfloat16 value: the upper 16 bits of an IEEE float32.
@@ -30,8 +32,9 @@ inline float to_float(Bf16 value) {
   return f;
 }
 
-// The same type as cudaStream_t, named without including CUDA headers.
-using Stream = struct CUstream_st*;
+// The same type as cudaStream_t, named without including CUDA headers (CUstream_st is declared
+// at global scope, as the CUDA headers declare it).
+using Stream = ::CUstream_st*;
 
 // Largest top-k the routing kernels accept.
 inline constexpr std::int64_t kMaxTopK = 8;

@@ -1,0 +1,250 @@
+#include "hp_layer.h"
+
+#include <algorithm>
+
+#include "hpsim/exec/forced_routing.h"
+
+namespace hpsim::exec::detail {
+namespace {
+
+using core::Lane;
+using core::Phase;
+using core::Status;
+
+constexpr MemTag kW = MemTag::kWeights;
+constexpr MemTag kG = MemTag::kGradients;
+constexpr MemTag kA = MemTag::kActivations;
+constexpr MemTag kC = MemTag::kCommBuffers;
+constexpr MemTag kS = MemTag::kWorkspace;
+
+}  // namespace
+
+HpLayer::HpLayer(const core::Scenario& s, int rank, int world, bool forced_routing, bool include_backward)
+    : scenario_(s), rank_(rank), world_(world), forced_(forced_routing), backward_(include_backward) {
+  n_ = s.workload.tokens_per_rank;
+  d_ = s.model.d_model;
+  H_ = s.model.num_heads;
+  h_ = s.model.head_dim;
+  E_ = s.model.num_experts;
+  k_ = s.model.top_k;
+  f_ = s.model.expert_hidden;
+  L_ = H_ / world;
+  N_ = n_ * world;
+  rows_ = kernels::grouping_rows_bound(L_, N_, k_, E_, 1);
+}
+
+Status HpLayer::allocate(Allocator& alloc, RankContext* ctx) {
+  const std::int64_t Hh = H_ * h_, slots = L_ * N_ * k_;
+  HPSIM_ALLOC(w_in_, Bf16, Hh * d_, kW, "W_in");
+  HPSIM_ALLOC(w_out_, Bf16, d_ * Hh, kW, "W_out");
+  HPSIM_ALLOC(router_w_, float, L_ * E_ * h_, kW, "router weights");
+  HPSIM_ALLOC(bias_, float, L_ * E_, kW, "router bias");
+  HPSIM_ALLOC(w_k_, Bf16, L_ * E_ * f_ * h_, kW, "expert weights K");
+  HPSIM_ALLOC(w_v_, Bf16, L_ * E_ * f_ * h_, kW, "expert weights V");
+  HPSIM_ALLOC(x_, Bf16, n_ * d_, kA, "layer input");
+  HPSIM_ALLOC(xs_, Bf16, n_ * Hh, kS, "W_in output");
+  HPSIM_ALLOC(send_in_, Bf16, n_ * Hh, kC, "dispatch send buffer");
+  HPSIM_ALLOC(x_heads_, Bf16, N_ * L_ * h_, kC, "dispatch receive buffer (sub-tokens)");
+  HPSIM_ALLOC(topk_, std::int32_t, slots, kA, "top-k experts");
+  HPSIM_ALLOC(gates_, float, slots, kA, "gates");
+  HPSIM_ALLOC(counts_, std::int32_t, L_ * E_, kA, "expert counts");
+  HPSIM_ALLOC(offsets_, std::int32_t, L_ * E_ + 1, kA, "group offsets");
+  HPSIM_ALLOC(perm_, std::int32_t, rows_, kA, "group permutation");
+  HPSIM_ALLOC(inverse_, std::int32_t, slots, kA, "group inverse");
+  if (forced_) {
+    HPSIM_ALLOC(forced_topk_, std::int32_t, slots, kS, "forced routing (experts)");
+    HPSIM_ALLOC(forced_gates_, float, slots, kS, "forced routing (gates)");
+  }
+  HPSIM_ALLOC(y_grouped_, Bf16, rows_ * h_, kA, "expert outputs");
+  HPSIM_ALLOC(out_, Bf16, N_ * L_ * h_, kC, "combine send buffer");
+  HPSIM_ALLOC(recv_out_, Bf16, n_ * Hh, kC, "combine receive buffer");
+  HPSIM_ALLOC(packed_, Bf16, n_ * Hh, kA, "W_out input");
+  HPSIM_ALLOC(y_, Bf16, n_ * d_, kS, "layer output");
+  if (backward_) {
+    HPSIM_ALLOC(d_w_in_, Bf16, Hh * d_, kG, "dW_in");
+    HPSIM_ALLOC(d_w_out_, Bf16, d_ * Hh, kG, "dW_out");
+    HPSIM_ALLOC(d_router_, float, L_ * E_ * h_, kG, "router gradient");
+    HPSIM_ALLOC(d_w_k_, Bf16, L_ * E_ * f_ * h_, kG, "dK");
+    HPSIM_ALLOC(d_w_v_, Bf16, L_ * E_ * f_ * h_, kG, "dV");
+    HPSIM_ALLOC(dy_, Bf16, n_ * d_, kS, "output gradient");
+    HPSIM_ALLOC(d_packed_, Bf16, n_ * Hh, kS, "W_out input gradient");
+    HPSIM_ALLOC(send_bwd_, Bf16, n_ * Hh, kC, "combine_bwd send buffer");
+    HPSIM_ALLOC(d_out_, Bf16, N_ * L_ * h_, kC, "combine_bwd receive buffer");
+    HPSIM_ALLOC(d_y_grouped_, Bf16, rows_ * h_, kS, "expert output gradient");
+    HPSIM_ALLOC(d_gate_, float, slots, kS, "gate gradient");
+    HPSIM_ALLOC(d_score_, float, slots, kS, "score gradient");
+    HPSIM_ALLOC(dx_grouped_, Bf16, rows_ * h_, kS, "expert input gradient");
+    HPSIM_ALLOC(dx_tokens_, Bf16, N_ * L_ * h_, kC, "dispatch_bwd send buffer");
+    HPSIM_ALLOC(recv_dx_, Bf16, n_ * Hh, kC, "dispatch_bwd receive buffer");
+    HPSIM_ALLOC(d_xs_, Bf16, n_ * Hh, kS, "W_in output gradient");
+    HPSIM_ALLOC(dx_, Bf16, n_ * d_, kS, "layer input gradient");
+  }
+  HPSIM_TRY(build_args(ctx));
+  std::int64_t ws = 0;
+  ws = std::max(ws, kernels::workspace_bytes(w_in_fwd_));
+  ws = std::max(ws, kernels::workspace_bytes(w_out_fwd_));
+  ws = std::max(ws, kernels::workspace_bytes(router_fwd_));
+  ws = std::max(ws, kernels::workspace_bytes(grouping_));
+  ws = std::max(ws, kernels::workspace_bytes(mlp_fwd_));
+  ws = std::max(ws, kernels::workspace_bytes(combine_fwd_));
+  if (backward_) {
+    ws = std::max(ws, kernels::workspace_bytes(w_in_bwd_));
+    ws = std::max(ws, kernels::workspace_bytes(w_out_bwd_));
+    ws = std::max(ws, kernels::workspace_bytes(router_bwd_));
+    ws = std::max(ws, kernels::workspace_bytes(mlp_bwd_));
+    ws = std::max(ws, kernels::workspace_bytes(combine_bwd_));
+    ws = std::max(ws, kernels::workspace_bytes(group_bwd_));
+  }
+  std::uint8_t* workspace = nullptr;
+  HPSIM_ALLOC(workspace, std::uint8_t, ws, kS, "kernel workspace");
+  if (ctx != nullptr) {
+    ctx->workspace = workspace;
+    ctx->workspace_bytes = ws;
+  }
+  return Status::ok();
+}
+
+Status HpLayer::build_args(RankContext* ctx) {
+  kernels::DenseContext* dense = ctx ? ctx->dense.get() : nullptr;
+  const std::int64_t Hh = H_ * h_;
+  w_in_fwd_ = {dense, x_, w_in_, xs_, n_, d_, Hh};
+  w_out_fwd_ = {dense, packed_, w_out_, y_, n_, Hh, d_};
+  router_fwd_ = {x_heads_, router_w_, bias_, topk_, gates_, counts_, L_, N_, h_, E_, k_, kernels::RouterAlgo::kFfma};
+  grouping_ = {topk_, offsets_, perm_, inverse_, nullptr, L_, N_, k_, E_, 1};
+  mlp_fwd_ = {x_heads_, offsets_, perm_, w_k_, w_v_, y_grouped_, L_, N_, k_, E_, h_, f_, rows_};
+  combine_fwd_ = {y_grouped_, inverse_, gates_, out_, L_, N_, k_, h_};
+  if (backward_) {
+    w_out_bwd_ = {dense, packed_, w_out_, dy_, d_packed_, d_w_out_, n_, Hh, d_};
+    combine_bwd_ = {d_out_, y_grouped_, inverse_, gates_, d_y_grouped_, d_gate_, d_score_, L_, N_, k_, h_};
+    mlp_bwd_ = {x_heads_, offsets_, perm_, w_k_, w_v_, d_y_grouped_, dx_grouped_, d_w_k_, d_w_v_,
+                L_, N_, k_, E_, h_, f_, rows_};
+    group_bwd_ = {dx_grouped_, inverse_, nullptr, dx_tokens_, L_, N_, k_, h_};
+    router_bwd_ = {x_heads_, router_w_, topk_, d_score_, offsets_, perm_, dx_tokens_, dx_tokens_, d_router_,
+                   L_, N_, h_, E_, k_, rows_};
+    w_in_bwd_ = {dense, x_, w_in_, d_xs_, dx_, d_w_in_, n_, d_, Hh};
+  }
+  HPSIM_TRY(kernels::can_implement(router_fwd_));
+  HPSIM_TRY(kernels::can_implement(grouping_));
+  HPSIM_TRY(kernels::can_implement(mlp_fwd_));
+  HPSIM_TRY(kernels::can_implement(combine_fwd_));
+  if (backward_) {
+    HPSIM_TRY(kernels::can_implement(combine_bwd_));
+    HPSIM_TRY(kernels::can_implement(mlp_bwd_));
+    HPSIM_TRY(kernels::can_implement(group_bwd_));
+    HPSIM_TRY(kernels::can_implement(router_bwd_));
+  }
+  return Status::ok();
+}
+
+Status HpLayer::initialise(RankContext& c) {
+  const std::uint64_t seed = scenario_.workload.seed * 1000003ULL + static_cast<std::uint64_t>(rank_) * 7919ULL;
+  const std::int64_t Hh = H_ * h_;
+  // Weights are the same on every rank where they are replicated (W_in, W_out): same seed.
+  const std::uint64_t shared = scenario_.workload.seed * 1000003ULL;
+  HPSIM_TRY(fill_random_bf16(w_in_, Hh * d_, 1.0f / std::sqrt(static_cast<float>(d_)), shared + 1, c.stream));
+  HPSIM_TRY(fill_random_bf16(w_out_, d_ * Hh, 1.0f / std::sqrt(static_cast<float>(Hh)), shared + 2, c.stream));
+  HPSIM_TRY(fill_random_f32(router_w_, L_ * E_ * h_, 1.0f / std::sqrt(static_cast<float>(h_)), seed + 3, c.stream));
+  HPSIM_TRY(fill_random_f32(bias_, L_ * E_, 0.01f, seed + 4, c.stream));
+  HPSIM_TRY(fill_random_bf16(w_k_, L_ * E_ * f_ * h_, 1.0f / std::sqrt(static_cast<float>(h_)), seed + 5, c.stream));
+  HPSIM_TRY(fill_random_bf16(w_v_, L_ * E_ * f_ * h_, 1.0f / std::sqrt(static_cast<float>(f_)), seed + 6, c.stream));
+  HPSIM_TRY(fill_random_bf16(x_, n_ * d_, 1.0f, seed + 7, c.stream));
+  if (backward_) HPSIM_TRY(fill_random_bf16(dy_, n_ * d_, 0.01f, seed + 8, c.stream));
+  if (forced_) {
+    // Head l of this rank is global head rank*L + l; its sub-tokens come from every source rank.
+    const auto weights = expert_weights(scenario_.workload, E_, world_);
+    std::vector<std::int32_t> topk(static_cast<std::size_t>(L_ * N_ * k_));
+    std::vector<float> gates(topk.size());
+    for (std::int64_t l = 0; l < L_; ++l) {
+      const std::int64_t head = rank_ * L_ + l;
+      for (std::int64_t src = 0; src < world_; ++src) {
+        const auto r = draw_routing(weights, n_, k_, scenario_.workload.seed,
+                                    static_cast<std::uint64_t>(head * 65536 + src));
+        const std::size_t at = static_cast<std::size_t>((l * N_ + src * n_) * k_);
+        std::copy(r.experts.begin(), r.experts.end(), topk.begin() + static_cast<std::ptrdiff_t>(at));
+        std::copy(r.gates.begin(), r.gates.end(), gates.begin() + static_cast<std::ptrdiff_t>(at));
+      }
+    }
+    HPSIM_CUDA_TRY(cudaMemcpy(forced_topk_, topk.data(), topk.size() * 4, cudaMemcpyHostToDevice));
+    HPSIM_CUDA_TRY(cudaMemcpy(forced_gates_, gates.data(), gates.size() * 4, cudaMemcpyHostToDevice));
+  }
+  return Status::ok();
+}
+
+Status HpLayer::forward(RankContext& c) {
+  const Phase F = Phase::kForward;
+  const double s = 2.0, Hh = static_cast<double>(H_ * h_);
+  const double n = static_cast<double>(n_), N = static_cast<double>(N_), L = static_cast<double>(L_);
+  const double peers = static_cast<double>(world_ - 1) / static_cast<double>(world_);
+  const std::int64_t block = n_ * L_ * h_ * 2;
+  HPSIM_TRY(stage(c, "w_in", F, Lane::kCompute, (n * d_ + Hh * d_ + 2 * n * Hh) * s, 2 * n * d_ * Hh, [&]() -> Status {
+    HPSIM_TRY(kernels::launch(w_in_fwd_, c.workspace, c.stream));
+    return split_blocks(xs_, send_in_, n_, world_, L_ * h_ * 2, c.stream);
+  }));
+  HPSIM_TRY(stage(c, "dispatch", F, Lane::kComm, n * Hh * s * peers, 0,
+                  [&] { return c.comm->all_to_all(send_in_, x_heads_, block, c.stream); }));
+  HPSIM_TRY(stage(c, "router", F, Lane::kCompute, N * L * h_ * s + L * E_ * h_ * 4, 2 * N * L * h_ * E_,
+                  [&] { return kernels::launch(router_fwd_, c.workspace, c.stream); }));
+  if (forced_) {
+    const auto bytes = static_cast<std::size_t>(L_ * N_ * k_ * 4);
+    HPSIM_CUDA_TRY(cudaMemcpyAsync(topk_, forced_topk_, bytes, cudaMemcpyDeviceToDevice, c.stream));
+    HPSIM_CUDA_TRY(cudaMemcpyAsync(gates_, forced_gates_, bytes, cudaMemcpyDeviceToDevice, c.stream));
+  }
+  const double slots = L * N * static_cast<double>(k_);
+  HPSIM_TRY(stage(c, "group", F, Lane::kCompute, slots * 4 * 3, 0,
+                  [&] { return kernels::launch(grouping_, c.workspace, c.stream); }));
+  HPSIM_TRY(stage(c, "expert_mlp", F, Lane::kCompute, slots * h_ * s * 2 + L * E_ * f_ * h_ * s * 2,
+                  4 * slots * h_ * f_, [&] { return kernels::launch(mlp_fwd_, c.workspace, c.stream); }));
+  HPSIM_TRY(stage(c, "weighted_sum", F, Lane::kCompute, slots * h_ * s + N * L * h_ * s, 2 * slots * h_,
+                  [&] { return kernels::launch(combine_fwd_, c.workspace, c.stream); }));
+  HPSIM_TRY(stage(c, "combine", F, Lane::kComm, n * Hh * s * peers, 0,
+                  [&] { return c.comm->all_to_all(out_, recv_out_, block, c.stream); }));
+  HPSIM_TRY(stage(c, "w_out", F, Lane::kCompute, (2 * n * Hh + Hh * d_ + n * d_) * s, 2 * n * d_ * Hh, [&]() -> Status {
+    HPSIM_TRY(join_blocks(recv_out_, packed_, n_, world_, L_ * h_ * 2, c.stream));
+    return kernels::launch(w_out_fwd_, c.workspace, c.stream);
+  }));
+  return Status::ok();
+}
+
+Status HpLayer::backward(RankContext& c) {
+  const Phase B = Phase::kBackward;
+  const double s = 2.0, Hh = static_cast<double>(H_ * h_);
+  const double n = static_cast<double>(n_), N = static_cast<double>(N_), L = static_cast<double>(L_);
+  const double slots = L * N * static_cast<double>(k_);
+  const double peers = static_cast<double>(world_ - 1) / static_cast<double>(world_);
+  const std::int64_t block = n_ * L_ * h_ * 2;
+  HPSIM_TRY(stage(c, "w_out_bwd", B, Lane::kCompute, (3 * n * Hh + 2 * Hh * d_ + n * d_) * s, 4 * n * d_ * Hh,
+                  [&]() -> Status {
+                    HPSIM_TRY(kernels::launch(w_out_bwd_, c.workspace, c.stream));
+                    return split_blocks(d_packed_, send_bwd_, n_, world_, L_ * h_ * 2, c.stream);
+                  }));
+  HPSIM_TRY(stage(c, "combine_bwd", B, Lane::kComm, n * Hh * s * peers, 0,
+                  [&] { return c.comm->all_to_all(send_bwd_, d_out_, block, c.stream); }));
+  HPSIM_TRY(stage(c, "weighted_sum_bwd", B, Lane::kCompute, 2 * slots * h_ * s + N * L * h_ * s, 4 * slots * h_,
+                  [&] { return kernels::launch(combine_bwd_, c.workspace, c.stream); }));
+  HPSIM_TRY(stage(c, "expert_mlp_bwd", B, Lane::kCompute, 3 * slots * h_ * s + 4 * L * E_ * f_ * h_ * s,
+                  10 * slots * h_ * f_, [&] { return kernels::launch(mlp_bwd_, c.workspace, c.stream); }));
+  HPSIM_TRY(stage(c, "group_bwd", B, Lane::kCompute, slots * h_ * s + N * L * h_ * s, slots * h_,
+                  [&] { return kernels::launch(group_bwd_, c.workspace, c.stream); }));
+  HPSIM_TRY(stage(c, "router_bwd", B, Lane::kCompute, 3 * N * L * h_ * s + 2 * L * E_ * h_ * 4, 4 * slots * h_,
+                  [&] { return kernels::launch(router_bwd_, c.workspace, c.stream); }));
+  HPSIM_TRY(stage(c, "dispatch_bwd", B, Lane::kComm, n * Hh * s * peers, 0,
+                  [&] { return c.comm->all_to_all(dx_tokens_, recv_dx_, block, c.stream); }));
+  HPSIM_TRY(stage(c, "w_in_bwd", B, Lane::kCompute, (2 * n * Hh + 2 * Hh * d_ + 2 * n * d_) * s, 4 * n * d_ * Hh,
+                  [&]() -> Status {
+                    HPSIM_TRY(join_blocks(recv_dx_, d_xs_, n_, world_, L_ * h_ * 2, c.stream));
+                    return kernels::launch(w_in_bwd_, c.workspace, c.stream);
+                  }));
+  return Status::ok();
+}
+
+void HpLayer::add_traffic(std::vector<core::TrafficMatrix>& m) const {
+  // Equal fixed splits: n * L * h * s bytes to every peer in each of the four all-to-alls.
+  const double block = static_cast<double>(n_ * L_ * h_ * 2);
+  for (auto& matrix : m) {
+    const bool bwd = matrix.phase == "dispatch_bwd" || matrix.phase == "combine_bwd";
+    if (bwd && !backward_) continue;
+    for (int peer = 0; peer < world_; ++peer) matrix.at(rank_, peer) = block;
+  }
+}
+
+}  // namespace hpsim::exec::detail
