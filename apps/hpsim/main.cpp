@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli.h"
+#include "gpu_commands.h"
 #include "presets.h"
 #include "simulate.h"
 #include "sweep.h"
@@ -68,6 +69,13 @@ int main(int argc, char** argv) {
   presets->add_option("--show", show, "Print this scenario preset's full JSON (a template for your own scenarios)");
   presets->add_flag("--json", presets_json, "List the presets as JSON");
 
+  // ---- execute, validate, calibrate (GPU)
+  ExecuteOptions ex;
+  ValidateOptions val;
+  CalibrateCliOptions cal;
+  CLI::App *execute = nullptr, *validate = nullptr, *calibrate = nullptr;
+  add_gpu_commands(app, ex, val, cal, execute, validate, calibrate);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -76,5 +84,12 @@ int main(int argc, char** argv) {
   if (simulate->parsed()) return run_simulate(sim);
   if (sweep->parsed()) return run_sweep(sw);
   if (presets->parsed()) return run_presets(show, presets_json);
+  if (execute->parsed()) return run_execute(ex);
+  if (validate->parsed()) return run_validate(val);
+  if (calibrate->parsed()) {
+    std::string command = "hpsim";
+    for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
+    return run_calibrate(cal, command);
+  }
   return kExitOk;
 }

@@ -1,0 +1,337 @@
+#include "gpu_commands.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "cli.h"
+#include "hpsim/core/json.h"
+#include "hpsim/core/presets.h"
+#include "hpsim/core/validate.h"
+#include "hpsim/model/estimate.h"
+
+#if HPSIM_HAVE_EXEC
+#include "hpsim/exec/calibrate.h"
+#include "hpsim/exec/compare.h"
+#include "hpsim/exec/executor.h"
+#include "hpsim/kernels/comm.h"
+#include "hpsim/traces/chrome_trace.h"
+#endif
+
+namespace hpsim::cli {
+
+void add_gpu_commands(CLI::App& app, ExecuteOptions& ex, ValidateOptions& val, CalibrateCliOptions& cal,
+                      CLI::App*& execute, CLI::App*& validate, CLI::App*& calibrate) {
+  execute = app.add_subcommand(
+      "execute", "Run a scenario's EP and/or HP layer for real on the local GPUs (forward and backward, real kernels and "
+                 "NCCL) and compare every stage with the model's prediction");
+  execute->add_option("scenario", ex.scenario, "Scenario JSON file or preset name (parallel.num_ranks GPUs are used)")
+      ->required();
+  execute->add_option("--profile", ex.profile, "Profile for the prediction (default: the best shipped profile)");
+  execute->add_option("--strategy", ex.strategy, "Which layers to run")
+      ->check(CLI::IsMember({"both", "ep", "hp"}))
+      ->capture_default_str();
+  execute->add_option("--trace", ex.trace,
+                      "Write the measured Chrome trace here and the predicted one beside it (<name>.predicted.json); "
+                      "with both strategies, <name>.ep.json and <name>.hp.json")
+      ;
+  execute->add_option("--iterations", ex.iterations, "Timed iterations (the median one is reported)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  execute->add_option("--warmup", ex.warmup, "Warm-up iterations")->check(CLI::NonNegativeNumber)->capture_default_str();
+  execute->add_flag("--real-router", ex.real_router,
+                    "Route with the router's own choices (random weights) instead of the scenario's workload");
+  execute->add_flag("--forward-only", ex.forward_only, "Run the forward pass only");
+  execute->add_flag("--json", ex.json, "Print the measured timelines and comparisons as JSON");
+  execute->add_option("--out", ex.out, "Write the report to this file instead of stdout");
+
+  validate = app.add_subcommand(
+      "validate", "Sweep EP and HP over k in {1,2,4,8}, Zipf skew in {0,1,2} and tokens per rank in {4K,16K,64K} at the "
+                  "paper's widths on the local GPUs; print predicted against measured time per stage and in total");
+  validate->add_option("--profile", val.profile, "Profile for the prediction (default: the best shipped profile)");
+  validate->add_option("--ranks", val.ranks, "GPUs to use (default: every visible GPU)")->check(CLI::PositiveNumber);
+  validate->add_flag("--quick", val.quick, "A smaller grid: k in {1,4}, skew in {0,2}, tokens in {4K,16K}");
+  validate->add_option("--iterations", val.iterations, "Timed iterations per point")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  validate->add_option("--out", val.out, "Also write the tables as Markdown to this file");
+
+  calibrate = app.add_subcommand(
+      "calibrate", "Measure this node (both layers' kernels over shapes, NCCL collectives over sizes, copy and GEMM "
+                   "ceilings) and fit a profile");
+  calibrate->add_option("--out", cal.out, "Profile file to write (default: <name>.json in the current folder)");
+  calibrate->add_flag("--quick", cal.quick, "Fewer shapes and message sizes");
+  calibrate->add_option("--base", cal.base,
+                        "Profile whose values are carried over where this node cannot measure (default: the best "
+                        "shipped profile)");
+}
+
+#if HPSIM_HAVE_EXEC
+
+namespace {
+
+std::string stem_with(const std::string& path, const std::string& tag) {
+  std::filesystem::path p(path);
+  const std::string ext = p.has_extension() ? p.extension().string() : ".json";
+  return (p.parent_path() / (p.stem().string() + tag + ext)).string();
+}
+
+std::string pct(double e) {
+  if (std::isinf(e)) return "n/a";
+  return fmt::format("{:+.1f}%", 100.0 * e);
+}
+
+core::Expected<core::Timeline> predicted_timeline(const core::Scenario& s, const core::Profile& profile,
+                                                  core::Strategy strategy, bool forward_only,
+                                                  core::StrategyReport* report_out) {
+  model::EstimateOptions eo;
+  eo.with_timeline = true;
+  eo.with_step = false;
+  eo.memory.save_expert_hidden = strategy == core::Strategy::kEp;
+  core::Scenario copy = s;
+  copy.parallel.strategy = strategy;
+  auto report = model::estimate_strategy(copy, profile, strategy, eo);
+  if (!report) return report.error();
+  if (report_out) *report_out = *report;
+  core::Timeline t = *report->timeline;
+  if (forward_only) {
+    for (auto& r : t.ranks) {
+      std::erase_if(r.spans, [](const core::Span& sp) { return sp.phase == core::Phase::kBackward; });
+    }
+  }
+  return t;
+}
+
+}  // namespace
+
+int run_execute(const ExecuteOptions& o) {
+  auto scenario = load_scenario_arg(o.scenario);
+  if (!scenario) return print_error(scenario.error());
+  auto profile = load_profile_arg(o.profile);
+  if (!profile) return print_error(profile.error());
+  if (kernels::visible_device_count() == 0) {
+    std::fprintf(stderr, "error: execute needs a GPU and none is visible\n");
+    return kExitNoGpu;
+  }
+  std::string text;
+  std::string json = "[";
+  const auto strategies = strategies_of(o.strategy);
+  for (core::Strategy strategy : strategies) {
+    if (auto errors = core::check_strategy(*scenario, strategy); !errors.empty()) {
+      print_note(fmt::format("{} left out: {}", to_string(strategy), errors[0].to_string()));
+      continue;
+    }
+    exec::ExecOptions eo;
+    eo.iterations = o.iterations;
+    eo.warmup_iterations = o.warmup;
+    eo.include_backward = !o.forward_only;
+    eo.forced_routing = !o.real_router;
+    eo.progress = [](const std::string& line) { print_note(line); };
+    auto run = exec::execute_layer(*scenario, strategy, eo);
+    if (!run) {
+      print_error(run.error());
+      return run.error().code == core::ErrorCode::kNoDevice ? kExitNoGpu : kExitBadInput;
+    }
+    core::StrategyReport predicted_report;
+    auto predicted = predicted_timeline(*scenario, *profile, strategy, o.forward_only, &predicted_report);
+    if (!predicted) return print_error(predicted.error());
+    const auto cmp = exec::compare_timelines(*predicted, run->timeline);
+    text += fmt::format("{} layer of {} on {} x {} (NCCL {}), {} routing, {} warm-up + {} timed iterations\n",
+                        to_string(strategy), scenario->name, scenario->parallel.num_ranks, run->device_name,
+                        run->nccl_version, o.real_router ? "router's own" : "forced (workload)", o.warmup,
+                        o.iterations);
+    text += fmt::format("  predicted by the analytic model with profile {} ({})\n", profile->name,
+                        to_string(profile->source));
+    text += fmt::format("  {:<4} {:<18} {:>13} {:>13} {:>9}\n", "", "stage (slowest rank)", "predicted us",
+                        "measured us", "error");
+    for (const auto& st : cmp.stages) {
+      text += fmt::format("  {:<4} {:<18} {:>13.1f} {:>13.1f} {:>9}\n", st.phase == core::Phase::kForward ? "fwd" : "bwd",
+                          st.stage, st.predicted_us, st.measured_us, pct(st.relative_error));
+    }
+    text += fmt::format("  {:<23} {:>13.1f} {:>13.1f} {:>9}\n", "layer total", cmp.predicted_total_us,
+                        cmp.measured_total_us, pct(cmp.total_relative_error));
+    std::string iters;
+    for (double us : run->iteration_us) iters += fmt::format(" {:.1f}", us);
+    text += fmt::format("  timed iterations (us):{}\n", iters);
+    text += fmt::format("  peak memory per rank: measured {:.3f} GB (max), model {:.3f} GB\n",
+                        run->memory.max_peak() / 1e9, predicted_report.memory.max_peak() / 1e9);
+    for (const auto& m : run->traffic) {
+      text += fmt::format("  {:<13} bytes sent, max rank: {:.3f} MB (send imbalance {:.3f})\n", m.phase,
+                          m.max_sent() / 1e6, m.send_imbalance());
+    }
+    text += "\n";
+    if (json.size() > 1) json += ",";
+    core::Report rep;
+    rep.scenario = scenario->name;
+    rep.engine = "executed";
+    rep.profile = profile->name;
+    core::StrategyReport sr;
+    sr.strategy = to_string(strategy);
+    sr.layer_total_us = cmp.measured_total_us;
+    sr.traffic = run->traffic;
+    sr.memory = run->memory;
+    sr.timeline = run->timeline;
+    rep.strategies.push_back(sr);
+    json += core::to_json(rep);
+    if (!o.trace.empty()) {
+      const std::string measured_path = strategies.size() > 1 ? stem_with(o.trace, std::string(".") + to_string(strategy)) : o.trace;
+      if (auto st = traces::write_chrome_trace(measured_path, run->timeline); !st) return print_error(st.error());
+      const std::string predicted_path = stem_with(measured_path, ".predicted");
+      if (auto st = traces::write_chrome_trace(predicted_path, *predicted); !st) return print_error(st.error());
+      print_note(fmt::format("traces: {} (measured), {} (predicted)", measured_path, predicted_path));
+    }
+  }
+  json += "]\n";
+  if (auto st = emit(o.out, o.json ? json : text); !st) return print_error(st.error());
+  return kExitOk;
+}
+
+int run_validate(const ValidateOptions& o) {
+  auto profile = load_profile_arg(o.profile);
+  if (!profile) return print_error(profile.error());
+  const int visible = kernels::visible_device_count();
+  if (visible == 0) {
+    std::fprintf(stderr, "error: validate needs a GPU and none is visible\n");
+    return kExitNoGpu;
+  }
+  const int w = o.ranks > 0 ? o.ranks : visible;
+  const std::vector<std::int64_t> ks = o.quick ? std::vector<std::int64_t>{1, 4} : std::vector<std::int64_t>{1, 2, 4, 8};
+  const std::vector<double> skews = o.quick ? std::vector<double>{0, 2} : std::vector<double>{0, 1, 2};
+  const std::vector<std::int64_t> tokens =
+      o.quick ? std::vector<std::int64_t>{4096, 16384} : std::vector<std::int64_t>{4096, 16384, 65536};
+  struct Row {
+    std::string strategy;
+    std::int64_t k, n;
+    double skew, predicted, measured, error;
+  };
+  std::vector<Row> rows;
+  std::map<std::string, std::vector<double>> stage_errors;
+  const std::size_t total = 2 * ks.size() * skews.size() * tokens.size();
+  std::size_t done = 0;
+  for (core::Strategy strategy : {core::Strategy::kEp, core::Strategy::kHp}) {
+    for (auto k : ks) {
+      for (double skew : skews) {
+        for (auto n : tokens) {
+          core::Scenario s = core::scenario_preset("paper-4.2b-h200x8-uniform").value();
+          s.name = fmt::format("validate-{}-k{}-s{}-n{}", to_string(strategy), k, skew, n);
+          s.model.top_k = k;
+          s.workload.tokens_per_rank = n;
+          s.workload.routing = skew > 0 ? core::Routing::kZipf : core::Routing::kUniform;
+          s.workload.zipf_skew = skew;
+          s.parallel = {strategy, w};
+          s.cluster.num_nodes = 1;
+          s.cluster.gpus_per_node = std::max(w, 1);
+          std::fprintf(stderr, "\r[%3zu/%3zu] %-48s", done + 1, total, s.name.c_str());
+          std::fflush(stderr);
+          exec::ExecOptions eo;
+          eo.iterations = o.iterations;
+          eo.warmup_iterations = 2;
+          auto run = exec::execute_layer(s, strategy, eo);
+          if (!run) {
+            std::fprintf(stderr, "\n");
+            print_error(run.error());
+            return run.error().code == core::ErrorCode::kNoDevice ? kExitNoGpu : kExitBadInput;
+          }
+          auto predicted = predicted_timeline(s, *profile, strategy, false, nullptr);
+          if (!predicted) return print_error(predicted.error());
+          const auto cmp = exec::compare_timelines(*predicted, run->timeline);
+          rows.push_back({to_string(strategy), k, n, skew, cmp.predicted_total_us, cmp.measured_total_us,
+                          cmp.total_relative_error});
+          for (const auto& st : cmp.stages) {
+            if (st.in_predicted && st.in_measured && st.measured_us > 0) {
+              stage_errors[fmt::format("{} {} {}", to_string(strategy), st.phase == core::Phase::kForward ? "fwd" : "bwd",
+                                       st.stage)]
+                  .push_back(std::abs(st.relative_error));
+            }
+          }
+          ++done;
+        }
+      }
+    }
+  }
+  std::fprintf(stderr, "\n");
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
+  };
+  std::string md = fmt::format("Layer total, predicted (profile {}) against measured, W = {}:\n\n", profile->name, w);
+  md += "| strategy | k | Zipf skew | tokens/rank | predicted us | measured us | error |\n|---|---|---|---|---|---|---|\n";
+  std::vector<double> abs_err;
+  for (const auto& r : rows) {
+    md += fmt::format("| {} | {} | {} | {} | {:.1f} | {:.1f} | {} |\n", r.strategy, r.k, r.skew, r.n, r.predicted,
+                      r.measured, pct(r.error));
+    abs_err.push_back(std::abs(r.error));
+  }
+  md += fmt::format("\nMedian |error| of the layer total: {:.1f}%; worst: {:.1f}% ({} points).\n\n",
+                    100 * median(abs_err), 100 * *std::max_element(abs_err.begin(), abs_err.end()), abs_err.size());
+  md += "Per stage (over all points): median and worst |error|:\n\n| stage | median | worst |\n|---|---|---|\n";
+  for (const auto& [stage, errs] : stage_errors) {
+    md += fmt::format("| {} | {:.1f}% | {:.1f}% |\n", stage, 100 * median(errs),
+                      100 * *std::max_element(errs.begin(), errs.end()));
+  }
+  std::fwrite(md.data(), 1, md.size(), stdout);
+  if (!o.out.empty()) {
+    if (auto st = core::write_text_file(o.out, md); !st) return print_error(st.error());
+  }
+  return kExitOk;
+}
+
+int run_calibrate(const CalibrateCliOptions& o, const std::string& command_line) {
+  auto base = load_profile_arg(o.base);
+  if (!base) return print_error(base.error());
+  if (kernels::visible_device_count() == 0) {
+    std::fprintf(stderr, "error: calibrate needs a GPU and none is visible\n");
+    return kExitNoGpu;
+  }
+  exec::CalibrateOptions co;
+  co.quick = o.quick;
+  co.base = *base;
+  co.command = command_line;
+  co.progress = [](int done, int total, const std::string& what) {
+    const int width = 30;
+    const int filled = total > 0 ? done * width / total : 0;
+    std::fprintf(stderr, "\r[%s%s] %3d/%3d %-44.44s", std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                 std::string(static_cast<std::size_t>(width - filled), '.').c_str(), done, total, what.c_str());
+    std::fflush(stderr);
+  };
+  auto profile = exec::calibrate(co);
+  std::fprintf(stderr, "\n");
+  if (!profile) {
+    print_error(profile.error());
+    return profile.error().code == core::ErrorCode::kNoDevice ? kExitNoGpu : kExitBadInput;
+  }
+  const std::string out = o.out.empty() ? profile->name + ".json" : o.out;
+  if (auto st = core::write_text_file(out, core::to_json(*profile)); !st) return print_error(st.error());
+  std::printf("wrote %s: %zu kernel families, copy %.0f GB/s, bf16 GEMM %.0f TFLOP/s\n", out.c_str(),
+              profile->kernels.size(), profile->hbm_gbps, profile->bf16_tflops);
+  for (const auto& [name, fit] : profile->kernels) {
+    if (fit.points.empty()) continue;
+    std::printf("  %-20s alpha %7.1f us  %8.1f TFLOP/s  %8.1f GB/s  fit error %5.1f%%  (%zu points)\n", name.c_str(),
+                fit.alpha_us, fit.tflops, fit.gbps, 100 * fit.fit_error, fit.points.size());
+  }
+  return kExitOk;
+}
+
+#else  // no CUDA executor in this build
+
+namespace {
+int not_built(const char* what) {
+  std::fprintf(stderr,
+               "error: %s runs on GPUs, and this build has no CUDA executor (configure with CUDA and NCCL, e.g. "
+               "cmake --preset gpu)\n",
+               what);
+  return kExitNoGpu;
+}
+}  // namespace
+
+int run_execute(const ExecuteOptions&) { return not_built("execute"); }
+int run_validate(const ValidateOptions&) { return not_built("validate"); }
+int run_calibrate(const CalibrateCliOptions&, const std::string&) { return not_built("calibrate"); }
+
+#endif
+
+}  // namespace hpsim::cli

@@ -1,0 +1,48 @@
+#pragma once
+// The commands that run on GPUs: execute, validate, calibrate. In a build without the CUDA
+// executor they exist (with --help) and say so when run.
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace hpsim::cli {
+
+// "needs a GPU and there is none" (CONVENTIONS.md).
+inline constexpr int kExitNoGpu = 77;
+
+struct ExecuteOptions {
+  std::string scenario;
+  std::string profile;
+  std::string strategy = "both";
+  std::string trace;
+  int iterations = 5;
+  int warmup = 2;
+  bool real_router = false;
+  bool forward_only = false;
+  bool json = false;
+  std::string out;
+};
+
+struct ValidateOptions {
+  std::string profile;
+  int ranks = 0;  // 0 = every visible GPU
+  bool quick = false;
+  std::string out;  // markdown table
+  int iterations = 5;
+};
+
+struct CalibrateCliOptions {
+  std::string out;
+  bool quick = false;
+  std::string base;  // base profile
+};
+
+void add_gpu_commands(CLI::App& app, ExecuteOptions& exec, ValidateOptions& val, CalibrateCliOptions& cal,
+                      CLI::App*& execute, CLI::App*& validate, CLI::App*& calibrate);
+int run_execute(const ExecuteOptions& options);
+int run_validate(const ValidateOptions& options);
+int run_calibrate(const CalibrateCliOptions& options, const std::string& command_line);
+
+}  // namespace hpsim::cli
