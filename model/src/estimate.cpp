@@ -26,6 +26,7 @@ PlanWalk walk_plan(const LayerPlan& plan) {
   PlanWalk walk;
   walk.start_ns.resize(plan.stages.size());
   walk.end_ns.resize(plan.stages.size());
+  walk.comm_bytes.resize(plan.stages.size());
   std::vector<double> ready(W);
   for (std::size_t i = 0; i < plan.stages.size(); ++i) {
     const PlanStage& st = plan.stages[i];
@@ -45,10 +46,13 @@ PlanWalk walk_plan(const LayerPlan& plan) {
       walk.end_ns[i].resize(W);
       for (std::size_t r = 0; r < W; ++r) walk.end_ns[i][r] = ready[r] + st.duration_ns[r];
     } else {
+      const RankBytes totals = rank_bytes(st.traffic);
+      auto& comm_bytes = walk.comm_bytes[i];
+      comm_bytes.resize(W);
       double end = 0;
       for (std::size_t r = 0; r < W; ++r) {
-        const auto rank = static_cast<std::int64_t>(r);
-        const double bytes = std::max(st.traffic.sent(rank), st.traffic.received(rank));
+        const double bytes = std::max(totals.sent[r], totals.received[r]);
+        comm_bytes[r] = bytes;
         double t = ready[r];
         if (plan.num_ranks > 1) {
           HPSIM_ASSERT(st.bandwidth_gbps > 0, "collective stage {} has no bandwidth", st.name);
@@ -80,8 +84,7 @@ std::vector<core::StageCost> stage_costs(const LayerPlan& plan, const PlanWalk& 
         c.bytes = std::max(c.bytes, st.bytes[r]);
         c.flops = std::max(c.flops, st.flops[r]);
       } else {
-        const auto rank = static_cast<std::int64_t>(r);
-        c.bytes = std::max(c.bytes, std::max(st.traffic.sent(rank), st.traffic.received(rank)));
+        c.bytes = std::max(c.bytes, walk.comm_bytes[i][r]);
       }
     }
     c.mean_us = W > 0 ? sum / static_cast<double>(W) : 0;
@@ -101,12 +104,12 @@ core::Timeline analytic_timeline(const LayerPlan& plan, const PlanWalk& walk) {
     for (std::size_t i = 0; i < plan.stages.size(); ++i) {
       const PlanStage& st = plan.stages[i];
       core::Span span;
+      span.bytes = st.kind == StageKind::kCompute ? st.bytes[ur] : st.traffic.sent(r);
       span.stage = st.name;
       span.phase = st.phase;
       span.lane = st.lane;
       span.start_ns = std::llround(walk.start_ns[i][ur]);
       span.end_ns = std::llround(walk.end_ns[i][ur]);
-      span.bytes = st.kind == StageKind::kCompute ? st.bytes[ur] : st.traffic.sent(r);
       span.flops = st.kind == StageKind::kCompute ? st.flops[ur] : 0.0;
       span.layer = st.layer;
       span.micro_batch = st.micro_batch;
@@ -123,7 +126,9 @@ core::Expected<core::StrategyReport> estimate_strategy(const core::Scenario& sce
   if (!workload) return workload.error();
   PlanOptions plan_options;
   plan_options.save_expert_hidden = options.memory.save_expert_hidden;
-  auto plan = build_layer_plan(scenario, profile, *workload, plan_options);
+  LayerTraffic traffic = layer_traffic(scenario.model, *workload);
+  const double metadata_bytes_per_rank = traffic.metadata_bytes_per_rank;
+  auto plan = build_layer_plan(scenario, profile, *workload, std::move(traffic), plan_options);
   if (!plan) return plan.error();
   const PlanWalk walk = walk_plan(*plan);
 
@@ -139,9 +144,7 @@ core::Expected<core::StrategyReport> estimate_strategy(const core::Scenario& sce
   out.layer_forward_us = forward_end / core::kNsPerUs;
   out.layer_backward_us = out.layer_total_us - out.layer_forward_us;
 
-  LayerTraffic traffic = layer_traffic(scenario.model, *workload);
-  out.metadata_bytes_per_rank = traffic.metadata_bytes_per_rank;
-  out.traffic = std::move(traffic.phases);
+  out.metadata_bytes_per_rank = metadata_bytes_per_rank;
   out.memory = layer_memory(scenario, *workload, options.memory);
   if (options.with_step) {
     auto step = estimate_step(scenario, profile, strategy, out.layer_total_us);
@@ -151,6 +154,11 @@ core::Expected<core::StrategyReport> estimate_strategy(const core::Scenario& sce
     out.hours_for_budget = step->hours_for_budget;
   }
   if (options.with_timeline) out.timeline = analytic_timeline(*plan, walk);
+  // The plan is done with: its collectives (one per phase in a one-layer plan, in the order of
+  // LayerTraffic::phases) hand their matrices over.
+  for (auto& st : plan->stages) {
+    if (st.kind == StageKind::kCollective) out.traffic.push_back(std::move(st.traffic));
+  }
   return out;
 }
 

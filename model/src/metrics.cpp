@@ -30,14 +30,17 @@ StrategySummary summarize(const core::StrategyReport& r) {
   }
   for (const auto& m : r.traffic) {
     if (m.phase == kPhaseMetadata) continue;
-    s.layer_a2a_bytes_max += std::max(m.max_sent(), m.max_received());
+    const RankBytes b = rank_bytes(m);
+    s.layer_a2a_bytes_max += std::max(b.max_sent, b.max_received);
     if (m.phase != kPhaseDispatch) continue;
-    s.dispatch_sent_max = m.max_sent();
-    s.dispatch_sent_mean = m.num_ranks > 0 ? m.total_sent() / static_cast<double>(m.num_ranks) : 0.0;
-    s.dispatch_send_imbalance = m.send_imbalance();
-    s.dispatch_received_max = m.max_received();
-    s.dispatch_receive_imbalance = m.receive_imbalance();
-    s.dispatch_busbw_gbps = algbw_gbps(std::max(m.max_sent(), m.max_received()), dispatch_us);
+    const double mean = m.num_ranks > 0 ? b.total / static_cast<double>(m.num_ranks) : 0.0;
+    s.dispatch_sent_max = b.max_sent;
+    s.dispatch_sent_mean = mean;
+    // max / mean, 1 when nothing moves (as TrafficMatrix::send_imbalance).
+    s.dispatch_send_imbalance = mean > 0 ? b.max_sent / mean : 1.0;
+    s.dispatch_received_max = b.max_received;
+    s.dispatch_receive_imbalance = mean > 0 ? b.max_received / mean : 1.0;
+    s.dispatch_busbw_gbps = algbw_gbps(std::max(b.max_sent, b.max_received), dispatch_us);
   }
   s.metadata_bytes_per_rank = r.metadata_bytes_per_rank;
   for (const auto& rank : r.memory.ranks) {

@@ -1,6 +1,8 @@
 // LayerPlan builder (plan_builder.h). Stage lists follow DESIGN.md section 2.
 #include "hpsim/model/plan_builder.h"
 
+#include <algorithm>
+
 #include "hpsim/core/units.h"
 #include "hpsim/model/cost.h"
 #include "hpsim/model/traffic.h"
@@ -70,6 +72,12 @@ core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const
 
 core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const core::Profile& profile,
                                            const RoutingWorkload& workload, const PlanOptions& options) {
+  return build_layer_plan(scenario, profile, workload, layer_traffic(scenario.model, workload), options);
+}
+
+core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const core::Profile& profile,
+                                           const RoutingWorkload& workload, LayerTraffic traffic,
+                                           const PlanOptions& options) {
   HPSIM_ASSERT(options.num_layers > 0 && options.micro_batches > 0,
                "PlanOptions needs num_layers and micro_batches > 0, got {} and {}", options.num_layers,
                options.micro_batches);
@@ -77,7 +85,6 @@ core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const
   const std::int64_t W = workload.num_ranks;
   const auto uW = static_cast<std::size_t>(W);
   const LayerShape shape = LayerShape::of(scenario, options.save_expert_hidden);
-  const LayerTraffic traffic = layer_traffic(scenario.model, workload);
   const std::vector<double> rows = strategy == core::Strategy::kEp
                                        ? workload.rank_loads()
                                        : std::vector<double>(uW, shape.n * shape.H * shape.k);
@@ -95,9 +102,10 @@ core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const
       auto model = collective_model(profile, scenario.cluster, W, t.collective);
       if (!model) return model.error();
       st.collective = std::string(t.collective);
-      const core::TrafficMatrix* m = traffic.find(t.traffic_phase);
-      HPSIM_ASSERT(m != nullptr, "no traffic matrix for phase {}", t.traffic_phase);
-      st.traffic = *m;
+      auto m = std::find_if(traffic.phases.begin(), traffic.phases.end(),
+                            [&](const core::TrafficMatrix& x) { return x.phase == t.traffic_phase; });
+      HPSIM_ASSERT(m != traffic.phases.end(), "no traffic matrix for phase {}", t.traffic_phase);
+      st.traffic = std::move(*m);  // each phase has one collective stage per layer
       st.alpha_ns = model->alpha_us * core::kNsPerUs;
       st.tier = std::string(tier_name(model->tier));
       st.bandwidth_gbps = model->bandwidth_gbps();
@@ -120,11 +128,18 @@ core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const
     layer.push_back(std::move(st));
   }
 
+  std::vector<Phase> layer_phase;
+  for (const auto& st : layer) layer_phase.push_back(st.phase);
+
   LayerPlan plan;
   plan.strategy = core::to_string(strategy);
   plan.num_ranks = W;
-  auto append = [&](const PlanStage& proto, std::int64_t layer_index, std::int64_t micro_batch) {
-    PlanStage st = proto;
+  // Each priced stage is used num_layers * micro_batches times; the last use takes it.
+  const std::int64_t uses = options.num_layers * options.micro_batches;
+  std::vector<std::int64_t> used(layer.size(), 0);
+  plan.stages.reserve(static_cast<std::size_t>(uses) * layer.size());
+  auto append = [&](std::size_t index, std::int64_t layer_index, std::int64_t micro_batch) {
+    PlanStage st = ++used[index] == uses ? std::move(layer[index]) : layer[index];
     st.id = static_cast<std::int64_t>(plan.stages.size());
     st.layer = layer_index;
     st.micro_batch = micro_batch;
@@ -133,13 +148,13 @@ core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const
   };
   for (std::int64_t mb = 0; mb < options.micro_batches; ++mb) {
     for (std::int64_t l = 0; l < options.num_layers; ++l) {
-      for (const auto& st : layer) {
-        if (st.phase == Phase::kForward) append(st, l, mb);
+      for (std::size_t i = 0; i < layer.size(); ++i) {
+        if (layer_phase[i] == Phase::kForward) append(i, l, mb);
       }
     }
     for (std::int64_t l = options.num_layers - 1; l >= 0; --l) {
-      for (const auto& st : layer) {
-        if (st.phase == Phase::kBackward) append(st, l, mb);
+      for (std::size_t i = 0; i < layer.size(); ++i) {
+        if (layer_phase[i] == Phase::kBackward) append(i, l, mb);
       }
     }
   }

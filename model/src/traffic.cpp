@@ -10,6 +10,28 @@ const core::TrafficMatrix* LayerTraffic::find(std::string_view phase) const {
   return it == phases.end() ? nullptr : &*it;
 }
 
+RankBytes rank_bytes(const core::TrafficMatrix& m) {
+  RankBytes out;
+  const auto W = static_cast<std::size_t>(m.num_ranks);
+  out.sent.assign(W, 0.0);
+  out.received.assign(W, 0.0);
+  double* __restrict received = out.received.data();
+  for (std::size_t src = 0; src < W; ++src) {
+    const double* __restrict row = &m.bytes[src * W];
+    double row_sum = 0;
+    for (std::size_t dst = 0; dst < W; ++dst) row_sum += row[dst];
+    for (std::size_t dst = 0; dst < W; ++dst) received[dst] += row[dst];
+    out.sent[src] = row_sum - row[src];
+  }
+  for (std::size_t r = 0; r < W; ++r) {
+    out.received[r] -= m.bytes[r * W + r];
+    out.total += out.sent[r];
+    out.max_sent = std::max(out.max_sent, out.sent[r]);
+    out.max_received = std::max(out.max_received, out.received[r]);
+  }
+  return out;
+}
+
 core::TrafficMatrix transpose(const core::TrafficMatrix& m, std::string_view phase) {
   core::TrafficMatrix t(std::string(phase), m.num_ranks);
   for (std::int64_t src = 0; src < m.num_ranks; ++src) {

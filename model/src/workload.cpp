@@ -96,6 +96,11 @@ core::Error trace_mismatch(const std::string& file, std::string_view what, std::
 
 }  // namespace
 
+std::int64_t RoutingWorkload::owner(std::int64_t group, std::int64_t expert) const {
+  if (strategy == core::Strategy::kEp) return ep_owner(expert, experts_per_group, num_ranks, ownership);
+  return group / (num_groups / num_ranks);
+}
+
 double RoutingWorkload::rank_load(std::int64_t rank) const {
   double sum = 0;
   for (std::int64_t src = 0; src < num_ranks; ++src) sum += slots(src, rank);
@@ -164,15 +169,11 @@ core::Expected<RoutingWorkload> build_workload(const core::Scenario& scenario, c
   const auto G = out.num_groups;
   const auto uW = static_cast<std::size_t>(W);
   const auto uE = static_cast<std::size_t>(E);
-  out.expert_slots.assign(static_cast<std::size_t>(G) * uE, 0.0);
   out.rank_slots.assign(uW * uW, 0.0);
-  out.owner.resize(static_cast<std::size_t>(G) * uE);
-  for (std::int64_t g = 0; g < G; ++g) {
-    for (std::int64_t e = 0; e < E; ++e) {
-      out.owner[static_cast<std::size_t>(g * E + e)] =
-          strategy == core::Strategy::kEp ? ep_owner(e, E, W, wl.ownership) : g / (H / W);
-    }
+  if (wl.routing == core::Routing::kTrace || wl.mode == core::WorkloadMode::kSampled) {
+    out.expert_slots.assign(static_cast<std::size_t>(G) * uE, 0.0);
   }
+  out.ownership = wl.ownership;
   auto rank_slot = [&](std::int64_t src, std::int64_t dst) -> double& {
     return out.rank_slots[static_cast<std::size_t>(src * W + dst)];
   };
@@ -182,7 +183,7 @@ core::Expected<RoutingWorkload> build_workload(const core::Scenario& scenario, c
     for (std::int64_t e = 0; e < E; ++e) {
       const double c = counts[e];
       out.expert_slots[static_cast<std::size_t>(g * E + e)] += c;
-      rank_slot(src, out.owner[static_cast<std::size_t>(g * E + e)]) += c;
+      rank_slot(src, out.owner(g, e)) += c;
     }
   };
 
@@ -237,21 +238,20 @@ core::Expected<RoutingWorkload> build_workload(const core::Scenario& scenario, c
   const auto pi = expected_inclusion(wl, E, k);
   const double nd = static_cast<double>(n);
   const double Wd = static_cast<double>(W);
+  // One head's (or EP's) per-expert slots, repeated for every head.
+  std::vector<double> row(uE);
+  for (std::size_t e = 0; e < uE; ++e) row[e] = Wd * nd * pi[e];
+  out.expert_slots.reserve(static_cast<std::size_t>(G) * uE);
+  for (std::int64_t g = 0; g < G; ++g) out.expert_slots.insert(out.expert_slots.end(), row.begin(), row.end());
   if (strategy == core::Strategy::kEp) {
     std::vector<double> per_owner(uW, 0.0);
     for (std::int64_t e = 0; e < E; ++e) {
-      out.expert_slots[static_cast<std::size_t>(e)] = Wd * nd * pi[static_cast<std::size_t>(e)];
-      per_owner[static_cast<std::size_t>(out.owner[static_cast<std::size_t>(e)])] += nd * pi[static_cast<std::size_t>(e)];
+      per_owner[static_cast<std::size_t>(out.owner(0, e))] += nd * pi[static_cast<std::size_t>(e)];
     }
     for (std::int64_t src = 0; src < W; ++src) {
       std::copy(per_owner.begin(), per_owner.end(), out.rank_slots.begin() + static_cast<std::ptrdiff_t>(src * W));
     }
   } else {
-    for (std::int64_t g = 0; g < H; ++g) {
-      for (std::int64_t e = 0; e < E; ++e) {
-        out.expert_slots[static_cast<std::size_t>(g * E + e)] = Wd * nd * pi[static_cast<std::size_t>(e)];
-      }
-    }
     const double per_pair = nd * static_cast<double>(k) * static_cast<double>(H / W);
     std::fill(out.rank_slots.begin(), out.rank_slots.end(), per_pair);
   }

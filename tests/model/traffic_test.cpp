@@ -189,3 +189,27 @@ TEST(HpEpTraffic, UniformDispatchRatioIsHhOverKd) {
 
 }  // namespace
 }  // namespace hpsim::model
+
+namespace hpsim::model {
+namespace {
+
+TEST(RankBytes, AgreesWithTheMatrixPerRankTotals) {
+  core::Scenario s = core::default_scenarios().back();  // Zipf: uneven rows and columns
+  s.parallel.strategy = core::Strategy::kEp;
+  auto wl = build_workload(s, core::Strategy::kEp);
+  ASSERT_TRUE(wl);
+  const auto t = layer_traffic(s.model, *wl);
+  for (const auto& m : t.phases) {
+    const RankBytes b = rank_bytes(m);
+    for (std::int64_t r = 0; r < m.num_ranks; ++r) {
+      EXPECT_NEAR(b.sent[static_cast<std::size_t>(r)], m.sent(r), 1e-9 * m.sent(r) + 1e-9);
+      EXPECT_NEAR(b.received[static_cast<std::size_t>(r)], m.received(r), 1e-9 * m.received(r) + 1e-9);
+    }
+    EXPECT_NEAR(b.total, m.total_sent(), 1e-9 * m.total_sent());
+    EXPECT_NEAR(b.max_sent, m.max_sent(), 1e-9 * m.max_sent());
+    EXPECT_NEAR(b.max_received, m.max_received(), 1e-9 * m.max_received());
+  }
+}
+
+}  // namespace
+}  // namespace hpsim::model

@@ -22,6 +22,8 @@ namespace hpsim::model {
 struct PlanWalk {
   std::vector<std::vector<double>> start_ns;  // [stage][rank]
   std::vector<std::vector<double>> end_ns;    // [stage][rank]
+  // Collective stages: max(sent, received) off-diagonal bytes of each rank; empty for compute.
+  std::vector<std::vector<double>> comm_bytes;  // [stage][rank]
   double end_ns_max() const;                  // latest end over all stages and ranks
 };
 

@@ -13,6 +13,7 @@
 #include "hpsim/core/scenario.h"
 #include "hpsim/model/kernel_families.h"
 #include "hpsim/model/layer_plan.h"
+#include "hpsim/model/traffic.h"
 #include "hpsim/model/workload.h"
 
 namespace hpsim::model {
@@ -39,8 +40,13 @@ const std::vector<StageTemplate>& layer_stages(core::Strategy strategy);
 
 core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const core::Profile& profile,
                                            core::Strategy strategy, const PlanOptions& options = {});
-// The same from a routing workload already built (the estimate shares it with traffic and memory).
+// The same from a routing workload (and its traffic) already built: the estimate shares them
+// with the traffic and memory reports.
 core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const core::Profile& profile,
                                            const RoutingWorkload& workload, const PlanOptions& options = {});
+// `traffic` is taken by value: pass it with std::move to hand its matrices to the plan uncopied.
+core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const core::Profile& profile,
+                                           const RoutingWorkload& workload, LayerTraffic traffic,
+                                           const PlanOptions& options = {});
 
 }  // namespace hpsim::model

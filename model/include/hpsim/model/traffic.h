@@ -38,6 +38,17 @@ struct LayerTraffic {
   const core::TrafficMatrix* find(std::string_view phase) const;
 };
 
+// Per-rank off-diagonal totals of a matrix in one pass (TrafficMatrix::sent/received walk a row or
+// a column per call; hot loops over all ranks use this instead).
+struct RankBytes {
+  std::vector<double> sent;      // [rank]
+  std::vector<double> received;  // [rank]
+  double total = 0;              // all off-diagonal bytes
+  double max_sent = 0;
+  double max_received = 0;
+};
+RankBytes rank_bytes(const core::TrafficMatrix& m);
+
 core::TrafficMatrix transpose(const core::TrafficMatrix& m, std::string_view phase);
 
 // EP dispatch from a routing workload: slots(src, dst) * d * s.

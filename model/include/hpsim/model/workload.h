@@ -38,8 +38,10 @@ struct RoutingWorkload {
   // Slots that source rank src routes to experts owned by rank dst, all groups together:
   // [src * W + dst]. Row src sums to n * k * num_groups.
   std::vector<double> rank_slots;
-  // Rank that owns each expert: [group * E + e].
-  std::vector<std::int64_t> owner;
+  core::Ownership ownership = core::Ownership::kContiguous;  // EP's rule; HP heads are contiguous
+
+  // Rank that owns expert e of group g (EP: by the ownership rule; HP: the owner of head g).
+  std::int64_t owner(std::int64_t group, std::int64_t expert) const;
 
   double slots(std::int64_t src, std::int64_t dst) const {
     return rank_slots[static_cast<std::size_t>(src * num_ranks + dst)];
