@@ -2,6 +2,7 @@
 #include "sweep.h"
 
 #include <cstdio>
+#include <iterator>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -118,49 +119,43 @@ int run_sweep(const SweepOptions& options) {
                 sum = model::summarize(*r);
               }
               const bool valid = error.empty();
-              nlohmann::ordered_json row;
-              row["scenario"] = base.name;
-              row["strategy"] = core::to_string(strategy);
-              row["top_k"] = k;
-              row["num_experts"] = E;
-              row["num_ranks"] = W;
-              row["zipf_skew"] = s.workload.zipf_skew;
-              row["tokens_per_rank"] = n;
-              row["valid"] = valid;
-              row["error"] = error;
               const std::vector<double> values = {
                   sum.layer_forward_us,      sum.layer_backward_us,  sum.layer_total_us,
                   sum.compute_us,            sum.comm_us,            sum.dispatch_sent_max,
                   sum.dispatch_sent_mean,    sum.dispatch_send_imbalance, sum.dispatch_receive_imbalance,
                   sum.layer_a2a_bytes_max,   sum.metadata_bytes_per_rank, sum.peak_max,
                   sum.step_us,               sum.tokens_per_second,  sum.hours_for_budget};
-              for (std::size_t i = 0; i < values.size(); ++i) {
-                const auto& key = columns()[9 + i];
-                if (valid) {
-                  row[key] = values[i];
-                } else {
-                  row[key] = nullptr;
-                }
-              }
               if (json) {
+                nlohmann::ordered_json row;
+                row["scenario"] = base.name;
+                row["strategy"] = core::to_string(strategy);
+                row["top_k"] = k;
+                row["num_experts"] = E;
+                row["num_ranks"] = W;
+                row["zipf_skew"] = s.workload.zipf_skew;
+                row["tokens_per_rank"] = n;
+                row["valid"] = valid;
+                row["error"] = error;
+                for (std::size_t i = 0; i < values.size(); ++i) {
+                  if (valid) {
+                    row[columns()[9 + i]] = values[i];
+                  } else {
+                    row[columns()[9 + i]] = nullptr;
+                  }
+                }
                 rows.push_back(std::move(row));
               } else {
-                std::string line;
-                for (std::size_t i = 0; i < columns().size(); ++i) {
-                  const auto& v = row[columns()[i]];
-                  std::string cell;
-                  if (v.is_string()) {
-                    cell = csv_field(v.get<std::string>());
-                  } else if (v.is_boolean()) {
-                    cell = v.get<bool>() ? "true" : "false";
-                  } else if (v.is_number_integer()) {
-                    cell = std::to_string(v.get<std::int64_t>());
-                  } else if (v.is_number()) {
-                    cell = fmt::format("{:.12g}", v.get<double>());
+                fmt::format_to(std::back_inserter(csv), "{},{},{},{},{},{:.12g},{},{},{}", csv_field(base.name),
+                               core::to_string(strategy), k, E, W, s.workload.zipf_skew, n, valid ? "true" : "false",
+                               csv_field(error));
+                for (double v : values) {
+                  if (valid) {
+                    fmt::format_to(std::back_inserter(csv), ",{:.12g}", v);
+                  } else {
+                    csv += ',';
                   }
-                  line += (i ? "," : "") + cell;
                 }
-                csv += line + "\n";
+                csv += '\n';
               }
               ++done;
               if (show_progress && (done % progress_every == 0 || done == total)) {
