@@ -28,6 +28,11 @@ EpLayer::EpLayer(const core::Scenario& s, int rank, int world, bool forced_routi
   k_ = s.model.top_k;
   f_ = s.model.expert_hidden;
   E_loc_ = E_ / world;
+  dd_ = static_cast<double>(d_);
+  ff_ = static_cast<double>(f_);
+  hh_ = static_cast<double>(s.model.head_dim);
+  EE_ = static_cast<double>(E_);
+  EEloc_ = static_cast<double>(E_ / world);
   const auto w = static_cast<std::size_t>(world);
   send_bytes_.assign(w, 0);
   send_off_.assign(w, 0);
@@ -193,7 +198,7 @@ Status EpLayer::forward(RankContext& c) {
     c.arena.release_to(iteration_mark_);
     has_mark_ = false;
   }
-  HPSIM_TRY(stage(c, "router", F, Lane::kCompute, n * d_ * s + E_ * d_ * 4.0, 2 * n * d_ * E_,
+  HPSIM_TRY(stage(c, "router", F, Lane::kCompute, n * dd_ * s + EE_ * dd_ * 4.0, 2 * n * dd_ * EE_,
                   [&] { return kernels::launch(router_fwd_, c.workspace, c.stream); }));
   if (forced_) {
     const auto bytes = static_cast<std::size_t>(n_ * k_ * 4);
@@ -240,32 +245,32 @@ Status EpLayer::forward(RankContext& c) {
     }
     return Status::ok();
   }));
-  HPSIM_TRY(stage(c, "permute", F, Lane::kCompute, 2 * slots * d_ * s, 0,
+  HPSIM_TRY(stage(c, "permute", F, Lane::kCompute, 2 * slots * dd_ * s, 0,
                   [&] { return kernels::launch(permute_, c.workspace, c.stream); }));
   const double sent_bytes = static_cast<double>(n_ * k_ * d_ * 2 - send_bytes_[static_cast<std::size_t>(rank_)]);
   HPSIM_TRY(stage(c, "dispatch", F, Lane::kComm, sent_bytes, 0, [&] {
     return c.comm->all_to_all_v(send_, send_bytes_, send_off_, recv_, recv_bytes_, recv_off_, c.stream);
   }));
   const double r = static_cast<double>(received_);
-  HPSIM_TRY(stage(c, "regroup", F, Lane::kCompute, 2 * r * d_ * s + r * 16, 0, [&]() -> Status {
+  HPSIM_TRY(stage(c, "regroup", F, Lane::kCompute, 2 * r * dd_ * s + r * 16, 0, [&]() -> Status {
     if (received_ == 0) return Status::ok();
     HPSIM_TRY(kernels::launch(regroup_, c.workspace, c.stream));
     return kernels::launch(gather_, c.workspace, c.stream);
   }));
-  HPSIM_TRY(stage(c, "expert_mlp", F, Lane::kCompute, (2 * r * d_ + 2 * r * f_ + 2.0 * E_loc_ * f_ * d_) * s,
-                  4 * r * d_ * f_, [&]() -> Status {
+  HPSIM_TRY(stage(c, "expert_mlp", F, Lane::kCompute, (2 * r * dd_ + 2 * r * ff_ + 2.0 * EEloc_ * ff_ * dd_) * s,
+                  4 * r * dd_ * ff_, [&]() -> Status {
                     if (received_ == 0) return Status::ok();
                     return kernels::launch(mlp_fwd_, c.workspace, c.stream);
                   }));
-  HPSIM_TRY(stage(c, "unregroup", F, Lane::kCompute, 2 * r * d_ * s, 0, [&]() -> Status {
+  HPSIM_TRY(stage(c, "unregroup", F, Lane::kCompute, 2 * r * dd_ * s, 0, [&]() -> Status {
     if (received_ == 0) return Status::ok();
     return kernels::launch(ungather_, c.workspace, c.stream);
   }));
-  const double returned = r * d_ * 2 - static_cast<double>(recv_bytes_[static_cast<std::size_t>(rank_)]);
+  const double returned = r * dd_ * 2 - static_cast<double>(recv_bytes_[static_cast<std::size_t>(rank_)]);
   HPSIM_TRY(stage(c, "combine", F, Lane::kComm, returned, 0, [&] {
     return c.comm->all_to_all_v(back_, recv_bytes_, recv_off_, ret_, send_bytes_, send_off_, c.stream);
   }));
-  HPSIM_TRY(stage(c, "unpermute", F, Lane::kCompute, slots * d_ * s + n * d_ * s, 2 * slots * d_,
+  HPSIM_TRY(stage(c, "unpermute", F, Lane::kCompute, slots * dd_ * s + n * dd_ * s, 2 * slots * dd_,
                   [&] { return kernels::launch(unpermute_, c.workspace, c.stream); }));
   return Status::ok();
 }
@@ -274,32 +279,32 @@ Status EpLayer::backward(RankContext& c) {
   const Phase B = Phase::kBackward;
   const double s = 2.0, n = static_cast<double>(n_), slots = n * static_cast<double>(k_);
   const double r = static_cast<double>(received_);
-  HPSIM_TRY(stage(c, "unpermute_bwd", B, Lane::kCompute, 2 * slots * d_ * s + n * d_ * s, 4 * slots * d_,
+  HPSIM_TRY(stage(c, "unpermute_bwd", B, Lane::kCompute, 2 * slots * dd_ * s + n * dd_ * s, 4 * slots * dd_,
                   [&] { return kernels::launch(unpermute_bwd_, c.workspace, c.stream); }));
   const double sent_bytes = static_cast<double>(n_ * k_ * d_ * 2 - send_bytes_[static_cast<std::size_t>(rank_)]);
   HPSIM_TRY(stage(c, "combine_bwd", B, Lane::kComm, sent_bytes, 0, [&] {
     return c.comm->all_to_all_v(d_ret_, send_bytes_, send_off_, d_back_, recv_bytes_, recv_off_, c.stream);
   }));
-  HPSIM_TRY(stage(c, "unregroup_bwd", B, Lane::kCompute, 2 * r * d_ * s, 0, [&]() -> Status {
+  HPSIM_TRY(stage(c, "unregroup_bwd", B, Lane::kCompute, 2 * r * dd_ * s, 0, [&]() -> Status {
     if (received_ == 0) return Status::ok();
     return kernels::launch(ungather_bwd_, c.workspace, c.stream);
   }));
-  HPSIM_TRY(stage(c, "expert_mlp_bwd", B, Lane::kCompute, (4 * r * d_ + 4 * r * f_ + 4.0 * E_loc_ * f_ * d_) * s,
-                  8 * r * d_ * f_, [&]() -> Status {
+  HPSIM_TRY(stage(c, "expert_mlp_bwd", B, Lane::kCompute, (4 * r * dd_ + 4 * r * ff_ + 4.0 * EEloc_ * ff_ * dd_) * s,
+                  8 * r * dd_ * ff_, [&]() -> Status {
                     if (received_ == 0) return Status::ok();
                     return kernels::launch(mlp_bwd_, c.workspace, c.stream);
                   }));
-  HPSIM_TRY(stage(c, "regroup_bwd", B, Lane::kCompute, 2 * r * d_ * s, 0, [&]() -> Status {
+  HPSIM_TRY(stage(c, "regroup_bwd", B, Lane::kCompute, 2 * r * dd_ * s, 0, [&]() -> Status {
     if (received_ == 0) return Status::ok();
     return kernels::launch(gather_bwd_, c.workspace, c.stream);
   }));
-  const double returned = r * d_ * 2 - static_cast<double>(recv_bytes_[static_cast<std::size_t>(rank_)]);
+  const double returned = r * dd_ * 2 - static_cast<double>(recv_bytes_[static_cast<std::size_t>(rank_)]);
   HPSIM_TRY(stage(c, "dispatch_bwd", B, Lane::kComm, returned, 0, [&] {
     return c.comm->all_to_all_v(dx_recv_, recv_bytes_, recv_off_, dx_ret_, send_bytes_, send_off_, c.stream);
   }));
-  HPSIM_TRY(stage(c, "permute_bwd", B, Lane::kCompute, slots * d_ * s + n * d_ * s, slots * d_,
+  HPSIM_TRY(stage(c, "permute_bwd", B, Lane::kCompute, slots * dd_ * s + n * dd_ * s, slots * dd_,
                   [&] { return kernels::launch(permute_bwd_, c.workspace, c.stream); }));
-  HPSIM_TRY(stage(c, "router_bwd", B, Lane::kCompute, 3 * n * d_ * s + 2.0 * E_ * d_ * 4, 4 * slots * d_,
+  HPSIM_TRY(stage(c, "router_bwd", B, Lane::kCompute, 3 * n * dd_ * s + 2.0 * EE_ * dd_ * 4, 4 * slots * dd_,
                   [&] { return kernels::launch(router_bwd_, c.workspace, c.stream); }));
   return Status::ok();
 }

@@ -38,6 +38,7 @@ class EpLayer {
   bool forced_, backward_;
   std::int64_t n_, d_, E_, k_, f_, E_loc_;
 
+  double dd_ = 0, ff_ = 0, hh_ = 0, EE_ = 0, EEloc_ = 0;  // the dimensions as doubles, for byte and FLOP counts
   float *router_w_ = nullptr, *bias_ = nullptr, *d_router_ = nullptr;
   Bf16 *w1_ = nullptr, *w2_ = nullptr, *d_w1_ = nullptr, *d_w2_ = nullptr;
   Bf16 *x_ = nullptr, *send_ = nullptr, *ret_ = nullptr, *y_ = nullptr;

@@ -31,6 +31,11 @@ HpLayer::HpLayer(const core::Scenario& s, int rank, int world, bool forced_routi
   L_ = H_ / world;
   N_ = n_ * world;
   rows_ = kernels::grouping_rows_bound(L_, N_, k_, E_, 1);
+  dd_ = static_cast<double>(d_);
+  ff_ = static_cast<double>(f_);
+  hh_ = static_cast<double>(s.model.head_dim);
+  EE_ = static_cast<double>(E_);
+  EEloc_ = static_cast<double>(E_ / world);
 }
 
 Status HpLayer::allocate(Allocator& alloc, RankContext* ctx) {
@@ -176,13 +181,13 @@ Status HpLayer::forward(RankContext& c) {
   const double n = static_cast<double>(n_), N = static_cast<double>(N_), L = static_cast<double>(L_);
   const double peers = static_cast<double>(world_ - 1) / static_cast<double>(world_);
   const std::int64_t block = n_ * L_ * h_ * 2;
-  HPSIM_TRY(stage(c, "w_in", F, Lane::kCompute, (n * d_ + Hh * d_ + 2 * n * Hh) * s, 2 * n * d_ * Hh, [&]() -> Status {
+  HPSIM_TRY(stage(c, "w_in", F, Lane::kCompute, (n * dd_ + Hh * dd_ + 2 * n * Hh) * s, 2 * n * dd_ * Hh, [&]() -> Status {
     HPSIM_TRY(kernels::launch(w_in_fwd_, c.workspace, c.stream));
     return split_blocks(xs_, send_in_, n_, world_, L_ * h_ * 2, c.stream);
   }));
   HPSIM_TRY(stage(c, "dispatch", F, Lane::kComm, n * Hh * s * peers, 0,
                   [&] { return c.comm->all_to_all(send_in_, x_heads_, block, c.stream); }));
-  HPSIM_TRY(stage(c, "router", F, Lane::kCompute, N * L * h_ * s + L * E_ * h_ * 4, 2 * N * L * h_ * E_,
+  HPSIM_TRY(stage(c, "router", F, Lane::kCompute, N * L * hh_ * s + L * EE_ * hh_ * 4, 2 * N * L * hh_ * EE_,
                   [&] { return kernels::launch(router_fwd_, c.workspace, c.stream); }));
   if (forced_) {
     const auto bytes = static_cast<std::size_t>(L_ * N_ * k_ * 4);
@@ -192,13 +197,13 @@ Status HpLayer::forward(RankContext& c) {
   const double slots = L * N * static_cast<double>(k_);
   HPSIM_TRY(stage(c, "group", F, Lane::kCompute, slots * 4 * 3, 0,
                   [&] { return kernels::launch(grouping_, c.workspace, c.stream); }));
-  HPSIM_TRY(stage(c, "expert_mlp", F, Lane::kCompute, slots * h_ * s * 2 + L * E_ * f_ * h_ * s * 2,
-                  4 * slots * h_ * f_, [&] { return kernels::launch(mlp_fwd_, c.workspace, c.stream); }));
-  HPSIM_TRY(stage(c, "weighted_sum", F, Lane::kCompute, slots * h_ * s + N * L * h_ * s, 2 * slots * h_,
+  HPSIM_TRY(stage(c, "expert_mlp", F, Lane::kCompute, slots * hh_ * s * 2 + L * EE_ * ff_ * hh_ * s * 2,
+                  4 * slots * hh_ * ff_, [&] { return kernels::launch(mlp_fwd_, c.workspace, c.stream); }));
+  HPSIM_TRY(stage(c, "weighted_sum", F, Lane::kCompute, slots * hh_ * s + N * L * hh_ * s, 2 * slots * hh_,
                   [&] { return kernels::launch(combine_fwd_, c.workspace, c.stream); }));
   HPSIM_TRY(stage(c, "combine", F, Lane::kComm, n * Hh * s * peers, 0,
                   [&] { return c.comm->all_to_all(out_, recv_out_, block, c.stream); }));
-  HPSIM_TRY(stage(c, "w_out", F, Lane::kCompute, (2 * n * Hh + Hh * d_ + n * d_) * s, 2 * n * d_ * Hh, [&]() -> Status {
+  HPSIM_TRY(stage(c, "w_out", F, Lane::kCompute, (2 * n * Hh + Hh * dd_ + n * dd_) * s, 2 * n * dd_ * Hh, [&]() -> Status {
     HPSIM_TRY(join_blocks(recv_out_, packed_, n_, world_, L_ * h_ * 2, c.stream));
     return kernels::launch(w_out_fwd_, c.workspace, c.stream);
   }));
@@ -212,24 +217,24 @@ Status HpLayer::backward(RankContext& c) {
   const double slots = L * N * static_cast<double>(k_);
   const double peers = static_cast<double>(world_ - 1) / static_cast<double>(world_);
   const std::int64_t block = n_ * L_ * h_ * 2;
-  HPSIM_TRY(stage(c, "w_out_bwd", B, Lane::kCompute, (3 * n * Hh + 2 * Hh * d_ + n * d_) * s, 4 * n * d_ * Hh,
+  HPSIM_TRY(stage(c, "w_out_bwd", B, Lane::kCompute, (3 * n * Hh + 2 * Hh * dd_ + n * dd_) * s, 4 * n * dd_ * Hh,
                   [&]() -> Status {
                     HPSIM_TRY(kernels::launch(w_out_bwd_, c.workspace, c.stream));
                     return split_blocks(d_packed_, send_bwd_, n_, world_, L_ * h_ * 2, c.stream);
                   }));
   HPSIM_TRY(stage(c, "combine_bwd", B, Lane::kComm, n * Hh * s * peers, 0,
                   [&] { return c.comm->all_to_all(send_bwd_, d_out_, block, c.stream); }));
-  HPSIM_TRY(stage(c, "weighted_sum_bwd", B, Lane::kCompute, 2 * slots * h_ * s + N * L * h_ * s, 4 * slots * h_,
+  HPSIM_TRY(stage(c, "weighted_sum_bwd", B, Lane::kCompute, 2 * slots * hh_ * s + N * L * hh_ * s, 4 * slots * hh_,
                   [&] { return kernels::launch(combine_bwd_, c.workspace, c.stream); }));
-  HPSIM_TRY(stage(c, "expert_mlp_bwd", B, Lane::kCompute, 3 * slots * h_ * s + 4 * L * E_ * f_ * h_ * s,
-                  10 * slots * h_ * f_, [&] { return kernels::launch(mlp_bwd_, c.workspace, c.stream); }));
-  HPSIM_TRY(stage(c, "group_bwd", B, Lane::kCompute, slots * h_ * s + N * L * h_ * s, slots * h_,
+  HPSIM_TRY(stage(c, "expert_mlp_bwd", B, Lane::kCompute, 3 * slots * hh_ * s + 4 * L * EE_ * ff_ * hh_ * s,
+                  10 * slots * hh_ * ff_, [&] { return kernels::launch(mlp_bwd_, c.workspace, c.stream); }));
+  HPSIM_TRY(stage(c, "group_bwd", B, Lane::kCompute, slots * hh_ * s + N * L * hh_ * s, slots * hh_,
                   [&] { return kernels::launch(group_bwd_, c.workspace, c.stream); }));
-  HPSIM_TRY(stage(c, "router_bwd", B, Lane::kCompute, 3 * N * L * h_ * s + 2 * L * E_ * h_ * 4, 4 * slots * h_,
+  HPSIM_TRY(stage(c, "router_bwd", B, Lane::kCompute, 3 * N * L * hh_ * s + 2 * L * EE_ * hh_ * 4, 4 * slots * hh_,
                   [&] { return kernels::launch(router_bwd_, c.workspace, c.stream); }));
   HPSIM_TRY(stage(c, "dispatch_bwd", B, Lane::kComm, n * Hh * s * peers, 0,
                   [&] { return c.comm->all_to_all(dx_tokens_, recv_dx_, block, c.stream); }));
-  HPSIM_TRY(stage(c, "w_in_bwd", B, Lane::kCompute, (2 * n * Hh + 2 * Hh * d_ + 2 * n * d_) * s, 4 * n * d_ * Hh,
+  HPSIM_TRY(stage(c, "w_in_bwd", B, Lane::kCompute, (2 * n * Hh + 2 * Hh * dd_ + 2 * n * dd_) * s, 4 * n * dd_ * Hh,
                   [&]() -> Status {
                     HPSIM_TRY(join_blocks(recv_dx_, d_xs_, n_, world_, L_ * h_ * 2, c.stream));
                     return kernels::launch(w_in_bwd_, c.workspace, c.stream);

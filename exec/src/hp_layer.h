@@ -34,6 +34,7 @@ class HpLayer {
   bool forced_, backward_;
   std::int64_t n_, d_, H_, h_, E_, k_, f_, L_, N_, rows_;
 
+  double dd_ = 0, ff_ = 0, hh_ = 0, EE_ = 0, EEloc_ = 0;  // the dimensions as doubles, for byte and FLOP counts
   // Weights and gradients.
   Bf16 *w_in_ = nullptr, *w_out_ = nullptr, *w_k_ = nullptr, *w_v_ = nullptr;
   float *router_w_ = nullptr, *bias_ = nullptr;
