@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
   using namespace hpsim::cli;
   CLI::App app{"hpsim: EP vs HP (Multi-Head LatentMoE) performance model, simulator and executor"};
   app.require_subcommand(1);
-  app.footer("Exit codes: 0 ok, 1 bad input (one 'error: <path>: <rule>' line each), 2 usage.");
+  app.footer("Exit codes: 0 ok, 1 bad input (one 'error: <path>: <rule>' line each), 2 usage, 77 needs a GPU and none is visible.");
 
   // ---- simulate
   SimulateOptions sim;
