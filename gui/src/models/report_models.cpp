@@ -8,18 +8,8 @@
 namespace hpsim::gui {
 namespace {
 
-double dispatchMaxSent(const core::StrategyReport& s) {
-  for (const auto& m : s.traffic) {
-    if (m.phase == "dispatch") return m.max_sent();
-  }
-  return 0;
-}
-
-double totalSent(const core::StrategyReport& s) {
-  double sum = 0;
-  for (const auto& m : s.traffic) sum += m.total_sent();
-  return sum;
-}
+using Value = std::optional<double>;
+using Metrics = const StrategyMetrics*;
 
 }  // namespace
 
@@ -28,23 +18,36 @@ double totalSent(const core::StrategyReport& s) {
 ReportSummaryModel::ReportSummaryModel(QObject* parent) : QAbstractTableModel(parent) {}
 
 const std::vector<ReportSummaryModel::Metric>& ReportSummaryModel::metrics() {
+  // Straight from the StrategyReport, or from model::summarize (StrategyMetrics) as the CLI prints.
   static const std::vector<Metric> list = {
-      {tr("MoE layer, forward"), Unit::kMicros, true, [](const core::StrategyReport& s) { return s.layer_forward_us; }},
-      {tr("MoE layer, backward"), Unit::kMicros, true, [](const core::StrategyReport& s) { return s.layer_backward_us; }},
+      {tr("MoE layer, forward"), Unit::kMicros, true,
+       [](const core::StrategyReport& s, Metrics) -> Value { return s.layer_forward_us; }},
+      {tr("MoE layer, backward"), Unit::kMicros, true,
+       [](const core::StrategyReport& s, Metrics) -> Value { return s.layer_backward_us; }},
       {tr("MoE layer, forward + backward"), Unit::kMicros, true,
-       [](const core::StrategyReport& s) { return s.layer_total_us; }},
-      {tr("Training step (whole model)"), Unit::kMicros, true, [](const core::StrategyReport& s) { return s.step_us; }},
-      {tr("Tokens per second"), Unit::kCount, true, [](const core::StrategyReport& s) { return s.tokens_per_second; }},
+       [](const core::StrategyReport& s, Metrics) -> Value { return s.layer_total_us; }},
+      {tr("  of which compute (sum of stages)"), Unit::kMicros, true,
+       [](const core::StrategyReport&, Metrics m) -> Value { return m ? Value(m->compute_us) : Value(); }},
+      {tr("  of which communication (sum of stages)"), Unit::kMicros, true,
+       [](const core::StrategyReport&, Metrics m) -> Value { return m ? Value(m->comm_us) : Value(); }},
+      {tr("Training step (whole model)"), Unit::kMicros, true,
+       [](const core::StrategyReport& s, Metrics) -> Value { return s.step_us; }},
+      {tr("Tokens per second"), Unit::kCount, true,
+       [](const core::StrategyReport& s, Metrics) -> Value { return s.tokens_per_second; }},
       {tr("Hours for the token budget"), Unit::kHours, true,
-       [](const core::StrategyReport& s) { return s.hours_for_budget; }},
-      {tr("Dispatch bytes, busiest sender"), Unit::kBytes, false, dispatchMaxSent},
-      {tr("Bytes sent per layer, all ranks and phases"), Unit::kBytes, false, totalSent},
+       [](const core::StrategyReport& s, Metrics) -> Value { return s.hours_for_budget; }},
+      {tr("Dispatch bytes, busiest sender"), Unit::kBytes, false,
+       [](const core::StrategyReport&, Metrics m) -> Value { return m ? Value(m->dispatch_sent_max) : Value(); }},
+      {tr("All-to-all bytes per layer, bottleneck rank"), Unit::kBytes, false,
+       [](const core::StrategyReport&, Metrics m) -> Value { return m ? Value(m->layer_a2a_bytes_max) : Value(); }},
       {tr("Metadata bytes per rank"), Unit::kBytes, false,
-       [](const core::StrategyReport& s) { return s.metadata_bytes_per_rank; }},
+       [](const core::StrategyReport& s, Metrics) -> Value { return s.metadata_bytes_per_rank; }},
       {tr("Peak memory, largest rank"), Unit::kBytes, false,
-       [](const core::StrategyReport& s) { return s.memory.max_peak(); }},
+       [](const core::StrategyReport& s, Metrics) -> Value { return s.memory.max_peak(); }},
       {tr("Ranks over GPU capacity"), Unit::kRanks, false,
-       [](const core::StrategyReport& s) { return static_cast<double>(s.memory.num_over_capacity()); }},
+       [](const core::StrategyReport& s, Metrics) -> Value {
+         return static_cast<double>(s.memory.num_over_capacity());
+       }},
   };
   return list;
 }
@@ -78,10 +81,12 @@ int ReportSummaryModel::rowCount(const QModelIndex& parent) const {
 }
 int ReportSummaryModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : kNumColumns; }
 
-QVariant ReportSummaryModel::value(int row, const core::StrategyReport* s) const {
+QVariant ReportSummaryModel::value(int row, const char* strategy) const {
   const Metric& m = metrics()[static_cast<std::size_t>(row)];
+  const core::StrategyReport* s = m_result ? m_result->strategy(strategy) : nullptr;
   if (!s || (m.needsTiming && !m_hasTiming)) return {};
-  return m.get(*s);
+  const Value v = m.get(*s, m_result->metrics_of(strategy));
+  return v ? QVariant(*v) : QVariant();
 }
 
 QVariant ReportSummaryModel::data(const QModelIndex& index, int role) const {
@@ -93,10 +98,10 @@ QVariant ReportSummaryModel::data(const QModelIndex& index, int role) const {
     return {};
   }
   QVariant v;
-  if (index.column() == kEpColumn) v = value(index.row(), m_ep);
-  if (index.column() == kHpColumn) v = value(index.row(), m_hp);
+  if (index.column() == kEpColumn) v = value(index.row(), "ep");
+  if (index.column() == kHpColumn) v = value(index.row(), "hp");
   if (index.column() == kRatioColumn) {
-    const QVariant e = value(index.row(), m_ep), h = value(index.row(), m_hp);
+    const QVariant e = value(index.row(), "ep"), h = value(index.row(), "hp");
     if (e.isValid() && h.isValid() && e.toDouble() > 0) v = h.toDouble() / e.toDouble();
   }
   switch (role) {

@@ -17,10 +17,11 @@ SweepSide side(const EngineResult& result, const char* name) {
   if (!s) return out;
   out.ok = true;
   out.layer_us = s->layer_total_us;
-  for (const auto& stage : s->stages) (stage.lane == core::Lane::kCompute ? out.compute_us : out.comm_us) += stage.max_us;
   out.peak_bytes = s->memory.max_peak();
-  for (const auto& m : s->traffic) {
-    if (m.phase == "dispatch") out.dispatch_max_bytes = m.max_sent();
+  if (const auto* m = result.metrics_of(name)) {
+    out.compute_us = m->compute_us;
+    out.comm_us = m->comm_us;
+    out.dispatch_max_bytes = m->dispatch_sent_max;
   }
   return out;
 }

@@ -38,10 +38,11 @@ class ReportSummaryModel : public QAbstractTableModel {
     QString name;
     Unit unit;
     bool needsTiming;
-    double (*get)(const core::StrategyReport&);
+    // Null when the engine did not provide it.
+    std::optional<double> (*get)(const core::StrategyReport&, const StrategyMetrics*);
   };
   static const std::vector<Metric>& metrics();
-  QVariant value(int row, const core::StrategyReport* s) const;
+  QVariant value(int row, const char* strategy) const;
 
   ResultPtr m_result;
   const core::StrategyReport* m_ep = nullptr;  // into m_result
