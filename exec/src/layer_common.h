@@ -33,8 +33,11 @@ class Allocator {
   core::Expected<T*> get(std::int64_t count, MemTag tag, const std::string& what) {
     const std::int64_t bytes = count * static_cast<std::int64_t>(sizeof(T));
     if (dry()) {
+      // A distinct, aligned, never-dereferenced address, so that shape checks (which reject null
+      // pointers) run in the dry pass too.
+      const std::uintptr_t fake = kDryBase + static_cast<std::uintptr_t>(counted_);
       counted_ += (bytes + 255) / 256 * 256;
-      return static_cast<T*>(nullptr);
+      return reinterpret_cast<T*>(fake);
     }
     auto p = arena_->allocate(bytes, tag, what);
     if (!p) return p.error();
@@ -42,6 +45,7 @@ class Allocator {
   }
 
  private:
+  static constexpr std::uintptr_t kDryBase = std::uintptr_t{1} << 40;
   DeviceArena* arena_;
   std::int64_t counted_ = 0;
 };

@@ -11,10 +11,12 @@
 namespace hpsim::exec {
 namespace {
 
-void require_gpus(int n) {
-  const int have = kernels::visible_device_count();
-  if (have < n) GTEST_SKIP() << "needs " << n << " GPU(s), found " << have;
-}
+// GTEST_SKIP only leaves the function it is written in, so this is a macro.
+#define REQUIRE_GPUS(n)                                                       \
+  do {                                                                        \
+    const int have_ = kernels::visible_device_count();                                \
+    if (have_ < (n)) GTEST_SKIP() << "needs " << (n) << " GPU(s), found " << have_; \
+  } while (0)
 
 // Small awkward shapes: n not a multiple of any tile, H*h != d.
 core::Scenario small_scenario(int world, core::Strategy strategy) {
@@ -52,7 +54,7 @@ void expect_plan_stages(const ExecResult& r, core::Strategy strategy) {
 }
 
 TEST(Executor, HpLayerMeasuresEveryPlanStageWithEqualTraffic) {
-  require_gpus(1);
+  REQUIRE_GPUS(1);
   const int w = usable_world();
   const auto s = small_scenario(w, core::Strategy::kHp);
   ExecOptions o;
@@ -81,7 +83,7 @@ TEST(Executor, HpLayerMeasuresEveryPlanStageWithEqualTraffic) {
 }
 
 TEST(Executor, EpLayerMeasuresEveryPlanStageAndPostsEveryCopy) {
-  require_gpus(1);
+  REQUIRE_GPUS(1);
   const int w = usable_world();
   auto s = small_scenario(w, core::Strategy::kEp);
   s.workload.routing = core::Routing::kZipf;
@@ -102,7 +104,7 @@ TEST(Executor, EpLayerMeasuresEveryPlanStageAndPostsEveryCopy) {
 }
 
 TEST(Executor, ALayerThatCannotFitIsAnErrorNamingSizesOrField) {
-  require_gpus(1);
+  REQUIRE_GPUS(1);
   auto s = small_scenario(1, core::Strategy::kHp);
   s.model.d_model = 4096;
   s.workload.tokens_per_rank = 40'000'000;  // x alone is 328 GB
@@ -118,7 +120,7 @@ TEST(Executor, ALayerThatCannotFitIsAnErrorNamingSizesOrField) {
 }
 
 TEST(Executor, MoreRanksThanGpusIsAnErrorNotAHang) {
-  require_gpus(1);
+  REQUIRE_GPUS(1);
   const int have = kernels::visible_device_count();
   auto s = small_scenario(1, core::Strategy::kEp);
   s.cluster = core::cluster_preset("h200-16x8").value();

@@ -15,10 +15,12 @@ namespace {
 
 #define CHECK_CUDA(expr) ASSERT_EQ((expr), cudaSuccess) << #expr
 
-void require_gpus(int n) {
-  const int have = visible_device_count();
-  if (have < n) GTEST_SKIP() << "needs " << n << " GPU(s), found " << have;
-}
+// GTEST_SKIP only leaves the function it is written in, so this is a macro.
+#define REQUIRE_GPUS(n)                                                       \
+  do {                                                                        \
+    const int have_ = visible_device_count();                                \
+    if (have_ < (n)) GTEST_SKIP() << "needs " << (n) << " GPU(s), found " << have_; \
+  } while (0)
 
 std::vector<std::unique_ptr<Communicator>> make_comms(int w) {
   std::vector<int> devices(static_cast<std::size_t>(w));
@@ -157,22 +159,22 @@ void check_equal_all_to_all_and_reduce(int w) {
 }
 
 TEST(NcclCollectives, AllToAllVExactWithUnevenAndEmptySplitsOnAllVisibleGpus) {
-  require_gpus(1);
+  REQUIRE_GPUS(1);
   check_all_to_all_v(visible_device_count());
 }
 
 TEST(NcclCollectives, AllToAllAllReduceAllGatherExactOnAllVisibleGpus) {
-  require_gpus(1);
+  REQUIRE_GPUS(1);
   check_equal_all_to_all_and_reduce(visible_device_count());
 }
 
 TEST(NcclCollectivesMultiGpu, AllToAllVExactOnTwoGpus) {
-  require_gpus(2);
+  REQUIRE_GPUS(2);
   check_all_to_all_v(2);
 }
 
 TEST(NcclCollectivesMultiGpu, AllToAllAllReduceAllGatherExactOnTwoGpus) {
-  require_gpus(2);
+  REQUIRE_GPUS(2);
   check_equal_all_to_all_and_reduce(2);
 }
 
