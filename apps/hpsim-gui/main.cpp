@@ -1,4 +1,5 @@
 // hpsim-gui: the desktop workbench. Parses arguments, builds the window, opens what was asked.
+#include <algorithm>
 #include <cstdio>
 
 #include <QApplication>
@@ -9,6 +10,7 @@
 
 #include "hpsim/gui/models/workbench.h"
 #include "hpsim/gui/widgets/main_window.h"
+#include "hpsim/gui/widgets/sweep_view.h"
 
 int main(int argc, char** argv) {
   QApplication app(argc, argv);
@@ -98,13 +100,20 @@ int main(int argc, char** argv) {
       }
       QApplication::exit(code);
     };
+    // The Sweep view is shown with its default sweep (k from 1 to 16) run to completion.
+    bool swept = false;
+    auto sweepThenRender = [&] {
+      if (swept) return;
+      swept = true;
+      QObject::connect(workbench.sweepRunner(), &hpsim::gui::SweepRunner::finished, &app,
+                       [&] { QTimer::singleShot(200, &app, render); });
+      window.sweepView()->run();
+    };
     QObject::connect(workbench.analysis(), &hpsim::gui::AnalysisController::stateChanged, &app,
                      [&](hpsim::gui::AnalysisController::State s) {
-                       if (s != hpsim::gui::AnalysisController::State::kRunning) QTimer::singleShot(200, &app, render);
+                       if (s != hpsim::gui::AnalysisController::State::kRunning) sweepThenRender();
                      });
-    if (workbench.analysis()->state() != hpsim::gui::AnalysisController::State::kRunning) {
-      QTimer::singleShot(200, &app, render);
-    }
+    if (workbench.analysis()->state() != hpsim::gui::AnalysisController::State::kRunning) sweepThenRender();
     return QApplication::exec();
   }
   window.show();

@@ -96,7 +96,12 @@ void MemoryChartWidget::paintEvent(QPaintEvent*) {
       p.setBrush(Qt::NoBrush);
     }
   }
-  if (m_model->capacityBytes() > 0) {
+  if (m_model->capacityBytes() > max) {
+    // Capacity far above every peak: say so rather than squash the bars.
+    p.setPen(overCapacityColor());
+    p.drawText(QRect(plot.left() + 4, plot.top() - 2, plot.width() - 8, 14), Qt::AlignRight | Qt::AlignVCenter,
+               tr("capacity %1 is above the scale ↑").arg(formatBytes(m_model->capacityBytes())));
+  } else if (m_model->capacityBytes() > 0) {
     const int y = plot.bottom() - static_cast<int>(m_model->capacityBytes() / max * plot.height());
     p.setPen(QPen(overCapacityColor(), 1.5, Qt::DashLine));
     p.drawLine(plot.left(), y, plot.right(), y);

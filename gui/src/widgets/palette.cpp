@@ -23,9 +23,11 @@ constexpr std::array<std::array<int, 3>, 9> kSequential = {{
 }};
 
 // Categorical colours, distinguishable and not too loud.
-constexpr std::array<QRgb, 12> kCategorical = {
-    0x4e79a7, 0xf28e2b, 0x59a14f, 0xe15759, 0x76b7b2, 0xedc948,
-    0xb07aa1, 0xff9da7, 0x9c755f, 0x86bcb6, 0xd37295, 0xa0cbe8,
+// Categorical colours, distinguishable and not too loud; 20, so that the stages of one layer
+// (about 17) each get their own.
+constexpr std::array<QRgb, 20> kCategorical = {
+    0x4e79a7, 0xf28e2b, 0x59a14f, 0xe15759, 0x76b7b2, 0xedc948, 0xb07aa1, 0xff9da7, 0x9c755f, 0x17becf,
+    0x8c564b, 0xbcbd22, 0x1f77b4, 0xd62728, 0x2ca02c, 0x9467bd, 0xff7f0e, 0x7f7f7f, 0xaec7e8, 0x98df8a,
 };
 
 }  // namespace

@@ -43,6 +43,7 @@ QChartView* makeChartView(const QString& title, QWidget* parent) {
 QLineSeries* addLine(QChart* chart, const QString& name, const QColor& color, Qt::PenStyle style = Qt::SolidLine) {
   auto* s = new QLineSeries(chart);
   s->setName(name);
+  s->setColor(color);  // the legend's marker
   s->setPen(QPen(color, 2.2, style));
   s->setPointsVisible(true);
   chart->addSeries(s);
@@ -277,14 +278,17 @@ void SweepView::rebuildCharts() {
     parity->append(xmin, 1);
     parity->append(xmax, 1);
   }
+  // The capacity line only when it is within reach of the peaks (else it flattens them).
   const double cap = m_workbench->document()->scenario().cluster.gpu.memory_gb;
-  if (!first && cap > 0) {
+  double peak = 0;
+  for (const auto& p : model->points()) peak = std::max({peak, p.ep.peak_bytes / 1e9, p.hp.peak_bytes / 1e9});
+  if (!first && cap > 0 && cap <= 4 * peak) {
     capacity->append(xmin, cap);
     capacity->append(xmax, cap);
   }
   fitAxes(speed, x, tr("speed-up (×)"), true);
   fitAxes(time, x, tr("µs"), true);
-  fitAxes(mem, x, tr("GB"), true);
+  fitAxes(mem, x, cap > 4 * peak ? tr("GB (capacity %1 GB is off the scale)").arg(cap) : tr("GB"), true);
   m_table->resizeColumnsToContents();
 }
 

@@ -31,7 +31,7 @@ QTableView* makeTable(QAbstractItemModel* model, QWidget* parent) {
   t->setSelectionBehavior(QAbstractItemView::SelectRows);
   t->verticalHeader()->hide();
   t->verticalHeader()->setDefaultSectionSize(t->fontMetrics().height() + 6);
-  t->horizontalHeader()->setStretchLastSection(true);
+  t->horizontalHeader()->setStretchLastSection(false);
   t->setWordWrap(false);
   QObject::connect(model, &QAbstractItemModel::modelReset, t, [t] { t->resizeColumnsToContents(); });
   return t;
@@ -364,8 +364,16 @@ MemoryView::MemoryView(Workbench* workbench, QWidget* parent) : WorkbenchView(pa
 QAbstractItemModel* MemoryView::exportTable() const { return m_table->model(); }
 
 void MemoryView::refresh() {
-  // One scale for both charts, so bar heights compare across strategies.
-  const double max = std::max(m_ep->naturalMax(), m_hp->naturalMax());
+  // One scale for both charts, so bar heights compare across strategies. When the capacity is
+  // more than four times the largest peak, the scale fits the peaks and the charts say where the
+  // capacity is.
+  double peak = 0, capacity = 0;
+  for (const char* s : {"ep", "hp"}) {
+    const auto* model = m_workbench->memory(QString::fromLatin1(s));
+    peak = std::max(peak, model->report().max_peak());
+    capacity = std::max(capacity, model->capacityBytes());
+  }
+  const double max = capacity > 4 * peak ? peak : std::max(peak, capacity);
   m_ep->setScaleMax(max);
   m_hp->setScaleMax(max);
   m_info->setText(tr("one MoE layer's parts at the start of its backward (docs/model.md, \"Memory\")"));
