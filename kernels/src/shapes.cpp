@@ -73,10 +73,15 @@ core::Status can_implement(const RouterForwardArgs& a) {
   HPSIM_TRY(check_top_k_limit("RouterForwardArgs", a.top_k));
   HPSIM_KERNEL_LIMIT(a.dim % 32 == 0, "RouterForwardArgs", "dim", "must be a multiple of 32 (got {})", a.dim);
   HPSIM_KERNEL_LIMIT(a.num_heads <= 65535, "RouterForwardArgs", "num_heads", "must be <= 65535 (got {})", a.num_heads);
+  if (a.algo == RouterAlgo::kBf16x3)
+    HPSIM_KERNEL_LIMIT(a.dim % 64 == 0 && a.dim <= 256, "RouterForwardArgs", "dim",
+                       "the bf16x3 algorithm takes dim in {{64, 128, 192, 256}} (got {})", a.dim);
   return core::Status::ok();
 }
 
-std::int64_t workspace_bytes(const RouterForwardArgs&) { return 0; }
+std::int64_t workspace_bytes(const RouterForwardArgs& a) {
+  return a.algo == RouterAlgo::kBf16x3 ? round_up(3 * a.num_heads * a.num_experts * a.dim * 2, kAlign) : 0;
+}
 
 core::Status check_shape(const RouterBackwardArgs& a) {
   HPSIM_TRY(check_routing("RouterBackwardArgs", a.num_heads, a.num_tokens, a.num_experts, a.top_k));

@@ -1,0 +1,284 @@
+// Router forward (router.h), fp32 FFMA algorithm: a block takes 64 tokens of one head and walks
+// all E experts in chunks of 128, K = dim in steps of 16 through double-buffered shared memory.
+// Each thread keeps a 4 tokens x 8 experts score tile in registers and, per token, a sorted list
+// of its best KMAX (biased score, expert); the 16 threads that share a token merge their lists at
+// the end. The scores never leave registers. Symbols as in router.h.
+#include <cfloat>
+
+#include "device_common.cuh"
+#include "hpsim/kernels/cuda_check.h"
+#include "hpsim/kernels/router.h"
+#include "kernel_limits.h"
+#include "router_tc.cuh"
+
+namespace hpsim::kernels {
+namespace {
+
+using device::nv;
+
+constexpr int kTokens = static_cast<int>(limits::kRouterTokens);  // 64
+constexpr int kChunk = 128;                                        // experts per chunk
+constexpr int kStep = 16;                                          // K per stage
+constexpr int kThreads = 256;
+constexpr int kXStride = kTokens + 4;  // xs[k][token], padded rows
+constexpr int kWStride = kChunk + 4;   // ws[k][expert], padded rows
+constexpr int kNoExpert = 0x7fffffff;
+
+struct Params {
+  const __nv_bfloat16* x;
+  const float* weight;
+  const float* bias;
+  int* topk_expert;
+  float* topk_gate;
+  int* counts;
+  int L, N, dim, E, k;
+};
+
+// Inserts (v, e) into a list sorted by (value desc, expert asc), dropping the last entry.
+template <int KMAX>
+__device__ __forceinline__ void insert_sorted(float (&lv)[KMAX], int (&li)[KMAX], float v, int e) {
+  float cv = v;
+  int ce = e;
+#pragma unroll
+  for (int q = 0; q < KMAX; ++q) {
+    const bool better = cv > lv[q] || (cv == lv[q] && ce < li[q]);
+    if (better) {
+      const float tv = lv[q];
+      const int ti = li[q];
+      lv[q] = cv;
+      li[q] = ce;
+      cv = tv;
+      ce = ti;
+    }
+  }
+}
+
+template <int KMAX>
+__global__ void __launch_bounds__(kThreads, KMAX == 8 ? 1 : 2) router_ffma_kernel(Params p) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  float* xs = reinterpret_cast<float*>(smem_raw);   // [2][kStep][kXStride]
+  float* ws = xs + 2 * kStep * kXStride;            // [2][kStep][kWStride]
+
+  const int tid = threadIdx.x;
+  const int tx = tid % 16, ty = tid / 16;
+  const int l = blockIdx.y;
+  const int t0 = blockIdx.x * kTokens;
+  const int num_chunks = (p.E + kChunk - 1) / kChunk;
+  const int k_steps = p.dim / kStep;
+  const int total_steps = num_chunks * k_steps;
+
+  float lv[4][KMAX];
+  int li[4][KMAX];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int q = 0; q < KMAX; ++q) {
+      lv[i][q] = -FLT_MAX;
+      li[i][q] = kNoExpert;
+    }
+  float acc[4][8];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
+
+  // Global -> register staging of one (chunk, k-step) stage.
+  uint4 xr = make_uint4(0, 0, 0, 0);
+  float4 wr[2];
+  const int x_token = tid / 2, x_part = tid % 2;  // threads < 128: 8 dims of one token
+  auto load_stage = [&](int step) {
+    const int chunk = step / k_steps, k0 = (step % k_steps) * kStep;
+    if (tid < 2 * kTokens) {
+      const int t = t0 + x_token;
+      xr = make_uint4(0, 0, 0, 0);
+      if (t < p.N)
+        xr = *reinterpret_cast<const uint4*>(p.x + (static_cast<long long>(t) * p.L + l) * p.dim + k0 + x_part * 8);
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int c = tid + kThreads * i;
+      const int e = chunk * kChunk + c / 4, part = c % 4;
+      wr[i] = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (e < p.E)
+        wr[i] = *reinterpret_cast<const float4*>(p.weight + (static_cast<long long>(l) * p.E + e) * p.dim + k0 + part * 4);
+    }
+  };
+  auto store_stage = [&](int buf) {
+    float* xb = xs + buf * kStep * kXStride;
+    float* wb = ws + buf * kStep * kWStride;
+    if (tid < 2 * kTokens) {
+      float f[8];
+      device::unpack8(xr, f);
+#pragma unroll
+      for (int q = 0; q < 8; ++q) xb[(x_part * 8 + q) * kXStride + x_token] = f[q];
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int c = tid + kThreads * i;
+      const int e = c / 4, part = c % 4;
+      wb[(part * 4 + 0) * kWStride + e] = wr[i].x;
+      wb[(part * 4 + 1) * kWStride + e] = wr[i].y;
+      wb[(part * 4 + 2) * kWStride + e] = wr[i].z;
+      wb[(part * 4 + 3) * kWStride + e] = wr[i].w;
+    }
+  };
+
+  load_stage(0);
+  store_stage(0);
+  __syncthreads();
+  for (int step = 0; step < total_steps; ++step) {
+    const int buf = step & 1;
+    if (step + 1 < total_steps) load_stage(step + 1);
+    const float* xb = xs + buf * kStep * kXStride;
+    const float* wb = ws + buf * kStep * kWStride;
+#pragma unroll
+    for (int kk = 0; kk < kStep; ++kk) {
+      const float4 a = *reinterpret_cast<const float4*>(xb + kk * kXStride + ty * 4);
+      const float4 b0 = *reinterpret_cast<const float4*>(wb + kk * kWStride + tx * 4);
+      const float4 b1 = *reinterpret_cast<const float4*>(wb + kk * kWStride + 64 + tx * 4);
+      const float av[4] = {a.x, a.y, a.z, a.w};
+      const float bv[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+    }
+    if (step % k_steps == k_steps - 1) {
+      // End of an expert chunk: fold the scores into the per-token lists.
+      const int chunk = step / k_steps;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const int e = chunk * kChunk + (j < 4 ? tx * 4 + j : 64 + tx * 4 + (j - 4));
+        if (e < p.E) {
+          const float b = p.bias != nullptr ? __ldg(p.bias + static_cast<long long>(l) * p.E + e) : 0.0f;
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            const float v = acc[i][j] + b;
+            if (v > lv[i][KMAX - 1]) insert_sorted<KMAX>(lv[i], li[i], v, e);
+          }
+        }
+#pragma unroll
+        for (int i = 0; i < 4; ++i) acc[i][j] = 0.0f;
+      }
+    }
+    if (step + 1 < total_steps) store_stage(buf ^ 1);
+    __syncthreads();
+  }
+
+  // Merge: the 16 lists of each token (one per tx) live in shared memory; one thread per token
+  // walks them like a 16-way merge of sorted lists.
+  float* cand_v = reinterpret_cast<float*>(smem_raw);           // [64][16][KMAX]
+  int* cand_e = reinterpret_cast<int*>(cand_v + kTokens * 16 * KMAX);
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int q = 0; q < KMAX; ++q) {
+      const int at = ((ty * 4 + i) * 16 + tx) * KMAX + q;
+      cand_v[at] = lv[i][q];
+      cand_e[at] = li[i][q];
+    }
+  __syncthreads();
+  if (tid < kTokens && t0 + tid < p.N) {
+    const int t = t0 + tid;
+    const float* cv = cand_v + tid * 16 * KMAX;
+    const int* ce = cand_e + tid * 16 * KMAX;
+    int head[16];
+#pragma unroll
+    for (int s = 0; s < 16; ++s) head[s] = 0;
+    float sel_v[KMAX];
+    int sel_e[KMAX];
+#pragma unroll
+    for (int j = 0; j < KMAX; ++j) {
+      float best_v = -FLT_MAX;
+      int best_e = kNoExpert, best_s = 0;
+#pragma unroll
+      for (int s = 0; s < 16; ++s) {
+        if (head[s] < KMAX) {
+          const float v = cv[s * KMAX + head[s]];
+          const int e = ce[s * KMAX + head[s]];
+          if (v > best_v || (v == best_v && e < best_e)) {
+            best_v = v;
+            best_e = e;
+            best_s = s;
+          }
+        }
+      }
+#pragma unroll
+      for (int s = 0; s < 16; ++s) head[s] += (s == best_s) ? 1 : 0;
+      sel_v[j] = best_v;
+      sel_e[j] = best_e;
+    }
+    // Softmax over the k clean scores (biased minus bias).
+    float clean[KMAX];
+    float max_clean = -FLT_MAX;
+#pragma unroll
+    for (int j = 0; j < KMAX; ++j) {
+      if (j < p.k) {
+        const float b = p.bias != nullptr ? __ldg(p.bias + static_cast<long long>(l) * p.E + sel_e[j]) : 0.0f;
+        clean[j] = sel_v[j] - b;
+        max_clean = fmaxf(max_clean, clean[j]);
+      }
+    }
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < KMAX; ++j) {
+      if (j < p.k) {
+        clean[j] = __expf(clean[j] - max_clean);
+        sum += clean[j];
+      }
+    }
+    const float inv = 1.0f / sum;
+    const long long out = (static_cast<long long>(l) * p.N + t) * p.k;
+#pragma unroll
+    for (int j = 0; j < KMAX; ++j) {
+      if (j < p.k) {
+        p.topk_expert[out + j] = sel_e[j];
+        p.topk_gate[out + j] = clean[j] * inv;
+        if (p.counts != nullptr) atomicAdd(p.counts + static_cast<long long>(l) * p.E + sel_e[j], 1);
+      }
+    }
+  }
+}
+
+template <int KMAX>
+core::Status launch_ffma(const Params& p, cudaStream_t stream) {
+  const int stage_bytes = 2 * kStep * (kXStride + kWStride) * 4;
+  const int merge_bytes = kTokens * 16 * KMAX * 8;
+  const int smem = stage_bytes > merge_bytes ? stage_bytes : merge_bytes;
+  HPSIM_CUDA_TRY(cudaFuncSetAttribute(router_ffma_kernel<KMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  const dim3 grid((p.N + kTokens - 1) / kTokens, p.L);
+  router_ffma_kernel<KMAX><<<grid, kThreads, smem, stream>>>(p);
+  HPSIM_CUDA_TRY_LAUNCH("router_ffma_kernel");
+  return core::Status::ok();
+}
+
+}  // namespace
+
+core::Status launch(const RouterForwardArgs& args, void* workspace, Stream stream_handle) {
+  HPSIM_TRY(can_implement(args));
+  auto stream = static_cast<cudaStream_t>(stream_handle);
+  if (args.expert_counts != nullptr)
+    HPSIM_CUDA_TRY(cudaMemsetAsync(args.expert_counts, 0, static_cast<size_t>(args.num_heads * args.num_experts) * 4, stream));
+  if (args.num_tokens == 0) return core::Status::ok();
+  Params p;
+  p.x = nv(args.x);
+  p.weight = args.weight;
+  p.bias = args.bias;
+  p.topk_expert = args.topk_expert;
+  p.topk_gate = args.topk_gate;
+  p.counts = args.expert_counts;
+  p.L = static_cast<int>(args.num_heads);
+  p.N = static_cast<int>(args.num_tokens);
+  p.dim = static_cast<int>(args.dim);
+  p.E = static_cast<int>(args.num_experts);
+  p.k = static_cast<int>(args.top_k);
+  if (args.algo == RouterAlgo::kBf16x3) {
+    device::RouterTcParams q{p.x, p.weight, p.bias, p.topk_expert, p.topk_gate, p.counts, p.L, p.N, p.dim, p.E, p.k};
+    return device::launch_router_bf16x3(q, workspace, stream);
+  }
+  if (p.k <= 2) return launch_ffma<2>(p, stream);
+  if (p.k <= 4) return launch_ffma<4>(p, stream);
+  return launch_ffma<8>(p, stream);
+}
+
+}  // namespace hpsim::kernels

@@ -1,0 +1,287 @@
+#pragma once
+// Router forward on tensor cores with fp32 accuracy ("bf16x3", router.h RouterAlgo::kBf16x3).
+// x is bf16, so it is exact as an mma operand; each fp32 router weight is split into three bf16
+// parts w = hi + mid + lo (24 significant bits, as many as fp32 has), and a score is
+//   sum_i x_i hi_i + x_i mid_i + x_i lo_i
+// with exact products and fp32 accumulation: the accuracy of a plain fp32 dot product, at the
+// bf16 tensor-core rate / 3. Block = 128 tokens of one head (4 warps x 32 tokens), x resident in
+// shared memory (dim <= 256), experts in chunks of 64 streamed through a 3-stage cp.async
+// pipeline (K steps of 64). Per-thread top-k lists as in the FFMA kernel, merged per token at the
+// end. Private to router_fwd.cu.
+
+#include <cfloat>
+
+#include "device_common.cuh"
+#include "hpsim/kernels/cuda_check.h"
+
+namespace hpsim::kernels::device {
+
+struct RouterTcParams {
+  const __nv_bfloat16* x;
+  const float* weight;
+  const float* bias;
+  int* topk_expert;
+  float* topk_gate;
+  int* counts;
+  int L, N, dim, E, k;
+  const __nv_bfloat16* w_parts = nullptr;  // [3][L][E][dim], set by the launcher
+};
+
+namespace router_tc {
+
+constexpr int kTokens = 128;
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kChunk = 64;   // experts per chunk
+constexpr int kStepK = 64;   // K per stage
+constexpr int kStages = 3;
+constexpr int kNoExpert = 0x7fffffff;
+constexpr int kStageElems = 3 * kChunk * kStepK;  // bf16 per stage
+
+__global__ void split_weight_kernel(const float* __restrict__ w, long long count, __nv_bfloat16* __restrict__ parts) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const float v = w[i];
+    const __nv_bfloat16 hi = __float2bfloat16_rn(v);
+    const float r1 = v - __bfloat162float(hi);
+    const __nv_bfloat16 mid = __float2bfloat16_rn(r1);
+    const float r2 = r1 - __bfloat162float(mid);
+    parts[i] = hi;
+    parts[count + i] = mid;
+    parts[2 * count + i] = __float2bfloat16_rn(r2);
+  }
+}
+
+template <int KMAX>
+__device__ __forceinline__ void insert_sorted(float (&lv)[KMAX], int (&li)[KMAX], float v, int e) {
+  float cv = v;
+  int ce = e;
+#pragma unroll
+  for (int q = 0; q < KMAX; ++q) {
+    const bool better = cv > lv[q] || (cv == lv[q] && ce < li[q]);
+    if (better) {
+      const float tv = lv[q];
+      const int ti = li[q];
+      lv[q] = cv;
+      li[q] = ce;
+      cv = tv;
+      ce = ti;
+    }
+  }
+}
+
+template <int KMAX>
+__global__ void __launch_bounds__(kThreads, 2) router_bf16x3_kernel(RouterTcParams p) {
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  __nv_bfloat16* xs = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [128][dim] swizzled
+  __nv_bfloat16* wst = xs + kTokens * p.dim;                        // [kStages][3][64][64] swizzled
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, tq = lane % 4;
+  const int l = blockIdx.y;
+  const int t0 = blockIdx.x * kTokens;
+  const int k_steps = p.dim / kStepK;
+  const int num_chunks = (p.E + kChunk - 1) / kChunk;
+  const int total = num_chunks * k_steps;
+  const long long part_stride = static_cast<long long>(p.L) * p.E * p.dim;
+
+  // x tile (once).
+  {
+    const int chunks_per_row = p.dim / 8;
+    for (int c = tid; c < kTokens * chunks_per_row; c += kThreads) {
+      const int r = c / chunks_per_row, col = (c % chunks_per_row) * 8;
+      const int t = t0 + r;
+      const __nv_bfloat16* src = p.x + (static_cast<long long>(t < p.N ? t : 0) * p.L + l) * p.dim + col;
+      cp_async16(smem_u32(xs + swz(r, col, p.dim)), src, t < p.N);
+    }
+  }
+  auto load_stage = [&](int step) {
+    const int chunk = step / k_steps, k0 = (step % k_steps) * kStepK;
+    __nv_bfloat16* dst = wst + (step % kStages) * kStageElems;
+#pragma unroll
+    for (int i = 0; i < (3 * kChunk * kStepK / 8) / kThreads; ++i) {  // 12 chunks of 16 B per thread
+      const int c = tid + i * kThreads;
+      const int part = c / (kChunk * 8), rem = c % (kChunk * 8);
+      const int r = rem / 8, col = (rem % 8) * 8;
+      const int e = chunk * kChunk + r;
+      const __nv_bfloat16* src =
+          p.w_parts + part * part_stride + (static_cast<long long>(l) * p.E + (e < p.E ? e : 0)) * p.dim + k0 + col;
+      cp_async16(smem_u32(dst + part * kChunk * kStepK + swz(r, col, kStepK)), src, e < p.E);
+    }
+  };
+
+  float lv[4][KMAX];
+  int li[4][KMAX];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int q = 0; q < KMAX; ++q) {
+      lv[i][q] = -FLT_MAX;
+      li[i][q] = kNoExpert;
+    }
+  float acc[2][8][4];
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) acc[mt][nt][c] = 0.0f;
+
+  load_stage(0);
+  cp_async_commit();
+  if (total > 1) load_stage(1);
+  cp_async_commit();
+  for (int step = 0; step < total; ++step) {
+    cp_async_wait<1>();
+    __syncthreads();
+    if (step + 2 < total) load_stage(step + 2);
+    cp_async_commit();
+    const __nv_bfloat16* wb = wst + (step % kStages) * kStageElems;
+    const int kx0 = (step % k_steps) * kStepK;
+#pragma unroll
+    for (int kk = 0; kk < kStepK / 16; ++kk) {
+      std::uint32_t a[2][4];
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt)
+        ldmatrix_x4(a[mt], smem_u32(xs + swz(warp * 32 + mt * 16 + (lane % 16), kx0 + kk * 16 + (lane / 16) * 8, p.dim)));
+#pragma unroll
+      for (int part = 2; part >= 0; --part) {  // smallest part first
+#pragma unroll
+        for (int np = 0; np < 4; ++np) {
+          std::uint32_t b[4];
+          ldmatrix_x4(b, smem_u32(wb + part * kChunk * kStepK +
+                                  swz(np * 16 + (lane % 8) + (lane / 16) * 8, kk * 16 + ((lane / 8) % 2) * 8, kStepK)));
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) {
+            mma_bf16(acc[mt][2 * np], a[mt], b[0], b[1]);
+            mma_bf16(acc[mt][2 * np + 1], a[mt], b[2], b[3]);
+          }
+        }
+      }
+    }
+    if (step % k_steps == k_steps - 1) {
+      const int chunk = step / k_steps;
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int e = chunk * kChunk + nt * 8 + 2 * tq + c;
+          if (e < p.E) {
+            const float b = p.bias != nullptr ? __ldg(p.bias + static_cast<long long>(l) * p.E + e) : 0.0f;
+#pragma unroll
+            for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+              for (int rh = 0; rh < 2; ++rh) {
+                const float v = acc[mt][nt][rh * 2 + c] + b;
+                if (v > lv[mt * 2 + rh][KMAX - 1]) insert_sorted<KMAX>(lv[mt * 2 + rh], li[mt * 2 + rh], v, e);
+              }
+          }
+        }
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+          for (int c = 0; c < 4; ++c) acc[mt][nt][c] = 0.0f;
+    }
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+
+  // Merge the 4 lists of each token (the 4 threads of a quad).
+  float* cand_v = reinterpret_cast<float*>(smem_raw);  // [128][4][KMAX]
+  int* cand_e = reinterpret_cast<int*>(cand_v + kTokens * 4 * KMAX);
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int rh = 0; rh < 2; ++rh)
+#pragma unroll
+      for (int q = 0; q < KMAX; ++q) {
+        const int token = warp * 32 + mt * 16 + rh * 8 + g;
+        const int at = (token * 4 + tq) * KMAX + q;
+        cand_v[at] = lv[mt * 2 + rh][q];
+        cand_e[at] = li[mt * 2 + rh][q];
+      }
+  __syncthreads();
+  const int t = t0 + tid;
+  if (t < p.N) {
+    const float* cv = cand_v + tid * 4 * KMAX;
+    const int* ce = cand_e + tid * 4 * KMAX;
+    int head[4] = {0, 0, 0, 0};
+    float sel_v[KMAX];
+    int sel_e[KMAX];
+#pragma unroll
+    for (int j = 0; j < KMAX; ++j) {
+      float best_v = -FLT_MAX;
+      int best_e = kNoExpert, best_s = 0;
+#pragma unroll
+      for (int s = 0; s < 4; ++s) {
+        if (head[s] < KMAX) {
+          const float v = cv[s * KMAX + head[s]];
+          const int e = ce[s * KMAX + head[s]];
+          if (v > best_v || (v == best_v && e < best_e)) {
+            best_v = v;
+            best_e = e;
+            best_s = s;
+          }
+        }
+      }
+#pragma unroll
+      for (int s = 0; s < 4; ++s) head[s] += (s == best_s) ? 1 : 0;
+      sel_v[j] = best_v;
+      sel_e[j] = best_e;
+    }
+    float clean[KMAX];
+    float max_clean = -FLT_MAX;
+#pragma unroll
+    for (int j = 0; j < KMAX; ++j)
+      if (j < p.k) {
+        const float b = p.bias != nullptr ? __ldg(p.bias + static_cast<long long>(l) * p.E + sel_e[j]) : 0.0f;
+        clean[j] = sel_v[j] - b;
+        max_clean = fmaxf(max_clean, clean[j]);
+      }
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < KMAX; ++j)
+      if (j < p.k) {
+        clean[j] = __expf(clean[j] - max_clean);
+        sum += clean[j];
+      }
+    const float inv = 1.0f / sum;
+    const long long out = (static_cast<long long>(l) * p.N + t) * p.k;
+#pragma unroll
+    for (int j = 0; j < KMAX; ++j)
+      if (j < p.k) {
+        p.topk_expert[out + j] = sel_e[j];
+        p.topk_gate[out + j] = clean[j] * inv;
+        if (p.counts != nullptr) atomicAdd(p.counts + static_cast<long long>(l) * p.E + sel_e[j], 1);
+      }
+  }
+}
+
+template <int KMAX>
+core::Status launch_kmax(const RouterTcParams& p, cudaStream_t stream) {
+  const int pipe_bytes = (kTokens * p.dim + kStages * kStageElems) * 2;
+  const int merge_bytes = kTokens * 4 * KMAX * 8;
+  const int smem = pipe_bytes > merge_bytes ? pipe_bytes : merge_bytes;
+  HPSIM_CUDA_TRY(cudaFuncSetAttribute(router_bf16x3_kernel<KMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  const dim3 grid((p.N + kTokens - 1) / kTokens, p.L);
+  router_bf16x3_kernel<KMAX><<<grid, kThreads, smem, stream>>>(p);
+  HPSIM_CUDA_TRY_LAUNCH("router_bf16x3_kernel");
+  return core::Status::ok();
+}
+
+}  // namespace router_tc
+
+// The weight parts live in the workspace: 3 * L * E * dim bf16.
+inline core::Status launch_router_bf16x3(RouterTcParams p, void* workspace, cudaStream_t stream) {
+  const long long count = static_cast<long long>(p.L) * p.E * p.dim;
+  auto* parts = static_cast<__nv_bfloat16*>(workspace);
+  router_tc::split_weight_kernel<<<grid_1d(count, 256 * 4), 256, 0, stream>>>(p.weight, count, parts);
+  HPSIM_CUDA_TRY_LAUNCH("split_weight_kernel");
+  p.w_parts = parts;
+  if (p.k <= 2) return router_tc::launch_kmax<2>(p, stream);
+  if (p.k <= 4) return router_tc::launch_kmax<4>(p, stream);
+  return router_tc::launch_kmax<8>(p, stream);
+}
+
+}  // namespace hpsim::kernels::device
