@@ -60,7 +60,7 @@ Status EpLayer::allocate_received(Allocator& alloc, std::int64_t r) {
   return Status::ok();
 }
 
-Status EpLayer::build_received_args(RankContext* ctx, std::int64_t r) {
+Status EpLayer::build_received_args(RankContext* ctx, std::int64_t r, bool check) {
   (void)ctx;
   regroup_ = {row_expert_, g_offsets_, g_perm_, g_inverse_, nullptr, 1, r, 1, E_loc_, 1};
   // grouped[g] = recv[perm[g]]: a one-slot combine whose "inverse" is the permutation.
@@ -73,7 +73,7 @@ Status EpLayer::build_received_args(RankContext* ctx, std::int64_t r) {
     mlp_bwd_ = {grouped_, g_offsets_, w1_, w2_, pre_act_, act_, d_grouped_, dx_grouped_, d_w1_, d_w2_, E_loc_, r, d_, f_};
     gather_bwd_ = {dx_grouped_, g_inverse_, nullptr, dx_recv_, 1, r, 1, d_};
   }
-  if (r > 0) {
+  if (check && r > 0) {
     HPSIM_TRY(kernels::can_implement(regroup_));
     HPSIM_TRY(kernels::can_implement(gather_));
     HPSIM_TRY(kernels::can_implement(mlp_fwd_));
@@ -135,9 +135,12 @@ Status EpLayer::allocate(Allocator& alloc, RankContext* ctx) {
     HPSIM_TRY(kernels::can_implement(permute_bwd_));
     HPSIM_TRY(kernels::can_implement(router_bwd_));
   }
-  // Workspace for the worst case of received rows (every token of every rank comes here).
+  // Workspace for the worst case of received rows (every token of every rank comes here). The
+  // dry pass also counts the routing-dependent buffers at that size and checks their shapes; the
+  // real pass carves them per iteration (forward) and only sizes the workspace here.
   const std::int64_t worst = n_ * k_ * world_;
-  HPSIM_TRY(build_received_args(ctx, worst));
+  if (alloc.dry()) HPSIM_TRY(allocate_received(alloc, worst));
+  HPSIM_TRY(build_received_args(ctx, worst, /*check=*/alloc.dry()));
   std::int64_t ws = 0;
   for (std::int64_t b : {kernels::workspace_bytes(router_fwd_), kernels::workspace_bytes(permute_),
                          kernels::workspace_bytes(unpermute_), kernels::workspace_bytes(regroup_),
@@ -157,10 +160,6 @@ Status EpLayer::allocate(Allocator& alloc, RankContext* ctx) {
   if (ctx != nullptr) {
     ctx->workspace = workspace;
     ctx->workspace_bytes = ws;
-  }
-  if (alloc.dry()) {
-    // The arena must also hold the routing-dependent buffers at their worst case.
-    HPSIM_TRY(allocate_received(alloc, worst));
   }
   return Status::ok();
 }
@@ -238,7 +237,7 @@ Status EpLayer::forward(RankContext& c) {
     has_mark_ = true;
     Allocator alloc(&c.arena);
     HPSIM_TRY(allocate_received(alloc, std::max<std::int64_t>(received_, 1)));
-    HPSIM_TRY(build_received_args(&c, received_));
+    HPSIM_TRY(build_received_args(&c, received_, /*check=*/true));
     if (received_ > 0) {
       HPSIM_CUDA_TRY(cudaMemcpyAsync(row_expert_, host_row_expert_.data(), static_cast<std::size_t>(received_ * 4),
                                      cudaMemcpyHostToDevice, c.stream));

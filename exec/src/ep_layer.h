@@ -31,7 +31,7 @@ class EpLayer {
  private:
   // Buffers sized by the received rows R (worst case n*k*W in a dry run).
   core::Status allocate_received(Allocator& alloc, std::int64_t received_rows);
-  core::Status build_received_args(RankContext* ctx, std::int64_t received_rows);
+  core::Status build_received_args(RankContext* ctx, std::int64_t received_rows, bool check);
 
   const core::Scenario& scenario_;
   int rank_, world_;
