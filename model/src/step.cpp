@@ -1,6 +1,8 @@
 // Whole-model training-step estimate (step.h, docs/model.md "Training step").
 #include "hpsim/model/step.h"
 
+#include <algorithm>
+
 #include "hpsim/core/units.h"
 #include "hpsim/model/cost.h"
 #include "hpsim/model/memory.h"
@@ -41,7 +43,9 @@ core::Expected<StepEstimate> estimate_step(const core::Scenario& scenario, const
 
   StepEstimate out;
   out.data_parallel_copies = R;
-  out.passes = static_cast<double>(tr.global_batch_tokens) / (static_cast<double>(G) * n);
+  // At least one pass: a global batch smaller than one micro-batch on every GPU still runs one.
+  out.passes = std::max(1.0, static_cast<double>(tr.global_batch_tokens) / (static_cast<double>(G) * n));
+  out.tokens_per_step = out.passes * static_cast<double>(G) * n;
   out.attention_us = L * (kernel_time_us(*attn_fwd, {2 * n * T * d, 4 * n * d * s}) +
                           kernel_time_us(*attn_bwd, {5 * n * T * d, 8 * n * d * s}));
   out.dense_gemm_us = L * (gemm_fwd_bwd_us(n, d, 3 * d) + gemm_fwd_bwd_us(n, d, d)) +
@@ -73,7 +77,7 @@ core::Expected<StepEstimate> estimate_step(const core::Scenario& scenario, const
   out.optimizer_us = kernel_time_us(*optim, {0.0, update_bytes});
 
   out.step_us = out.passes * out.pass_us + out.grad_allreduce_us + out.optimizer_us;
-  out.tokens_per_second = static_cast<double>(tr.global_batch_tokens) / (out.step_us / core::kUsPerS);
+  out.tokens_per_second = out.tokens_per_step / (out.step_us / core::kUsPerS);
   out.hours_for_budget = tr.token_budget / out.tokens_per_second / 3600.0;
   return out;
 }

@@ -167,3 +167,19 @@ TEST(TrainingStep, ReplicatedParametersAreCountedOnce) {
 
 }  // namespace
 }  // namespace hpsim::model
+
+namespace hpsim::model {
+namespace {
+
+TEST(TrainingStep, ABatchSmallerThanOnePassStillCostsOnePass) {
+  auto s = core::default_scenarios().front();
+  s.training.global_batch_tokens = 1000;  // far below G n = 8 * 16384
+  auto step = estimate_step(s, load_default_profile().value(), core::Strategy::kHp, 1000.0);
+  ASSERT_TRUE(step);
+  EXPECT_DOUBLE_EQ(step->passes, 1.0);
+  EXPECT_DOUBLE_EQ(step->tokens_per_step, 8.0 * 16384);
+  EXPECT_NEAR(step->tokens_per_second * step->step_us * 1e-6, 8.0 * 16384, 1e-6);
+}
+
+}  // namespace
+}  // namespace hpsim::model

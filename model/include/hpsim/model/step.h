@@ -8,7 +8,7 @@
 //   dense      L x [Q,K,V,O projections], L_d x [dense FFN d -> F -> d], LM head d -> V:
 //              each GEMM once forward and twice backward (dX, dW), on the dense_gemm fit
 //   MoE        (L - L_d) x the analytic MoE layer time (forward + backward)
-// Per step: passes = global_batch_tokens / (G n); plus one all-reduce of the replicated
+// Per step: passes = max(1, global_batch_tokens / (G n)); plus one all-reduce of the replicated
 // parameters' gradients over the G GPUs (bus bytes 2 (G-1)/G), one of the expert gradients over
 // the R copies, and the optimizer update (optimizer_step fit).
 
@@ -20,7 +20,8 @@ namespace hpsim::model {
 
 struct StepEstimate {
   double data_parallel_copies = 0;  // R
-  double passes = 0;                // micro-batch passes per optimizer step
+  double passes = 0;                // micro-batch passes per optimizer step: max(1, B / (G n))
+  double tokens_per_step = 0;       // passes G n (= B unless B < G n)
   // Per pass, per rank, forward + backward (microseconds).
   double attention_us = 0;
   double dense_gemm_us = 0;
