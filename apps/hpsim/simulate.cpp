@@ -2,6 +2,7 @@
 #include "simulate.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -25,7 +26,11 @@ std::string scenario_header(const core::Scenario& s, const core::Profile& profil
   const auto tier = model::tier_name(model::group_tier(c, s.parallel.num_ranks));
   std::string routing = core::to_string(w.routing);
   if (w.routing == core::Routing::kZipf) routing += fmt::format(" (skew {:g})", w.zipf_skew);
-  if (w.routing == core::Routing::kTrace) routing += " " + w.trace_file;
+  if (w.routing == core::Routing::kTrace) {
+    routing += " " + std::filesystem::path(w.trace_file).filename().string() + " (recorded counts)";
+  } else {
+    routing += fmt::format(", {} mode", core::to_string(w.mode));
+  }
   std::string out = fmt::format("{}: {}\n", s.name, s.description.empty() ? m.name : s.description);
   out += fmt::format("  model {}: d={} H={} h={} E={} k={} f={} s={} | {} layers ({} dense), T={}\n", m.name, m.d_model,
                      m.num_heads, m.head_dim, m.num_experts, m.top_k, m.expert_hidden, m.bytes_per_element,
@@ -33,8 +38,8 @@ std::string scenario_header(const core::Scenario& s, const core::Profile& profil
   out += fmt::format("  W={} ranks on {} ({} x {} {}, {} GB), collectives on {} | n={} tokens per rank\n",
                      s.parallel.num_ranks, c.name, c.num_nodes, c.gpus_per_node, c.gpu.name, c.gpu.memory_gb, tier,
                      w.tokens_per_rank);
-  out += fmt::format("  routing {}, {} mode, {} ownership | profile {} ({}) | engine analytic\n", routing,
-                     core::to_string(w.mode), core::to_string(w.ownership), profile.name, core::to_string(profile.source));
+  out += fmt::format("  routing {}, {} ownership | profile {} ({}) | engine analytic\n", routing,
+                     core::to_string(w.ownership), profile.name, core::to_string(profile.source));
   return out;
 }
 
