@@ -27,7 +27,7 @@ std::string scenario_header(const core::Scenario& s, const core::Profile& profil
   std::string routing = core::to_string(w.routing);
   if (w.routing == core::Routing::kZipf) routing += fmt::format(" (skew {:g})", w.zipf_skew);
   if (w.routing == core::Routing::kTrace) {
-    routing += " " + std::filesystem::path(w.trace_file).filename().string() + " (recorded counts)";
+    routing.append(" ").append(std::filesystem::path(w.trace_file).filename().string()).append(" (recorded counts)");
   } else {
     routing += fmt::format(", {} mode", core::to_string(w.mode));
   }
