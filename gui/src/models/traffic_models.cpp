@@ -50,6 +50,10 @@ void TrafficModel::setResult(const ResultPtr& result) {
   beginResetModel();
   const auto* s = result ? result->strategy(m_strategy.toStdString()) : nullptr;
   m_matrices = s ? std::shared_ptr<const std::vector<core::TrafficMatrix>>(result, &s->traffic) : nullptr;
+  m_maxOffDiagonal = 0;
+  if (m_matrices) {
+    for (const auto& m : *m_matrices) m_maxOffDiagonal = std::max(m_maxOffDiagonal, offDiagonalMax(m));
+  }
   selectPhase();
   endResetModel();
 }
@@ -58,6 +62,7 @@ void TrafficModel::clear() {
   beginResetModel();
   m_matrices.reset();
   m_current = -1;
+  m_maxOffDiagonal = 0;
   endResetModel();
 }
 
@@ -89,13 +94,7 @@ const core::TrafficMatrix* TrafficModel::matrix() const {
   return m_current < 0 ? nullptr : &(*m_matrices)[static_cast<std::size_t>(m_current)];
 }
 
-double TrafficModel::maxOffDiagonal() const {
-  double best = 0;
-  if (m_matrices) {
-    for (const auto& m : *m_matrices) best = std::max(best, offDiagonalMax(m));
-  }
-  return best;
-}
+double TrafficModel::maxOffDiagonal() const { return m_maxOffDiagonal; }
 
 int TrafficModel::rowCount(const QModelIndex& parent) const {
   if (parent.isValid() || !matrix()) return 0;
@@ -212,10 +211,13 @@ void TrafficSummaryModel::setResult(const ResultPtr& result) {
   if (result) {
     for (const QString& phase : trafficPhases(*result)) {
       m_rows.push_back({phase, m_ep ? findPhase(m_ep->traffic, phase) : nullptr,
-                        m_hp ? findPhase(m_hp->traffic, phase) : nullptr, false});
+                        m_hp ? findPhase(m_hp->traffic, phase) : nullptr, false, {}});
     }
   }
-  if (!m_rows.empty()) m_rows.push_back({tr("all phases"), nullptr, nullptr, true});
+  if (!m_rows.empty()) m_rows.push_back({tr("all phases"), nullptr, nullptr, true, {}});
+  for (auto& row : m_rows) {
+    for (int c = kEpTotalColumn; c < kNumColumns; ++c) row.values[c] = value(row, c);
+  }
   endResetModel();
 }
 
@@ -270,7 +272,7 @@ QVariant TrafficSummaryModel::data(const QModelIndex& index, int role) const {
     }
     return {};
   }
-  const QVariant v = value(row, index.column());
+  const QVariant v = row.values[index.column()];
   const bool isRatio = index.column() == kRatioColumn || index.column() == kEpImbalanceColumn ||
                        index.column() == kHpImbalanceColumn;
   switch (role) {

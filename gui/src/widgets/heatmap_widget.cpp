@@ -17,7 +17,7 @@ HeatmapWidget::HeatmapWidget(TrafficModel* model, QWidget* parent) : QWidget(par
   setMouseTracking(true);
   setAttribute(Qt::WA_OpaquePaintEvent, false);
   connect(m_model, &QAbstractItemModel::modelReset, this, [this] {
-    rebuildImage();
+    m_imageDirty = true;
     update();
   });
 }
@@ -25,7 +25,7 @@ HeatmapWidget::HeatmapWidget(TrafficModel* model, QWidget* parent) : QWidget(par
 void HeatmapWidget::setScaleMax(double bytes) {
   if (bytes == m_scaleMax) return;
   m_scaleMax = bytes;
-  rebuildImage();
+  m_imageDirty = true;
   update();
 }
 
@@ -35,6 +35,7 @@ void HeatmapWidget::setTitle(const QString& title) {
 }
 
 void HeatmapWidget::rebuildImage() {
+  m_imageDirty = false;
   const auto* m = m_model->matrix();
   if (!m || m->num_ranks <= 0) {
     m_image = QImage();
@@ -92,6 +93,7 @@ void HeatmapWidget::paintEvent(QPaintEvent*) {
 
   const QRect r = plotRect();
   const auto* m = m_model->matrix();
+  if (m_imageDirty) rebuildImage();
   if (!m || m_image.isNull()) {
     p.setPen(palette().color(QPalette::PlaceholderText));
     p.drawRect(r.adjusted(0, 0, -1, -1));

@@ -33,6 +33,8 @@ QTableView* makeTable(QAbstractItemModel* model, QWidget* parent) {
   t->verticalHeader()->setDefaultSectionSize(t->fontMetrics().height() + 6);
   t->horizontalHeader()->setStretchLastSection(false);
   t->setWordWrap(false);
+  // Column widths from the first rows only: a 1,024-rank table must not be measured cell by cell.
+  t->horizontalHeader()->setResizeContentsPrecision(32);
   QObject::connect(model, &QAbstractItemModel::modelReset, t, [t] { t->resizeColumnsToContents(); });
   return t;
 }

@@ -51,6 +51,7 @@ class TrafficModel : public QAbstractTableModel {
   std::shared_ptr<const std::vector<core::TrafficMatrix>> m_matrices;  // into the shared result
   QString m_phase;
   int m_current = -1;
+  double m_maxOffDiagonal = 0;  // over all phases, computed once per result
 };
 
 class RankTrafficModel : public QAbstractTableModel {
@@ -110,6 +111,7 @@ class TrafficSummaryModel : public QAbstractTableModel {
     const core::TrafficMatrix* ep = nullptr;  // into m_result, or null
     const core::TrafficMatrix* hp = nullptr;
     bool isTotal = false;
+    QVariant values[kNumColumns];  // computed once: each is a pass over a W x W matrix
   };
   QVariant value(const Row& row, int column) const;
 

@@ -40,6 +40,7 @@ class HeatmapWidget : public QWidget {
   QString m_title;
   double m_scaleMax = 0;
   QImage m_image;
+  bool m_imageDirty = true;  // rebuilt at the next paint, once however many changes came before
   QPoint m_hover{-1, -1};
 };
 
