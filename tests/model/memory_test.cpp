@@ -71,6 +71,41 @@ TEST(HpMemory, HandCountedPartsW2) {
   }
 }
 
+TEST(EpMemory, HandCountedPartsW4) {
+  core::Scenario s = tiny(core::Strategy::kEp);
+  s.parallel.num_ranks = 4;  // E/W = 1 expert per rank
+  const auto report = memory_of(s);
+  ASSERT_EQ(report.ranks.size(), 4u);
+  for (const auto& r : report.ranks) {
+    EXPECT_DOUBLE_EQ(r.weights, 96 * 2 + 32 * 4);
+    EXPECT_DOUBLE_EQ(r.gradients, 128 * 4);
+    EXPECT_DOUBLE_EQ(r.optimizer, 128 * 12);
+    // Uniform: each rank's single expert gets W * n * k / E = 6 rows, the same as n * k.
+    EXPECT_DOUBLE_EQ(r.activations, 48 + 48 + 96 + 144 + 96);
+    EXPECT_DOUBLE_EQ(r.comm_buffers, 2 * 6 * 16 + 2 * 4 * 4);
+  }
+  MemoryOptions worst;
+  worst.ep_buffers = EpBufferSizing::kWorstCase;
+  // W * n * min(k, E/W) = 4 * 3 * 1 = 12 rows each way.
+  EXPECT_DOUBLE_EQ(memory_of(s, worst).ranks[2].comm_buffers, 2 * 12 * 16 + 2 * 4 * 4);
+}
+
+TEST(HpMemory, HandCountedPartsW4) {
+  core::Scenario s = tiny(core::Strategy::kHp);
+  s.parallel.num_ranks = 4;  // one head per rank
+  const auto report = memory_of(s);
+  for (const auto& r : report.ranks) {
+    // Experts 1 head * 4 * 2*h*f = 96; its router h*E = 8 (fp32); W_in + W_out 128.
+    EXPECT_DOUBLE_EQ(r.weights, (96 + 128) * 2 + 8 * 4);
+    EXPECT_DOUBLE_EQ(r.gradients, 232 * 4);
+    EXPECT_DOUBLE_EQ(r.optimizer, 232 * 12);
+    // A rank's rows n*H*k do not depend on W: the activations are those of W = 2.
+    EXPECT_DOUBLE_EQ(r.activations, 48 + 48 + 192 + 96 + 576 + 96 + 48);
+    EXPECT_DOUBLE_EQ(r.comm_buffers, 2 * 48);
+    EXPECT_DOUBLE_EQ(r.workspace, 24 * (6 + 2) * 2);
+  }
+}
+
 TEST(Memory, RecomputingTheHiddenMovesItFromActivationsToWorkspace) {
   for (auto strategy : {core::Strategy::kEp, core::Strategy::kHp}) {
     const auto saved = memory_of(tiny(strategy));
