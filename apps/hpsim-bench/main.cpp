@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   using hpsim::kernels::bench::options;
   std::vector<char*> rest{argv[0]};
   for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
+    const std::string_view arg = argv[i];
     std::string value;
     if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
