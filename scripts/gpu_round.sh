@@ -6,7 +6,8 @@
 #   bash scripts/gpu_round.sh [extra hpsim-bench arguments, e.g. --hpsim_quick]
 #
 # Environment: JOBS (build parallelism, default 16), BENCH_FILTER (Google Benchmark filter regex),
-# BENCH_TIMEOUT (seconds, default 420), SKIP_TESTS=1 to go straight to the benchmarks.
+# BENCH_TIMEOUT (seconds, default 420), CTEST_FILTER (ctest -R regex), SKIP_TESTS=1 to go straight
+# to the benchmarks.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -49,7 +50,8 @@ grep -E "FAILED" "$out_dir/build.log" | head -5
 tests_summary="skipped"
 if [ "${SKIP_TESTS:-0}" != "1" ]; then
   stamp "ctest -L gpu"
-  ctest --test-dir "$build" -L gpu --output-on-failure --timeout 300 -j1 > "$out_dir/ctest.log" 2>&1
+  ctest --test-dir "$build" -L gpu ${CTEST_FILTER:+-R "$CTEST_FILTER"} --output-on-failure --timeout 300 -j1 \
+    > "$out_dir/ctest.log" 2>&1
   tests_summary=$(grep -E "tests passed|tests failed" "$out_dir/ctest.log" | tail -1)
   grep -E "^\s*[0-9]+ - .*(Failed|Not Run|Timeout)|\(Failed\)|\*\*\*" "$out_dir/ctest.log" | head -30
 fi

@@ -22,13 +22,13 @@ constexpr const char* kUsage =
     "  --hpsim_quick          only the paper's W = 2, n = 16384 shapes (and the skewed case)\n"
     "  --hpsim_iterations=N   timed launches per case after 3 warm-ups (default 20)\n";
 
-bool take_flag(std::string_view arg, std::string_view name, std::string& value) {
+bool take_flag(std::string_view arg, std::string_view name, std::string_view& value) {
   if (arg == name) {
     value = "1";
     return true;
   }
   if (arg.size() > name.size() && arg.substr(0, name.size()) == name && arg[name.size()] == '=') {
-    value = std::string(arg.substr(name.size() + 1));
+    value = arg.substr(name.size() + 1);
     return true;
   }
   return false;
@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   std::vector<char*> rest{argv[0]};
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
-    std::string value;
+    std::string_view value;
     if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       rest.push_back(argv[i]);
@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
     } else if (take_flag(arg, "--hpsim_quick", value)) {
       options().quick = value != "0";
     } else if (take_flag(arg, "--hpsim_iterations", value)) {
-      options().iterations = std::atoi(value.c_str());
+      options().iterations = std::atoi(std::string(value).c_str());
       if (options().iterations < 1) {
         std::fprintf(stderr, "error: --hpsim_iterations must be >= 1\n%s", kUsage);
         return 2;
