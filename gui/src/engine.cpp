@@ -15,6 +15,13 @@
 #include "hpsim/model/traffic.h"
 #include "hpsim/model/workload.h"
 #endif
+#if HPSIM_GUI_HAVE_SIM
+#include "hpsim/model/plan_builder.h"
+#include "hpsim/sim/engine.h"
+#endif
+#if HPSIM_GUI_HAVE_TRACES
+#include "hpsim/traces/chrome_trace.h"
+#endif
 #if HPSIM_GUI_HAVE_ESTIMATE
 #include <filesystem>
 
@@ -44,6 +51,31 @@ core::Expected<core::StrategyReport> traffic_and_memory(const core::Scenario& sc
   return out;
 }
 #endif
+
+// Replaces each strategy's analytic timeline with the simulator's, or says why it could not.
+void simulate_timelines(const core::Scenario& scenario, const core::Profile& profile, EngineResult& result) {
+#if HPSIM_GUI_HAVE_SIM
+  for (auto& s : result.report.strategies) {
+    const core::Strategy strategy = s.strategy == "ep" ? core::Strategy::kEp : core::Strategy::kHp;
+    auto plan = model::build_layer_plan(scenario, profile, strategy);
+    if (!plan) {
+      result.notes.push_back(fmt::format("{}: simulated timeline: {}", s.strategy, plan.error().message));
+      continue;
+    }
+    auto simulated = sim::run_scenario(scenario, *plan);
+    if (!simulated) {
+      result.notes.push_back(fmt::format("{}: simulated timeline: {}", s.strategy, simulated.error().message));
+      continue;
+    }
+    s.timeline = std::move(simulated->timeline);
+  }
+  result.notes.push_back("timelines: discrete-event simulator (hpsim::sim); stage costs and layer times: analytic");
+#else
+  (void)scenario;
+  (void)profile;
+  result.notes.push_back("timelines: the simulator (hpsim::sim) is not in this build; showing the analytic walk");
+#endif
+}
 
 void fill_metrics(EngineResult& result) {
 #if HPSIM_GUI_HAVE_ESTIMATE
@@ -130,6 +162,7 @@ std::string Engine::describe_build() {
   std::string out = "traffic + memory";
   out += c.has_estimate ? ", analytic timing" : ", no timing (hpsim::model estimate not in this build)";
   if (c.has_simulator) out += ", simulator";
+  if (c.has_traces) out += ", Chrome traces";
   return out;
 }
 
@@ -169,6 +202,7 @@ core::Expected<EngineResult> Engine::evaluate(const core::Scenario& scenario) co
       for (auto& note : estimate->notes) result.notes.push_back(std::move(note));
       result.has_timing = true;
       fill_metrics(result);
+      if (options_.simulated_timelines) simulate_timelines(scenario, *profile_, result);
       return result;
     }
     result.notes.push_back("timing: " + estimate.error().message);
@@ -200,7 +234,7 @@ core::Expected<EngineResult> Engine::evaluate(const core::Scenario& scenario) co
 
 core::Expected<std::string> Engine::chrome_trace_json(const core::Timeline& timeline) {
 #if HPSIM_GUI_HAVE_TRACES
-  return traces::chrome_trace_json(timeline);
+  return traces::to_chrome_trace(timeline);
 #else
   (void)timeline;
   return core::Error{core::ErrorCode::kUnsupported,
@@ -214,7 +248,7 @@ core::Expected<core::Timeline> Engine::load_timeline(const std::string& path) {
   auto timeline = core::parse_timeline(*text);
   if (timeline) return timeline;
 #if HPSIM_GUI_HAVE_TRACES
-  auto chrome = traces::parse_chrome_trace(*text);
+  auto chrome = traces::parse_chrome_trace(*text, path);
   if (chrome) return chrome;
   return core::Error{core::ErrorCode::kParse, fmt::format("{}: neither an hpsim timeline ({}) nor a Chrome trace ({})",
                                                           path, timeline.error().message, chrome.error().message)};

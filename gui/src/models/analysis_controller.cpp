@@ -24,6 +24,11 @@ void AnalysisController::setProfile(std::optional<core::Profile> profile, const 
   requestUpdate();
 }
 
+void AnalysisController::setEngineOptions(const EngineOptions& options) {
+  m_engine.set_options(options);
+  requestUpdate();
+}
+
 void AnalysisController::requestUpdate() { m_debounce.start(); }
 
 void AnalysisController::updateNow() {

@@ -154,6 +154,21 @@ void MainWindow::createActions() {
                     [this, i] { m_tabs->setCurrentIndex(i); });
   }
   view->addSeparator();
+  QAction* simulated = view->addAction(tr("&Simulated Timelines (discrete-event)"));
+  simulated->setCheckable(true);
+  simulated->setChecked(QSettings().value("engine/simulatedTimelines", false).toBool() &&
+                        Engine::capabilities().has_simulator);
+  simulated->setEnabled(Engine::capabilities().has_simulator);
+  if (!simulated->isEnabled()) simulated->setToolTip(tr("needs hpsim::sim, which is not in this build"));
+  auto applySimulated = [this](bool on) {
+    EngineOptions options;
+    options.simulated_timelines = on;
+    m_workbench->analysis()->setEngineOptions(options);
+    QSettings().setValue("engine/simulatedTimelines", on);
+  };
+  connect(simulated, &QAction::toggled, this, applySimulated);
+  if (simulated->isChecked()) applySimulated(true);
+  view->setToolTipsVisible(true);
   view->addAction(tr("&Re-evaluate"), QKeySequence::Refresh, m_workbench->analysis(), &AnalysisController::updateNow);
 
   QMenu* run = menuBar()->addMenu(tr("&Sweep"));

@@ -63,6 +63,12 @@ struct EngineResult {
 // holds tens of MB of traffic matrices; nobody copies it).
 using ResultPtr = std::shared_ptr<const EngineResult>;
 
+struct EngineOptions {
+  // Timelines from the discrete-event simulator (hpsim::sim: link contention, stragglers) instead
+  // of the analytic walk. Stage costs and layer times stay the analytic estimate's.
+  bool simulated_timelines = false;
+};
+
 class Engine {
  public:
   static EngineCapabilities capabilities();
@@ -71,6 +77,8 @@ class Engine {
 
   void set_profile(std::optional<core::Profile> profile) { profile_ = std::move(profile); }
   const std::optional<core::Profile>& profile() const { return profile_; }
+  void set_options(const EngineOptions& options) { options_ = options; }
+  const EngineOptions& options() const { return options_; }
 
   // Profiles, through hpsim::model's loader (validated, complete for the model): a file path or a
   // shipped name ("h200-datasheet"); the default is the one `hpsim simulate` uses.
@@ -94,6 +102,7 @@ class Engine {
 
  private:
   std::optional<core::Profile> profile_;
+  EngineOptions options_;
 };
 
 }  // namespace hpsim::gui

@@ -37,6 +37,7 @@ class AnalysisController : public QObject {
   // The profile timing is read from; `source` names it for the status bar (usually its file).
   void setProfile(std::optional<core::Profile> profile, const QString& source);
   QString profileSource() const { return m_profileSource; }
+  void setEngineOptions(const EngineOptions& options);
 
   State state() const { return m_state; }
   QString message() const { return m_message; }
