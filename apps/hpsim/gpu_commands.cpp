@@ -19,6 +19,8 @@
 #include "hpsim/exec/compare.h"
 #include "hpsim/exec/executor.h"
 #include "hpsim/kernels/comm.h"
+#include "hpsim/model/plan_builder.h"
+#include "hpsim/sim/engine.h"
 #include "hpsim/traces/chrome_trace.h"
 #endif
 
@@ -43,6 +45,9 @@ void add_gpu_commands(CLI::App& app, ExecuteOptions& ex, ValidateOptions& val, C
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   execute->add_option("--warmup", ex.warmup, "Warm-up iterations")->check(CLI::NonNegativeNumber)->capture_default_str();
+  execute->add_option("--engine", ex.engine, "Prediction to compare with: sim (discrete-event simulator) or analytic")
+      ->check(CLI::IsMember({"sim", "analytic"}))
+      ->capture_default_str();
   execute->add_flag("--real-router", ex.real_router,
                     "Route with the router's own choices (random weights) instead of the scenario's workload");
   execute->add_flag("--forward-only", ex.forward_only, "Run the forward pass only");
@@ -53,6 +58,9 @@ void add_gpu_commands(CLI::App& app, ExecuteOptions& ex, ValidateOptions& val, C
       "validate", "Sweep EP and HP over k in {1,2,4,8}, Zipf skew in {0,1,2} and tokens per rank in {4K,16K,64K} at the "
                   "paper's widths on the local GPUs; print predicted against measured time per stage and in total");
   validate->add_option("--profile", val.profile, "Profile for the prediction (default: the best shipped profile)");
+  validate->add_option("--engine", val.engine, "Prediction to compare with: sim (discrete-event simulator) or analytic")
+      ->check(CLI::IsMember({"sim", "analytic"}))
+      ->capture_default_str();
   validate->add_option("--ranks", val.ranks, "GPUs to use (default: every visible GPU)")->check(CLI::PositiveNumber);
   validate->add_flag("--quick", val.quick, "A smaller grid: k in {1,4}, skew in {0,2}, tokens in {4K,16K}");
   validate->add_option("--iterations", val.iterations, "Timed iterations per point")
@@ -85,25 +93,35 @@ std::string pct(double e) {
   return fmt::format("{:+.1f}%", 100.0 * e);
 }
 
+// The prediction to compare with: the simulator's timeline (engine "sim", the default) or the
+// analytic walk's (engine "analytic"), of the same plan.
 core::Expected<core::Timeline> predicted_timeline(const core::Scenario& s, const core::Profile& profile,
-                                                  core::Strategy strategy, bool forward_only,
+                                                  core::Strategy strategy, bool forward_only, const std::string& engine,
                                                   core::StrategyReport* report_out) {
-  model::EstimateOptions eo;
-  eo.with_timeline = true;
-  eo.with_step = false;
-  eo.memory.save_expert_hidden = strategy == core::Strategy::kEp;
   core::Scenario copy = s;
   copy.parallel.strategy = strategy;
-  auto report = model::estimate_strategy(copy, profile, strategy, eo);
-  if (!report) return report.error();
-  if (report_out) *report_out = *report;
-  core::Timeline t = *report->timeline;
-  if (forward_only) {
-    for (auto& r : t.ranks) {
-      std::erase_if(r.spans, [](const core::Span& sp) { return sp.phase == core::Phase::kBackward; });
-    }
+  // HP's fused expert MLP recomputes its activation; EP's grouped MLP keeps it.
+  const bool save_hidden = strategy == core::Strategy::kEp;
+  if (report_out != nullptr) {
+    model::EstimateOptions eo;
+    eo.with_timeline = false;
+    eo.with_step = false;
+    eo.memory.save_expert_hidden = save_hidden;
+    auto report = model::estimate_strategy(copy, profile, strategy, eo);
+    if (!report) return report.error();
+    *report_out = *report;
   }
-  return t;
+  model::PlanOptions po;
+  po.include_backward = !forward_only;
+  po.save_expert_hidden = save_hidden;
+  auto plan = model::build_layer_plan(copy, profile, strategy, po);
+  if (!plan) return plan.error();
+  if (engine == "sim") {
+    auto result = sim::run_scenario(copy, *plan, sim::SimOptions{});
+    if (!result) return result.error();
+    return result->timeline;
+  }
+  return model::analytic_timeline(*plan, model::walk_plan(*plan));
 }
 
 }  // namespace
@@ -137,14 +155,15 @@ int run_execute(const ExecuteOptions& o) {
       return run.error().code == core::ErrorCode::kNoDevice ? kExitNoGpu : kExitBadInput;
     }
     core::StrategyReport predicted_report;
-    auto predicted = predicted_timeline(*scenario, *profile, strategy, o.forward_only, &predicted_report);
+    auto predicted = predicted_timeline(*scenario, *profile, strategy, o.forward_only, o.engine, &predicted_report);
     if (!predicted) return print_error(predicted.error());
     const auto cmp = exec::compare_timelines(*predicted, run->timeline);
     text += fmt::format("{} layer of {} on {} x {} (NCCL {}), {} routing, {} warm-up + {} timed iterations\n",
                         to_string(strategy), scenario->name, scenario->parallel.num_ranks, run->device_name,
                         run->nccl_version, o.real_router ? "router's own" : "forced (workload)", o.warmup,
                         o.iterations);
-    text += fmt::format("  predicted by the analytic model with profile {} ({})\n", profile->name,
+    text += fmt::format("  predicted by the {} with profile {} ({})\n",
+                        o.engine == "sim" ? "discrete-event simulator" : "analytic model", profile->name,
                         to_string(profile->source));
     text += fmt::format("  {:<4} {:<18} {:>13} {:>13} {:>9}\n", "", "stage (slowest rank)", "predicted us",
                         "measured us", "error");
@@ -236,7 +255,7 @@ int run_validate(const ValidateOptions& o) {
             print_error(run.error());
             return run.error().code == core::ErrorCode::kNoDevice ? kExitNoGpu : kExitBadInput;
           }
-          auto predicted = predicted_timeline(s, *profile, strategy, false, nullptr);
+          auto predicted = predicted_timeline(s, *profile, strategy, false, o.engine, nullptr);
           if (!predicted) return print_error(predicted.error());
           const auto cmp = exec::compare_timelines(*predicted, run->timeline);
           rows.push_back({to_string(strategy), k, n, skew, cmp.predicted_total_us, cmp.measured_total_us,
@@ -258,7 +277,8 @@ int run_validate(const ValidateOptions& o) {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
   };
-  std::string md = fmt::format("Layer total, predicted (profile {}) against measured, W = {}:\n\n", profile->name, w);
+  std::string md = fmt::format("Layer total, predicted ({}, profile {}) against measured, W = {}:\n\n",
+                               o.engine == "sim" ? "simulator" : "analytic model", profile->name, w);
   md += "| strategy | k | Zipf skew | tokens/rank | predicted us | measured us | error |\n|---|---|---|---|---|---|---|\n";
   std::vector<double> abs_err;
   for (const auto& r : rows) {

@@ -16,6 +16,7 @@ struct ExecuteOptions {
   std::string scenario;
   std::string profile;
   std::string strategy = "both";
+  std::string engine = "sim";
   std::string trace;
   int iterations = 5;
   int warmup = 2;
@@ -28,6 +29,7 @@ struct ExecuteOptions {
 struct ValidateOptions {
   std::string profile;
   int ranks = 0;  // 0 = every visible GPU
+  std::string engine = "sim";
   bool quick = false;
   std::string out;  // markdown table
   int iterations = 5;
