@@ -5,20 +5,6 @@
 #include "hpsim/exec/forced_routing.h"
 
 namespace hpsim::exec::detail {
-namespace {
-
-using core::Lane;
-using core::Phase;
-using core::Status;
-
-constexpr MemTag kW = MemTag::kWeights;
-constexpr MemTag kG = MemTag::kGradients;
-constexpr MemTag kA = MemTag::kActivations;
-constexpr MemTag kC = MemTag::kCommBuffers;
-constexpr MemTag kS = MemTag::kWorkspace;
-
-}  // namespace
-
 HpLayer::HpLayer(const core::Scenario& s, int rank, int world, bool forced_routing, bool include_backward)
     : scenario_(s), rank_(rank), world_(world), forced_(forced_routing), backward_(include_backward) {
   n_ = s.workload.tokens_per_rank;

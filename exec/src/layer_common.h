@@ -20,7 +20,17 @@
 
 namespace hpsim::exec::detail {
 
+using core::Lane;
+using core::Phase;
+using core::Status;
 using kernels::Bf16;
+
+// Short names of the memory parts, for the allocation lists of the layers.
+inline constexpr MemTag kW = MemTag::kWeights;
+inline constexpr MemTag kG = MemTag::kGradients;
+inline constexpr MemTag kA = MemTag::kActivations;
+inline constexpr MemTag kC = MemTag::kCommBuffers;
+inline constexpr MemTag kS = MemTag::kWorkspace;
 
 // Either counts bytes (dry run, to size the arena) or carves them from the arena.
 class Allocator {
