@@ -139,9 +139,14 @@ TEST_F(Interaction, SweepRunsToCompletion) {
   EXPECT_FALSE(finished.front().front().toBool());  // not cancelled
   EXPECT_EQ(workbench->sweepModel()->rowCount(), 4);
   EXPECT_FALSE(progress.isEmpty());
-  // Dispatch bytes of EP's busiest sender grow with k; HP's do not move.
   const auto& pts = workbench->sweepModel()->points();
+  ASSERT_EQ(pts.size(), 4u);
   EXPECT_GT(pts.back().ep.peak_bytes, 0);
+  if (Engine::capabilities().has_estimate) {
+    // Dispatch bytes of EP's busiest sender grow with k; HP's do not move.
+    EXPECT_GT(pts.back().ep.dispatch_max_bytes, pts.front().ep.dispatch_max_bytes * 3);
+    EXPECT_DOUBLE_EQ(pts.back().hp.dispatch_max_bytes, pts.front().hp.dispatch_max_bytes);
+  }
   EXPECT_TRUE(view->statusText().startsWith(QStringLiteral("done")));
 }
 

@@ -88,6 +88,8 @@ QVariant ScenarioModel::data(const QModelIndex& index, int role) const {
       return blocking;
     case kFieldIndexRole:
       return fieldIndex;
+    case kParseErrorRole:
+      return m_parseErrors.contains(field.path);
     case Qt::ToolTipRole:
       if (!messages.isEmpty()) return messages.join(QLatin1Char('\n'));
       return field.help.isEmpty() ? field.path : field.path + QStringLiteral(" — ") + field.help;

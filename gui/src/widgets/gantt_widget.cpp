@@ -189,7 +189,7 @@ void GanttWidget::paintEvent(QPaintEvent*) {
     const int r = first + k;
     const GanttRow& row = rows[static_cast<std::size_t>(r)];
     const int top = plot.top() + k * rh;
-    if (row.lane == core::Lane::kCompute && (row.rank / 1) % 2 == 1) {
+    if (row.lane == core::Lane::kCompute && row.rank % 2 == 1) {  // bands of alternate ranks
       p.fillRect(QRect(plot.left(), top, plot.width(), 2 * rh), palette().alternateBase());
     }
     const int barH = std::max(1, rh - (rh >= 8 ? 2 : 0));

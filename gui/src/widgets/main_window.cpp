@@ -169,7 +169,7 @@ void MainWindow::createActions() {
   connect(simulated, &QAction::toggled, this, applySimulated);
   if (simulated->isChecked()) applySimulated(true);
   view->setToolTipsVisible(true);
-  view->addAction(tr("&Re-evaluate"), QKeySequence::Refresh, m_workbench->analysis(), &AnalysisController::updateNow);
+  view->addAction(tr("&Re-evaluate"), QKeySequence(Qt::Key_F5), m_workbench->analysis(), &AnalysisController::updateNow);
 
   QMenu* run = menuBar()->addMenu(tr("&Sweep"));
   run->addAction(tr("&Run Sweep"), QKeySequence(tr("Ctrl+R")), this, [this] {

@@ -154,7 +154,7 @@ void ScenarioEditor::refreshField(const QModelIndex& value) {
   if (!editor || !message) return;
   const QStringList messages = value.data(ScenarioModel::kMessagesRole).toStringList();
   const bool blocking = value.data(ScenarioModel::kBlockingRole).toBool();
-  const bool parseError = !messages.isEmpty() && messages.front().contains(QLatin1String(": expected "));
+  const bool parseError = value.data(ScenarioModel::kParseErrorRole).toBool();
   if (auto* line = qobject_cast<QLineEdit*>(editor)) {
     // Keep what the user typed while it does not parse, so they can fix it.
     if (!parseError && !line->hasFocus()) line->setText(value.data(Qt::DisplayRole).toString());

@@ -26,6 +26,7 @@ class ScenarioModel : public QAbstractItemModel {
     kMessagesRole,                 // QStringList, "path: rule" each
     kBlockingRole,                 // bool: a message blocks every evaluation (not just one strategy)
     kFieldIndexRole,               // int, index into scenario_fields()
+    kParseErrorRole,               // bool: the last text typed for the field did not parse
   };
 
   explicit ScenarioModel(ScenarioDocument* document, QObject* parent = nullptr);
