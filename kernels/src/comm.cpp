@@ -64,6 +64,13 @@ class NcclCommunicator final : public Communicator {
     HPSIM_COMM_CUDA(cudaSetDevice(device_));
     const auto* s = static_cast<const std::uint8_t*>(send);
     auto* r = static_cast<std::uint8_t*>(recv);
+    if (size_ == 1) {
+      // No peer: the block stays on the device (one copy, no NCCL kernel).
+      if (bytes_per_peer > 0) {
+        HPSIM_COMM_CUDA(cudaMemcpyAsync(r, s, static_cast<std::size_t>(bytes_per_peer), cudaMemcpyDeviceToDevice, stream));
+      }
+      return core::Status::ok();
+    }
     HPSIM_COMM_NCCL(ncclGroupStart());
     for (int peer = 0; peer < size_; ++peer) {
       const auto off = static_cast<std::size_t>(peer) * static_cast<std::size_t>(bytes_per_peer);
@@ -90,6 +97,16 @@ class NcclCommunicator final : public Communicator {
     HPSIM_COMM_CUDA(cudaSetDevice(device_));
     const auto* s = static_cast<const std::uint8_t*>(send);
     auto* r = static_cast<std::uint8_t*>(recv);
+    if (size_ == 1) {
+      if (send_bytes[0] != recv_bytes[0] || send_bytes[0] < 0) {
+        return core::Error::field("all_to_all_v", "with one rank, the bytes sent to and received from itself must match");
+      }
+      if (send_bytes[0] > 0) {
+        HPSIM_COMM_CUDA(cudaMemcpyAsync(r + recv_offsets[0], s + send_offsets[0], static_cast<std::size_t>(send_bytes[0]),
+                                        cudaMemcpyDeviceToDevice, stream));
+      }
+      return core::Status::ok();
+    }
     HPSIM_COMM_NCCL(ncclGroupStart());
     for (std::size_t peer = 0; peer < w; ++peer) {
       if (send_bytes[peer] < 0 || recv_bytes[peer] < 0) {

@@ -8,6 +8,9 @@
 //  - one process per GPU under mpirun: create_mpi_communicator() (NCCL unique id broadcast over
 //    MPI), only in builds with HPSIM_WITH_MPI.
 //
+// With one rank the two all-to-alls are a device-to-device copy of the rank's own block (what a
+// one-GPU layer must do at least), not an NCCL call; all-gather and all-reduce go through NCCL.
+//
 // Nothing hangs forever: every collective is followed by wait(), which polls the stream and
 // NCCL's asynchronous error state; past the timeout it aborts the communicator and returns an
 // Error naming the collective and the ranks.
