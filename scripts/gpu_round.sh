@@ -7,7 +7,8 @@
 #
 # Environment: JOBS (build parallelism, default 16), BENCH_FILTER (Google Benchmark filter regex),
 # BENCH_TIMEOUT (seconds, default 420), CTEST_FILTER (ctest -R regex), SKIP_TESTS=1 to go straight
-# to the benchmarks.
+# to the benchmarks, NCU_FILTER (a benchmark filter: profile those cases' kernels with Nsight
+# Compute, SpeedOfLight section, one timed iteration; NCU_KERNELS narrows the kernel names).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -64,6 +65,33 @@ timeout "${BENCH_TIMEOUT:-420}" "$build/apps/hpsim-bench/hpsim-bench" --benchmar
 bench_rc=$?
 stamp "done (bench exit $bench_rc)"
 grep -E "ceilings on|error" "$out_dir/bench.log" | head -5
+
+if [ -n "${NCU_FILTER:-}" ] && command -v ncu > /dev/null; then
+  stamp "ncu"
+  timeout "${NCU_TIMEOUT:-150}" ncu --clock-control none --section SpeedOfLight --csv --page details \
+    --kernel-name "regex:${NCU_KERNELS:-expert_mlp|router|grouping|histogram|scatter|offsets|combine|gemm_kernel|schedule}" \
+    --launch-count "${NCU_COUNT:-40}" "$build/apps/hpsim-bench/hpsim-bench" --benchmark_filter="$NCU_FILTER" \
+    --hpsim_iterations=1 --hpsim_verify=0 > "$out_dir/ncu.csv" 2> "$out_dir/ncu.log"
+  python3 - "$out_dir/ncu.csv" <<'PY'
+import csv, sys
+rows = list(csv.reader(l for l in open(sys.argv[1]) if l.startswith('"')))
+if not rows: print("ncu: no rows"); sys.exit(0)
+head = rows[0]; idx = {h: i for i, h in enumerate(head)}
+seen = {}
+for r in rows[1:]:
+    key = (r[idx["ID"]], r[idx["Kernel Name"]][:48])
+    m = seen.setdefault(key, {})
+    m[r[idx["Metric Name"]]] = r[idx["Metric Value"]]
+    if r[idx["Metric Name"]] == "Duration": m["_unit"] = r[idx["Metric Unit"]] if "Metric Unit" in idx else "nsecond"
+print(f"{'id':>3} {'kernel':48s} {'us':>8s} {'SM%':>6s} {'Mem%':>6s} {'DRAM%':>6s}")
+for (kid, name), m in seen.items():
+    dur = m.get("Duration", "0").replace(",", "")
+    scale = {"n": 1e-3, "u": 1.0, "m": 1e3}.get(m.get("_unit", "n")[:1], 1e-3)
+    try: us = float(dur) * scale
+    except ValueError: us = 0.0
+    print(f"{kid:>3} {name:48s} {us:8.1f} {m.get('Compute (SM) Throughput','?'):>6s} {m.get('Memory Throughput','?'):>6s} {m.get('DRAM Throughput','?'):>6s}")
+PY
+fi
 
 python3 - "$out_dir/bench.json" "$tests_summary" <<'PY'
 import json, sys

@@ -223,8 +223,9 @@ const std::string& verified(const char* family, const Shape& s) {
   else if (fam == "hp_router_fwd_bf16x3") r = verify_router_fwd(L, N, kHeadDim, E, k, RouterAlgo::kBf16x3);
   else if (fam == "hp_router_bwd") r = verify_router_bwd(L, N, kHeadDim, E, k);
   else if (fam == "hp_grouping") r = verify_grouping(L, N, k, E, zipf);
-  else if (fam == "hp_expert_mlp_fwd") r = verify_mlp(L, N, k, E, f, zipf, false);
-  else if (fam == "hp_expert_mlp_bwd") r = verify_mlp(L, N, k, E, f, zipf, true);
+  else if (fam == "hp_expert_mlp_fwd") r = verify_mlp(L, N, k, E, f, zipf, false, ExpertMlpAlgo::kAuto);
+  else if (fam == "hp_expert_mlp_fwd_mmasync") r = verify_mlp(L, N, k, E, f, zipf, false, ExpertMlpAlgo::kMmaSync);
+  else if (fam == "hp_expert_mlp_bwd") r = verify_mlp(L, N, k, E, f, zipf, true, ExpertMlpAlgo::kAuto);
   else if (fam == "hp_combine_fwd" || fam == "hp_combine_bwd") r = verify_combine(L, N, k, kHeadDim);
   result = r.empty() ? "passed" : r;
   return result;
@@ -311,6 +312,11 @@ void register_shape(const Shape& s, bool with_layer) {
   add_case(s, "hp_router_bwd", router_bwd_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.router_bwd(), fx.ws.get(), st); });
   add_case(s, "hp_grouping", grouping_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.grouping(), fx.ws.get(), st); });
   add_case(s, "hp_expert_mlp_fwd", mlp_fwd_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.mlp_fwd(), fx.ws.get(), st); });
+  add_case(s, "hp_expert_mlp_fwd_mmasync", mlp_fwd_work, [](Fixture& fx, cudaStream_t st) {
+    auto a = fx.mlp_fwd();
+    a.algo = ExpertMlpAlgo::kMmaSync;
+    return launch(a, fx.ws.get(), st);
+  });
   add_case(s, "hp_expert_mlp_bwd", mlp_bwd_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.mlp_bwd(), fx.ws.get(), st); });
   add_case(s, "hp_combine_fwd", combine_fwd_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.combine_fwd(), nullptr, st); });
   add_case(s, "hp_combine_bwd", combine_bwd_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.combine_bwd(), nullptr, st); });

@@ -195,7 +195,8 @@ std::string verify_grouping(std::int64_t L, std::int64_t N, std::int64_t k, std:
   return "";
 }
 
-std::string verify_mlp(std::int64_t L, std::int64_t N, std::int64_t k, std::int64_t E, std::int64_t f, double zipf_s, bool backward) {
+std::string verify_mlp(std::int64_t L, std::int64_t N, std::int64_t k, std::int64_t E, std::int64_t f, double zipf_s, bool backward,
+                       ExpertMlpAlgo algo) {
   const std::int64_t h = 128;
   core::Rng rng(103);
   const auto x = rand_bf16(rng, N * L * h, 1.0);
@@ -229,6 +230,7 @@ std::string verify_mlp(std::int64_t L, std::int64_t N, std::int64_t k, std::int6
     a.w_k = wkd.get();
     a.w_v = wvd.get();
     a.y = out1.get();
+    a.algo = algo;
     auto ws = ws_for(workspace_bytes(a));
     VERIFY_OK(launch(a, ws.get(), nullptr));
     VERIFY_LT(rel_l2(out1.download(), y), 1e-2, "expert MLP y");

@@ -16,8 +16,8 @@ using Vec = std::vector<double>;
 
 double at(const Bf16* p, std::int64_t i) { return static_cast<double>(to_float(p[i])); }
 
-// One row of the MLP: s = W_k x, a = gelu(s), y = W_v^T a (W_k, W_v: f x h, row-major).
-void mlp_row_forward(const Vec& x, const Bf16* wk, const Bf16* wv, std::int64_t h, std::int64_t f, Vec& s, Vec& y) {
+// One row of the MLP: s = K x, a = gelu(s), y = V a with K [f][h] and V^T stored [h][f].
+void mlp_row_forward(const Vec& x, const Bf16* wk, const Bf16* vt, std::int64_t h, std::int64_t f, Vec& s, Vec& y) {
   s.assign(static_cast<std::size_t>(f), 0.0);
   y.assign(static_cast<std::size_t>(h), 0.0);
   for (std::int64_t c = 0; c < f; ++c) {
@@ -25,7 +25,7 @@ void mlp_row_forward(const Vec& x, const Bf16* wk, const Bf16* wv, std::int64_t 
     for (std::int64_t i = 0; i < h; ++i) acc += x[static_cast<std::size_t>(i)] * at(wk, c * h + i);
     s[static_cast<std::size_t>(c)] = acc;
     const double act = gelu(acc);
-    for (std::int64_t i = 0; i < h; ++i) y[static_cast<std::size_t>(i)] += act * at(wv, c * h + i);
+    for (std::int64_t i = 0; i < h; ++i) y[static_cast<std::size_t>(i)] += act * at(vt, i * f + c);
   }
 }
 
@@ -92,8 +92,8 @@ core::Status run(const ExpertMlpBackwardArgs& a) {
         const double act = gelu(sc);
         double da = 0;
         for (std::int64_t i = 0; i < h; ++i) {
-          da += dy[static_cast<std::size_t>(i)] * at(wv, c * h + i);
-          dwv[static_cast<std::size_t>(c * h + i)] += act * dy[static_cast<std::size_t>(i)];
+          da += dy[static_cast<std::size_t>(i)] * at(wv, i * f + c);
+          dwv[static_cast<std::size_t>(i * f + c)] += act * dy[static_cast<std::size_t>(i)];
         }
         const double dsc = da * gelu_grad(sc);
         for (std::int64_t i = 0; i < h; ++i) {

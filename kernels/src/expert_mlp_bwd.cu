@@ -1,11 +1,12 @@
-// HP expert MLP backward (expert_mlp.h), two fused kernels with recomputation:
+// HP expert MLP backward (expert_mlp.h), two fused mma.sync kernels with recomputation:
 //  dX kernel   (per <= 128 rows of a segment, like the forward): per chunk of 32 hidden units
 //              S = X K_c^T, dA = dY V_c^T, dS = dA GELU'(S) (registers), dX += dS K_c.
 //  dW kernel   (per <= kMlpWgradRows rows of a segment x 64 hidden units): per 64-row tile
-//              S, dA -> A = GELU(S), dS to shared memory, then dV_c += A^T dY, dK_c += dS^T X
-//              with the 64 x 128 gradients in registers. A segment longer than one work item
-//              writes fp32 partial sums per item, added in item order afterwards.
-// Neither the activation nor dS reaches device memory. Symbols as in expert_mlp.h.
+//              S, dA -> A = GELU(S), dS to shared memory, then dK_c += dS^T X and
+//              dV_c^T += dY^T A with the gradients in registers. A segment longer than one work
+//              item writes fp32 partial sums per item, added in item order afterwards.
+// Neither the activation nor dS reaches device memory. Tiles use padded rows (mlp_tile.cuh).
+// Symbols as in expert_mlp.h.
 #include "device_common.cuh"
 #include "hpsim/kernels/cuda_check.h"
 #include "hpsim/kernels/expert_mlp.h"
@@ -23,26 +24,25 @@ constexpr int kDxStages = 3;
 
 __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dx_kernel(MlpParams p, Schedule sched) {
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  __nv_bfloat16* xs = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [128][128]
-  __nv_bfloat16* dys = xs + kRows * kH;                             // [128][128]
-  __nv_bfloat16* wbuf = dys + kRows * kH;                           // [kDxStages][2][32][128]
+  __nv_bfloat16* xs = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [128][kXS]
+  __nv_bfloat16* dys = xs + kRows * kXS;                            // [128][kXS]
+  __nv_bfloat16* wbuf = dys + kRows * kXS;                          // [kDxStages][kChunkElems]
   if (static_cast<int>(blockIdx.x) >= *sched.num_items) return;
   const WorkItem item = sched.items[blockIdx.x];
   const int rows = item.row_end - item.row_begin;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int l = item.segment / p.E;
-  const long long wofs = static_cast<long long>(item.segment) * p.f * kH;
-  const __nv_bfloat16* kp = p.wk + wofs;
-  const __nv_bfloat16* vp = p.wv + wofs;
+  const __nv_bfloat16* kp = p.wk + static_cast<long long>(item.segment) * p.f * kH;
+  const __nv_bfloat16* vtp = p.wv + static_cast<long long>(item.segment) * kH * p.f;
   const int nchunks = p.f / kFc;
 
-  load_rows_gathered(p, xs, p.x, item, l, tid);
+  load_rows_gathered(p, xs, item, l, tid);
   load_rows_grouped(p, dys, p.dy, item, tid);
-  load_weight_chunk(wbuf, kp, vp, 0, tid);
+  load_weight_chunk(wbuf, kp, vtp, p.f, 0, tid);
   cp_async_commit();
 #pragma unroll
   for (int s = 1; s < kDxStages - 1; ++s) {
-    if (s < nchunks) load_weight_chunk(wbuf + s * kChunkElems, kp, vp, s, tid);
+    if (s < nchunks) load_weight_chunk(wbuf + s * kChunkElems, kp, vtp, p.f, s, tid);
     cp_async_commit();
   }
   const bool active = warp * 16 < rows;
@@ -56,14 +56,14 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dx_kernel(MlpParams p,
     cp_async_wait<kDxStages - 2>();
     __syncthreads();
     if (j + kDxStages - 1 < nchunks)
-      load_weight_chunk(wbuf + ((j + kDxStages - 1) % kDxStages) * kChunkElems, kp, vp, j + kDxStages - 1, tid);
+      load_weight_chunk(wbuf + ((j + kDxStages - 1) % kDxStages) * kChunkElems, kp, vtp, p.f, j + kDxStages - 1, tid);
     cp_async_commit();
     if (!active) continue;
     const __nv_bfloat16* kc = wbuf + (j % kDxStages) * kChunkElems;
-    const __nv_bfloat16* vc = kc + kFc * kH;
+    const __nv_bfloat16* vc = kc + kFc * kKS;  // V_c^T [h][kVS]
     float s[4][4], da[4][4];
-    rows_times_chunk_t(xs, kc, warp, lane, s);
-    rows_times_chunk_t(dys, vc, warp, lane, da);
+    rows_times_nk(xs, kc, warp, lane, s);    // S = X K_c^T
+    rows_times_kn(dys, vc, warp, lane, da);  // dA = dY V_c (V_c^T stored [h][hidden])
     std::uint32_t pa[2][4];
 #pragma unroll
     for (int ks = 0; ks < 2; ++ks) {
@@ -74,7 +74,7 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dx_kernel(MlpParams p,
       pa[ks][3] =
           pack_bf16x2(da[2 * ks + 1][2] * gelu_grad(s[2 * ks + 1][2]), da[2 * ks + 1][3] * gelu_grad(s[2 * ks + 1][3]));
     }
-    chunk_times_weight(pa, kc, lane, dx);  // dX += dS K_c
+    p_times_kn(pa, kc, lane, dx);  // dX += dS K_c
   }
   cp_async_wait<0>();
   if (active) store_rows(dx, xs, p.dxg, item, warp, lane);
@@ -82,10 +82,11 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dx_kernel(MlpParams p,
 
 // ---------------------------------------------------------------------------------------------
 // Weight gradients.
-constexpr int kWgF = 64;      // hidden units per block
-constexpr int kWgRows = 64;   // rows per tile
-// Shared memory (bf16 elements): K_c, V_c [64][128]; X, dY [2][64][128]; A, dS [64][64].
-constexpr int kWgSmemElems = 2 * kWgF * kH + 2 * 2 * kWgRows * kH + 2 * kWgRows * kWgF;
+constexpr int kWgF = 64;          // hidden units per block
+constexpr int kWgRows = 64;       // rows per tile
+constexpr int kWKS = kH + 8;      // K_c [64][kWKS]
+constexpr int kWVS = kWgF + 8;    // V_c^T [128][kWVS]; A and dS [64 rows][kWVS]
+constexpr int kWgSmemElems = kWgF * kWKS + kH * kWVS + 2 * 2 * kWgRows * kXS + 2 * kWgRows * kWVS;
 
 __device__ __forceinline__ void load_wg_tile(const MlpParams& p, __nv_bfloat16* xs, __nv_bfloat16* dys,
                                              const WorkItem& item, int row0, int l, int tid) {
@@ -99,78 +100,84 @@ __device__ __forceinline__ void load_wg_tile(const MlpParams& p, __nv_bfloat16* 
     const bool valid = pair >= 0;
     const __nv_bfloat16* xsrc = p.x + (valid ? ((static_cast<long long>(pair / p.k) * p.L + l) * kH + col) : 0);
     const __nv_bfloat16* dsrc = p.dy + (valid ? (static_cast<long long>(row) * kH + col) : 0);
-    cp_async16(smem_u32(xs + swz(r, col, kH)), xsrc, valid);
-    cp_async16(smem_u32(dys + swz(r, col, kH)), dsrc, valid);
+    cp_async16(smem_u32(xs + r * kXS + col), xsrc, valid);
+    cp_async16(smem_u32(dys + r * kXS + col), dsrc, valid);
   }
 }
 
 __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dw_kernel(MlpParams p, Schedule sched) {
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  __nv_bfloat16* kc = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [64][128]
-  __nv_bfloat16* vc = kc + kWgF * kH;                               // [64][128]
-  __nv_bfloat16* xs = vc + kWgF * kH;                               // [2][64][128]
-  __nv_bfloat16* dys = xs + 2 * kWgRows * kH;                       // [2][64][128]
-  __nv_bfloat16* as = dys + 2 * kWgRows * kH;                       // [64 rows][64 hidden]
-  __nv_bfloat16* dss = as + kWgRows * kWgF;                         // [64 rows][64 hidden]
+  __nv_bfloat16* kc = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [64 hidden][kWKS]
+  __nv_bfloat16* vc = kc + kWgF * kWKS;                             // V_c^T [128 h][kWVS]
+  __nv_bfloat16* xs = vc + kH * kWVS;                               // [2][64][kXS]
+  __nv_bfloat16* dys = xs + 2 * kWgRows * kXS;                      // [2][64][kXS]
+  __nv_bfloat16* as = dys + 2 * kWgRows * kXS;                      // [64 rows][kWVS]
+  __nv_bfloat16* dss = as + kWgRows * kWVS;                         // [64 rows][kWVS]
   if (static_cast<int>(blockIdx.x) >= *sched.num_items) return;
   const WorkItem item = sched.items[blockIdx.x];
   const int f0 = blockIdx.y * kWgF;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t = lane % 4;
   const int l = item.segment / p.E;
-  const long long wofs = static_cast<long long>(item.segment) * p.f * kH;
+  const long long kofs = static_cast<long long>(item.segment) * p.f * kH;  // [f][h] and [h][f] alike
 
-  // K_c, V_c: rows f0 .. f0+63.
+  // K_c: rows f0 .. f0+63 of K_e; V_c^T: columns f0 .. f0+63 of V_e^T.
 #pragma unroll
-  for (int i = 0; i < (2 * kWgF * kH / 8) / kThreads; ++i) {  // 8
+  for (int i = 0; i < (kWgF * kH / 8) / kThreads; ++i) {  // 4
     const int c = tid + i * kThreads;
-    const int which = c / (kWgF * 16), rem = c % (kWgF * 16);
-    const int r = rem / 16, col = (rem % 16) * 8;
-    const __nv_bfloat16* src = (which ? p.wv : p.wk) + wofs + static_cast<long long>(f0 + r) * kH + col;
-    cp_async16(smem_u32((which ? vc : kc) + swz(r, col, kH)), src, true);
+    const int r = c / 16, col = (c % 16) * 8;
+    cp_async16(smem_u32(kc + r * kWKS + col), p.wk + kofs + static_cast<long long>(f0 + r) * kH + col, true);
+  }
+#pragma unroll
+  for (int i = 0; i < (kH * kWgF / 8) / kThreads; ++i) {  // 4
+    const int c = tid + i * kThreads;
+    const int r = c / 8, col = (c % 8) * 8;
+    cp_async16(smem_u32(vc + r * kWVS + col), p.wv + kofs + static_cast<long long>(r) * p.f + f0 + col, true);
   }
   const int ntiles = (item.row_end - item.row_begin + kWgRows - 1) / kWgRows;
   if (ntiles > 0) load_wg_tile(p, xs, dys, item, item.row_begin, l, tid);
   cp_async_commit();
 
-  // Phase-1 roles: rows (warp % 4) * 16, hidden units (warp / 4) * 32.
-  // Phase-2 roles: hidden units (warp % 4) * 16, columns (warp / 4) * 64.
+  // Phase 1: rows m1 (16), hidden n1 (32). Phase 2: dK: hidden mk (16) x h nk (64); dV^T: h mv (16) x hidden 64.
   const int m1 = (warp % 4) * 16, n1 = (warp / 4) * 32;
-  const int m2 = (warp % 4) * 16, n2 = (warp / 4) * 64;
-  float dv[8][4], dk[8][4];
+  const int mk = (warp % 4) * 16, nk = (warp / 4) * 64;
+  const int mv = warp * 16;
+  float dk[8][4], dvt[8][4];
 #pragma unroll
   for (int nt = 0; nt < 8; ++nt)
 #pragma unroll
-    for (int c = 0; c < 4; ++c) dv[nt][c] = dk[nt][c] = 0.0f;
+    for (int c = 0; c < 4; ++c) dk[nt][c] = dvt[nt][c] = 0.0f;
 
   for (int i = 0; i < ntiles; ++i) {
-    __syncthreads();  // tile i-1 fully consumed: its buffers and A/dS are free
+    __syncthreads();  // tile i-1 consumed: its buffers and A/dS are free
     if (i + 1 < ntiles)
-      load_wg_tile(p, xs + ((i + 1) % 2) * kWgRows * kH, dys + ((i + 1) % 2) * kWgRows * kH, item,
+      load_wg_tile(p, xs + ((i + 1) % 2) * kWgRows * kXS, dys + ((i + 1) % 2) * kWgRows * kXS, item,
                    item.row_begin + (i + 1) * kWgRows, l, tid);
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
-    const __nv_bfloat16* xt = xs + (i % 2) * kWgRows * kH;
-    const __nv_bfloat16* dyt = dys + (i % 2) * kWgRows * kH;
-    // Phase 1: S and dA for rows m1.., hidden n1.. (16 x 32 each).
+    const __nv_bfloat16* xt = xs + (i % 2) * kWgRows * kXS;
+    const __nv_bfloat16* dyt = dys + (i % 2) * kWgRows * kXS;
     {
       float s[4][4], da[4][4];
 #pragma unroll
       for (int nt = 0; nt < 4; ++nt)
 #pragma unroll
         for (int q = 0; q < 4; ++q) s[nt][q] = da[nt][q] = 0.0f;
+      const __nv_bfloat16* xrow = xt + (m1 + (lane % 16)) * kXS + (lane / 16) * 8;
+      const __nv_bfloat16* dyrow = dyt + (m1 + (lane % 16)) * kXS + (lane / 16) * 8;
+      const __nv_bfloat16* krow = kc + (n1 + (lane % 8) + (lane / 16) * 8) * kWKS + ((lane / 8) % 2) * 8;
+      const __nv_bfloat16* vrow = vc + ((lane % 8) + ((lane / 8) % 2) * 8) * kWVS + n1 + (lane / 16) * 8;
 #pragma unroll
       for (int kk = 0; kk < kH / 16; ++kk) {
         std::uint32_t ax[4], ad[4];
-        ldmatrix_x4(ax, smem_u32(xt + swz(m1 + (lane % 16), kk * 16 + (lane / 16) * 8, kH)));
-        ldmatrix_x4(ad, smem_u32(dyt + swz(m1 + (lane % 16), kk * 16 + (lane / 16) * 8, kH)));
+        ldmatrix_x4(ax, smem_u32(xrow + kk * 16));
+        ldmatrix_x4(ad, smem_u32(dyrow + kk * 16));
 #pragma unroll
         for (int np = 0; np < 2; ++np) {
-          const int brow = n1 + np * 16 + (lane % 8) + (lane / 16) * 8, bcol = kk * 16 + ((lane / 8) % 2) * 8;
           std::uint32_t bk[4], bv[4];
-          ldmatrix_x4(bk, smem_u32(kc + swz(brow, bcol, kH)));
-          ldmatrix_x4(bv, smem_u32(vc + swz(brow, bcol, kH)));
+          ldmatrix_x4(bk, smem_u32(krow + np * 16 * kWKS + kk * 16));
+          ldmatrix_x4_trans(bv, smem_u32(vrow + kk * 16 * kWVS + np * 16));
           mma_bf16(s[2 * np], ax, bk[0], bk[1]);
           mma_bf16(s[2 * np + 1], ax, bk[2], bk[3]);
           mma_bf16(da[2 * np], ad, bv[0], bv[1]);
@@ -181,70 +188,81 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dw_kernel(MlpParams p,
       for (int nt = 0; nt < 4; ++nt) {
         const int col = n1 + nt * 8 + 2 * t;
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int row = m1 + g + 8 * h;
-          const float s0 = s[nt][2 * h], s1 = s[nt][2 * h + 1];
-          *reinterpret_cast<std::uint32_t*>(as + swz(row, col, kWgF)) = pack_bf16x2(gelu(s0), gelu(s1));
-          *reinterpret_cast<std::uint32_t*>(dss + swz(row, col, kWgF)) =
-              pack_bf16x2(da[nt][2 * h] * gelu_grad(s0), da[nt][2 * h + 1] * gelu_grad(s1));
+        for (int hh = 0; hh < 2; ++hh) {
+          const int row = m1 + g + 8 * hh;
+          const float s0 = s[nt][2 * hh], s1 = s[nt][2 * hh + 1];
+          *reinterpret_cast<std::uint32_t*>(as + row * kWVS + col) = pack_bf16x2(gelu(s0), gelu(s1));
+          *reinterpret_cast<std::uint32_t*>(dss + row * kWVS + col) =
+              pack_bf16x2(da[nt][2 * hh] * gelu_grad(s0), da[nt][2 * hh + 1] * gelu_grad(s1));
         }
       }
     }
     __syncthreads();
-    // Phase 2: dV_c += A^T dY, dK_c += dS^T X for hidden m2.., columns n2.. (16 x 64 each).
+    // Phase 2: dK_c += dS^T X (A = dS^T from [rows][hidden]); dV_c^T += dY^T A (A = dY^T from [rows][h]).
+    const __nv_bfloat16* dsrow = dss + ((lane % 8) + (lane / 16) * 8) * kWVS + mk + ((lane / 8) % 2) * 8;
+    const __nv_bfloat16* dytrow = dyt + ((lane % 8) + (lane / 16) * 8) * kXS + mv + ((lane / 8) % 2) * 8;
+    const __nv_bfloat16* xbrow = xt + ((lane % 8) + ((lane / 8) % 2) * 8) * kXS + nk + (lane / 16) * 8;
+    const __nv_bfloat16* abrow = as + ((lane % 8) + ((lane / 8) % 2) * 8) * kWVS + (lane / 16) * 8;
 #pragma unroll
     for (int ks = 0; ks < kWgRows / 16; ++ks) {
-      std::uint32_t aa[4], ad[4];
-      const int arow = ks * 16 + (lane % 8) + (lane / 16) * 8, acol = m2 + ((lane / 8) % 2) * 8;
-      ldmatrix_x4_trans(aa, smem_u32(as + swz(arow, acol, kWgF)));
-      ldmatrix_x4_trans(ad, smem_u32(dss + swz(arow, acol, kWgF)));
+      std::uint32_t ads[4], ady[4];
+      ldmatrix_x4_trans(ads, smem_u32(dsrow + ks * 16 * kWVS));
+      ldmatrix_x4_trans(ady, smem_u32(dytrow + ks * 16 * kXS));
 #pragma unroll
       for (int np = 0; np < 4; ++np) {
-        const int brow = ks * 16 + (lane % 8) + ((lane / 8) % 2) * 8, bcol = n2 + np * 16 + (lane / 16) * 8;
-        std::uint32_t by[4], bx[4];
-        ldmatrix_x4_trans(by, smem_u32(dyt + swz(brow, bcol, kH)));
-        ldmatrix_x4_trans(bx, smem_u32(xt + swz(brow, bcol, kH)));
-        mma_bf16(dv[2 * np], aa, by[0], by[1]);
-        mma_bf16(dv[2 * np + 1], aa, by[2], by[3]);
-        mma_bf16(dk[2 * np], ad, bx[0], bx[1]);
-        mma_bf16(dk[2 * np + 1], ad, bx[2], bx[3]);
+        std::uint32_t bx[4], ba[4];
+        ldmatrix_x4_trans(bx, smem_u32(xbrow + ks * 16 * kXS + np * 16));
+        ldmatrix_x4_trans(ba, smem_u32(abrow + ks * 16 * kWVS + np * 16));
+        mma_bf16(dk[2 * np], ads, bx[0], bx[1]);
+        mma_bf16(dk[2 * np + 1], ads, bx[2], bx[3]);
+        mma_bf16(dvt[2 * np], ady, ba[0], ba[1]);
+        mma_bf16(dvt[2 * np + 1], ady, ba[2], ba[3]);
       }
     }
   }
   cp_async_wait<0>();
 
+  const long long fh = static_cast<long long>(p.f) * kH;
   if (item.slot >= 0) {
-    float* base = p.partial + static_cast<long long>(item.slot) * 2 * p.f * kH;
+    float* base = p.partial + static_cast<long long>(item.slot) * 2 * fh;
 #pragma unroll
     for (int nt = 0; nt < 8; ++nt)
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const long long at = static_cast<long long>(f0 + m2 + g + 8 * h) * kH + n2 + nt * 8 + 2 * t;
-        *reinterpret_cast<float2*>(base + at) = make_float2(dk[nt][2 * h], dk[nt][2 * h + 1]);
-        *reinterpret_cast<float2*>(base + static_cast<long long>(p.f) * kH + at) = make_float2(dv[nt][2 * h], dv[nt][2 * h + 1]);
+      for (int hh = 0; hh < 2; ++hh) {
+        const long long ak = static_cast<long long>(f0 + mk + g + 8 * hh) * kH + nk + nt * 8 + 2 * t;
+        *reinterpret_cast<float2*>(base + ak) = make_float2(dk[nt][2 * hh], dk[nt][2 * hh + 1]);
+        const long long av = fh + static_cast<long long>(mv + g + 8 * hh) * p.f + f0 + nt * 8 + 2 * t;
+        *reinterpret_cast<float2*>(base + av) = make_float2(dvt[nt][2 * hh], dvt[nt][2 * hh + 1]);
       }
     return;
   }
-  // Stage both 64 x 128 bf16 tiles in the X/dY buffers, then 16-byte stores.
+  // Stage dK_c [64][kXS] and dV_c^T [128][kWVS] in the X/dY buffers, then 16-byte stores.
   __syncthreads();
   __nv_bfloat16* stk = xs;
   __nv_bfloat16* stv = dys;
 #pragma unroll
   for (int nt = 0; nt < 8; ++nt)
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int row = m2 + g + 8 * h, col = n2 + nt * 8 + 2 * t;
-      *reinterpret_cast<std::uint32_t*>(stk + swz(row, col, kH)) = pack_bf16x2(dk[nt][2 * h], dk[nt][2 * h + 1]);
-      *reinterpret_cast<std::uint32_t*>(stv + swz(row, col, kH)) = pack_bf16x2(dv[nt][2 * h], dv[nt][2 * h + 1]);
+    for (int hh = 0; hh < 2; ++hh) {
+      *reinterpret_cast<std::uint32_t*>(stk + (mk + g + 8 * hh) * kXS + nk + nt * 8 + 2 * t) =
+          pack_bf16x2(dk[nt][2 * hh], dk[nt][2 * hh + 1]);
+      *reinterpret_cast<std::uint32_t*>(stv + (mv + g + 8 * hh) * kWVS + nt * 8 + 2 * t) =
+          pack_bf16x2(dvt[nt][2 * hh], dvt[nt][2 * hh + 1]);
     }
   __syncthreads();
 #pragma unroll
-  for (int i = 0; i < (2 * kWgF * kH / 8) / kThreads; ++i) {  // 8
+  for (int i = 0; i < (kWgF * kH / 8) / kThreads; ++i) {  // 4: dK rows
     const int c = tid + i * kThreads;
-    const int which = c / (kWgF * 16), rem = c % (kWgF * 16);
-    const int r = rem / 16, col = (rem % 16) * 8;
-    __nv_bfloat16* dst = (which ? p.dwv : p.dwk) + wofs + static_cast<long long>(f0 + r) * kH + col;
-    *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>((which ? stv : stk) + swz(r, col, kH));
+    const int r = c / 16, col = (c % 16) * 8;
+    *reinterpret_cast<uint4*>(p.dwk + kofs + static_cast<long long>(f0 + r) * kH + col) =
+        *reinterpret_cast<const uint4*>(stk + r * kXS + col);
+  }
+#pragma unroll
+  for (int i = 0; i < (kH * kWgF / 8) / kThreads; ++i) {  // 4: dV^T rows
+    const int c = tid + i * kThreads;
+    const int r = c / 8, col = (c % 8) * 8;
+    *reinterpret_cast<uint4*>(p.dwv + kofs + static_cast<long long>(r) * p.f + f0 + col) =
+        *reinterpret_cast<const uint4*>(stv + r * kWVS + col);
   }
 }
 
@@ -279,7 +297,7 @@ core::Status launch(const ExpertMlpBackwardArgs& args, void* workspace, Stream s
   HPSIM_CUDA_TRY(build_schedule(args.offsets, rows_sched, /*item_for_empty=*/false, stream));
   HPSIM_CUDA_TRY(build_schedule(args.offsets, wg_sched, /*item_for_empty=*/true, stream));
 
-  const int dx_smem = (2 * kRows * kH + kDxStages * kChunkElems) * 2;
+  const int dx_smem = (2 * kRows * kXS + kDxStages * kChunkElems) * 2;
   HPSIM_CUDA_TRY(cudaFuncSetAttribute(expert_mlp_dx_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dx_smem));
   if (rows_sched.max_items > 0) {
     expert_mlp_dx_kernel<<<static_cast<unsigned>(rows_sched.max_items), kThreads, dx_smem, stream>>>(p, rows_sched);

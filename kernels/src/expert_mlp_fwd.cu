@@ -1,14 +1,17 @@
-// HP expert MLP forward (expert_mlp.h), fused: a block takes up to 128 grouped rows of one
-// (head, expert) segment (8 warps x 16 rows), gathers their sub-tokens through perm into shared
-// memory once, then streams K_e and V_e in chunks of 32 hidden units (4-stage cp.async pipeline):
-//   S = X K_c^T (16 x 32 per warp, registers) -> P = GELU(S) as bf16 A fragments (registers)
-//   -> Y += P V_c (16 x 128 per warp, registers).
-// The rows x f activation never leaves registers. mma.sync m16n8k16 bf16, fp32 accumulation.
-// Symbols as in expert_mlp.h.
+// HP expert MLP forward (expert_mlp.h), fused. Two algorithms:
+//  - wgmma (sm_90a, expert_mlp_fwd_sm90a.cu), the default on Hopper;
+//  - mma.sync (any sm_90 build), here: a block takes up to 128 grouped rows of one (head, expert)
+//    segment (8 warps x 16 rows), gathers their sub-tokens through perm into shared memory once,
+//    then streams K_e and V_e^T in chunks of 32 hidden units (4-stage cp.async pipeline):
+//      S = X K_c^T (16 x 32 per warp, registers) -> P = GELU(S) as bf16 A fragments (registers)
+//      -> Y += P V_c (16 x 128 per warp, registers).
+// The rows x f activation never leaves registers. bf16 operands, fp32 accumulation. Symbols as in
+// expert_mlp.h.
 #include "device_common.cuh"
 #include "hpsim/kernels/cuda_check.h"
 #include "hpsim/kernels/expert_mlp.h"
 #include "kernel_limits.h"
+#include "expert_mlp_wgmma.h"
 #include "mlp_tile.cuh"
 #include "schedule.cuh"
 
@@ -20,10 +23,10 @@ using namespace device::mlp;
 
 constexpr int kStages = 4;
 
-__global__ void __launch_bounds__(kThreads, 1) expert_mlp_fwd_kernel(MlpParams p, Schedule sched) {
+__global__ void __launch_bounds__(kThreads, 2) expert_mlp_fwd_kernel(MlpParams p, Schedule sched) {
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  __nv_bfloat16* xs = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [128][128]
-  __nv_bfloat16* wbuf = xs + kRows * kH;                            // [kStages][2][32][128]
+  __nv_bfloat16* xs = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [128][kXS]
+  __nv_bfloat16* wbuf = xs + kRows * kXS;                           // [kStages][kChunkElems]
   if (static_cast<int>(blockIdx.x) >= *sched.num_items) return;
   const WorkItem item = sched.items[blockIdx.x];
   const int rows = item.row_end - item.row_begin;
@@ -34,12 +37,12 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_fwd_kernel(MlpParams p
   const __nv_bfloat16* vp = p.wv + wofs;
   const int nchunks = p.f / kFc;
 
-  load_rows_gathered(p, xs, p.x, item, l, tid);
-  load_weight_chunk(wbuf, kp, vp, 0, tid);
+  load_rows_gathered(p, xs, item, l, tid);
+  load_weight_chunk(wbuf, kp, vp, p.f, 0, tid);
   cp_async_commit();
 #pragma unroll
   for (int s = 1; s < kStages - 1; ++s) {
-    if (s < nchunks) load_weight_chunk(wbuf + s * kChunkElems, kp, vp, s, tid);
+    if (s < nchunks) load_weight_chunk(wbuf + s * kChunkElems, kp, vp, p.f, s, tid);
     cp_async_commit();
   }
 
@@ -54,13 +57,13 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_fwd_kernel(MlpParams p
     cp_async_wait<kStages - 2>();
     __syncthreads();
     if (j + kStages - 1 < nchunks)
-      load_weight_chunk(wbuf + ((j + kStages - 1) % kStages) * kChunkElems, kp, vp, j + kStages - 1, tid);
+      load_weight_chunk(wbuf + ((j + kStages - 1) % kStages) * kChunkElems, kp, vp, p.f, j + kStages - 1, tid);
     cp_async_commit();
     if (!active) continue;
     const __nv_bfloat16* kc = wbuf + (j % kStages) * kChunkElems;
-    const __nv_bfloat16* vc = kc + kFc * kH;
+    const __nv_bfloat16* vc = kc + kFc * kKS;
     float s[4][4];
-    rows_times_chunk_t(xs, kc, warp, lane, s);  // S = X K_c^T
+    rows_times_nk(xs, kc, warp, lane, s);  // S = X K_c^T
     std::uint32_t pa[2][4];
 #pragma unroll
     for (int ks = 0; ks < 2; ++ks) {
@@ -69,7 +72,7 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_fwd_kernel(MlpParams p
       pa[ks][2] = pack_bf16x2(gelu(s[2 * ks + 1][0]), gelu(s[2 * ks + 1][1]));
       pa[ks][3] = pack_bf16x2(gelu(s[2 * ks + 1][2]), gelu(s[2 * ks + 1][3]));
     }
-    chunk_times_weight(pa, vc, lane, y);  // Y += P V_c
+    p_times_nk(pa, vc, lane, y);  // Y += P V_c (V_c^T stored [h][hidden])
   }
   cp_async_wait<0>();
   if (active) store_rows(y, xs, p.y, item, warp, lane);
@@ -84,9 +87,17 @@ core::Status launch(const ExpertMlpForwardArgs& args, void* workspace, Stream st
                                 args.top_k, args.num_experts, args.hidden);
   p.y = nv(args.y);
   char* cursor = static_cast<char*>(workspace);
+  bool use_wgmma = args.algo == ExpertMlpAlgo::kWgmma;
+  if (args.algo == ExpertMlpAlgo::kAuto) use_wgmma = wgmma_supported();
+  if (use_wgmma) {
+    const Schedule sched = carve_schedule(cursor, args.rows, args.num_heads * args.num_experts, kWgmmaRows);
+    HPSIM_CUDA_TRY(build_schedule(args.offsets, sched, /*item_for_empty=*/false, stream));
+    HPSIM_CUDA_TRY(launch_expert_mlp_fwd_wgmma(p, sched, stream));
+    return core::Status::ok();
+  }
   const Schedule sched = carve_schedule(cursor, args.rows, args.num_heads * args.num_experts, kRows);
   HPSIM_CUDA_TRY(build_schedule(args.offsets, sched, /*item_for_empty=*/false, stream));
-  const int smem = (kRows * kH + kStages * kChunkElems) * 2;
+  const int smem = (kRows * kXS + kStages * kChunkElems) * 2;
   HPSIM_CUDA_TRY(cudaFuncSetAttribute(expert_mlp_fwd_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   if (sched.max_items > 0) {
     expert_mlp_fwd_kernel<<<static_cast<unsigned>(sched.max_items), kThreads, smem, stream>>>(p, sched);

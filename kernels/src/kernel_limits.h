@@ -18,7 +18,8 @@ inline constexpr std::int64_t kRouterBwdRows = 256;         // rows per d_weight
 
 // HP expert MLP.
 inline constexpr std::int64_t kMlpHeadDim = 128;            // h supported by the fused kernels
-inline constexpr std::int64_t kMlpTileRows = 128;           // rows per forward / dX block
+inline constexpr std::int64_t kMlpTileRows = 128;           // rows per mma.sync forward / dX block
+inline constexpr std::int64_t kMlpWgmmaRows = 64;           // rows per wgmma forward block
 inline constexpr std::int64_t kMlpHiddenMultiple = 64;      // f must be a multiple of this
 inline constexpr std::int64_t kMlpWgradRows = 2048;         // rows per weight-gradient work item
 

@@ -69,13 +69,18 @@ __global__ void __launch_bounds__(kThreads, KMAX == 8 ? 1 : 2) router_ffma_kerne
 
   float lv[4][KMAX];
   int li[4][KMAX];
+  float thr[4];
+  float bufv[4][8];  // per token, this chunk's candidates at or above thr
+  int bufe[4][8];
 #pragma unroll
-  for (int i = 0; i < 4; ++i)
+  for (int i = 0; i < 4; ++i) {
+    thr[i] = -FLT_MAX;
 #pragma unroll
     for (int q = 0; q < KMAX; ++q) {
       lv[i][q] = -FLT_MAX;
       li[i][q] = kNoExpert;
     }
+  }
   float acc[4][8];
 #pragma unroll
   for (int i = 0; i < 4; ++i)
@@ -144,8 +149,12 @@ __global__ void __launch_bounds__(kThreads, KMAX == 8 ? 1 : 2) router_ffma_kerne
         for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
     }
     if (step % k_steps == k_steps - 1) {
-      // End of an expert chunk: fold the scores into the per-token lists.
+      // End of an expert chunk: candidates at or above the token's threshold go to a small
+      // buffer (predicated stores), the buffer is merged into the sorted lists, and the threshold
+      // is raised to the best KMAX-th score of the 16 threads sharing the token (a lower bound of
+      // its k-th best: no candidate of the final top-k is dropped).
       const int chunk = step / k_steps;
+      int cnt[4] = {0, 0, 0, 0};
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
         const int e = chunk * kChunk + (j < 4 ? tx * 4 + j : 64 + tx * 4 + (j - 4));
@@ -154,11 +163,23 @@ __global__ void __launch_bounds__(kThreads, KMAX == 8 ? 1 : 2) router_ffma_kerne
 #pragma unroll
           for (int i = 0; i < 4; ++i) {
             const float v = acc[i][j] + b;
-            if (v > lv[i][KMAX - 1]) insert_sorted<KMAX>(lv[i], li[i], v, e);
+            if (v >= thr[i]) {
+              bufv[i][cnt[i]] = v;
+              bufe[i][cnt[i]] = e;
+              ++cnt[i];
+            }
           }
         }
 #pragma unroll
         for (int i = 0; i < 4; ++i) acc[i][j] = 0.0f;
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        for (int q = 0; q < cnt[i]; ++q) insert_sorted<KMAX>(lv[i], li[i], bufv[i][q], bufe[i][q]);
+        float th = lv[i][KMAX - 1];
+#pragma unroll
+        for (int o = 1; o < 16; o *= 2) th = fmaxf(th, __shfl_xor_sync(0xffffffffu, th, o));
+        thr[i] = th;
       }
     }
     if (step + 1 < total_steps) store_stage(buf ^ 1);

@@ -111,13 +111,18 @@ __global__ void __launch_bounds__(kThreads, 2) router_bf16x3_kernel(RouterTcPara
 
   float lv[4][KMAX];
   int li[4][KMAX];
+  float thr[4];
+  float bufv[4][16];  // per token, this chunk's candidates at or above thr
+  int bufe[4][16];
 #pragma unroll
-  for (int i = 0; i < 4; ++i)
+  for (int i = 0; i < 4; ++i) {
+    thr[i] = -FLT_MAX;
 #pragma unroll
     for (int q = 0; q < KMAX; ++q) {
       lv[i][q] = -FLT_MAX;
       li[i][q] = kNoExpert;
     }
+  }
   float acc[2][8][4];
 #pragma unroll
   for (int mt = 0; mt < 2; ++mt)
@@ -159,7 +164,12 @@ __global__ void __launch_bounds__(kThreads, 2) router_bf16x3_kernel(RouterTcPara
       }
     }
     if (step % k_steps == k_steps - 1) {
+      // Candidates at or above the token's threshold go to a small buffer (predicated stores, no
+      // divergent insertion per score); the buffer is then merged into the sorted lists and the
+      // threshold raised to the best of the quad's KMAX-th scores (a lower bound of the token's
+      // k-th best, so no candidate of the final top-k is ever dropped).
       const int chunk = step / k_steps;
+      int cnt[4] = {0, 0, 0, 0};
 #pragma unroll
       for (int nt = 0; nt < 8; ++nt)
 #pragma unroll
@@ -171,11 +181,24 @@ __global__ void __launch_bounds__(kThreads, 2) router_bf16x3_kernel(RouterTcPara
             for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
               for (int rh = 0; rh < 2; ++rh) {
+                const int i = mt * 2 + rh;
                 const float v = acc[mt][nt][rh * 2 + c] + b;
-                if (v > lv[mt * 2 + rh][KMAX - 1]) insert_sorted<KMAX>(lv[mt * 2 + rh], li[mt * 2 + rh], v, e);
+                if (v >= thr[i]) {
+                  bufv[i][cnt[i]] = v;
+                  bufe[i][cnt[i]] = e;
+                  ++cnt[i];
+                }
               }
           }
         }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        for (int q = 0; q < cnt[i]; ++q) insert_sorted<KMAX>(lv[i], li[i], bufv[i][q], bufe[i][q]);
+        float th = lv[i][KMAX - 1];
+        th = fmaxf(th, __shfl_xor_sync(0xffffffffu, th, 1));
+        th = fmaxf(th, __shfl_xor_sync(0xffffffffu, th, 2));
+        thr[i] = th;
+      }
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt)
 #pragma unroll

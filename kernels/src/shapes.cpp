@@ -191,7 +191,8 @@ core::Status can_implement(const ExpertMlpForwardArgs& a) {
 }
 
 std::int64_t workspace_bytes(const ExpertMlpForwardArgs& a) {
-  return limits::schedule_bytes(a.rows, a.num_heads * a.num_experts, limits::kMlpTileRows);
+  // The wgmma forward cuts segments into 64-row items, the mma.sync one into 128-row items.
+  return limits::schedule_bytes(a.rows, a.num_heads * a.num_experts, limits::kMlpWgmmaRows);
 }
 
 core::Status check_shape(const ExpertMlpBackwardArgs& a) {

@@ -64,7 +64,7 @@ struct MlpProblem {
   }
 };
 
-void check_forward(const MlpCase& mc, std::uint64_t seed) {
+void check_forward(const MlpCase& mc, std::uint64_t seed, ExpertMlpAlgo algo) {
   MlpProblem p(mc, seed);
   std::vector<Bf16> y_ref(static_cast<std::size_t>(p.rows * p.h));
   ExpertMlpForwardArgs a;
@@ -85,6 +85,7 @@ void check_forward(const MlpCase& mc, std::uint64_t seed) {
   a.w_k = wk_d.get();
   a.w_v = wv_d.get();
   a.y = y_d.get();
+  a.algo = algo;
   auto ws = workspace(workspace_bytes(a));
   std::vector<Bf16> first;
   for (int run = 0; run < 2; ++run) {
@@ -172,16 +173,21 @@ void check_backward(const MlpCase& mc, std::uint64_t seed) {
   }
 }
 
-TEST(ExpertMlpForwardGpu, MatchesFloat64OnAwkwardSegments) {
-  HPSIM_REQUIRE_GPUS(1);
-  check_forward({2, 300, 4, 13, 256, 1, Routing::kUniform}, 1);
-  check_forward({3, 123, 8, 40, 128, 1, Routing::kUniform}, 2);  // some experts empty
-  check_forward({1, 77, 2, 5, 192, 8, Routing::kUniform}, 3);    // padded segments
+void check_forward_shapes(ExpertMlpAlgo algo) {
+  check_forward({2, 300, 4, 13, 256, 1, Routing::kUniform}, 1, algo);
+  check_forward({3, 123, 8, 40, 128, 1, Routing::kUniform}, 2, algo);  // some experts empty
+  check_forward({1, 77, 2, 5, 192, 8, Routing::kUniform}, 3, algo);    // padded segments
+  check_forward({2, 1000, 2, 9, 256, 1, Routing::kOneExpertTakesAll}, 4, algo);
 }
 
-TEST(ExpertMlpForwardGpu, MatchesFloat64WhenOneExpertTakesEverything) {
+TEST(ExpertMlpForwardGpu, MmaSyncMatchesFloat64OnAwkwardSegmentsAndOneExpertTakingEverything) {
   HPSIM_REQUIRE_GPUS(1);
-  check_forward({2, 1000, 2, 9, 256, 1, Routing::kOneExpertTakesAll}, 4);
+  check_forward_shapes(ExpertMlpAlgo::kMmaSync);
+}
+
+TEST(ExpertMlpForwardGpu, WgmmaMatchesFloat64OnAwkwardSegmentsAndOneExpertTakingEverything) {
+  HPSIM_REQUIRE_GPUS(1);
+  check_forward_shapes(ExpertMlpAlgo::kWgmma);
 }
 
 TEST(ExpertMlpBackwardGpu, MatchesFloat64OnAwkwardSegments) {

@@ -277,7 +277,7 @@ TEST(ExpertMlpReference, BackwardMatchesFiniteDifferences) {
           for (std::int64_t i = 0; i < p.h; ++i)
             s += xd[static_cast<std::size_t>((t * p.L + l) * p.h + i)] * wkd[static_cast<std::size_t>((seg * p.f + c) * p.h + i)];
           for (std::int64_t i = 0; i < p.h; ++i)
-            total += gelu_def(s) * wvd[static_cast<std::size_t>((seg * p.f + c) * p.h + i)] * bf(p.dy[static_cast<std::size_t>(r * p.h + i)]);
+            total += gelu_def(s) * wvd[static_cast<std::size_t>((seg * p.h + i) * p.f + c)] * bf(p.dy[static_cast<std::size_t>(r * p.h + i)]);
         }
       }
     }
@@ -463,6 +463,12 @@ TEST(GroupedMlpReference, AgreesWithTheFusedHpMlpReference) {
     for (std::int64_t i = 0; i < p.h; ++i)
       xg[static_cast<std::size_t>(r * p.h + i)] = p.x[static_cast<std::size_t>((p.perm[static_cast<std::size_t>(r)] / p.K) * p.h + i)];
 
+  // EP keeps W2_e as [f][d]; HP keeps V_e^T as [h][f].
+  std::vector<Bf16> w2(p.wv.size());
+  for (std::int64_t e = 0; e < E; ++e)
+    for (std::int64_t c = 0; c < p.f; ++c)
+      for (std::int64_t i = 0; i < p.h; ++i)
+        w2[static_cast<std::size_t>((e * p.f + c) * p.h + i)] = p.wv[static_cast<std::size_t>((e * p.h + i) * p.f + c)];
   std::vector<Bf16> y_hp(static_cast<std::size_t>(rows * p.h)), y_ep(y_hp.size()), pre(static_cast<std::size_t>(rows * p.f)),
       act(pre.size());
   ExpertMlpForwardArgs hp;
@@ -484,7 +490,7 @@ TEST(GroupedMlpReference, AgreesWithTheFusedHpMlpReference) {
   ep.x = xg.data();
   ep.offsets = p.offsets.data();
   ep.w1 = p.wk.data();
-  ep.w2 = p.wv.data();
+  ep.w2 = w2.data();
   ep.pre_act = pre.data();
   ep.act = act.data();
   ep.y = y_ep.data();
@@ -519,7 +525,7 @@ TEST(GroupedMlpReference, AgreesWithTheFusedHpMlpReference) {
   eb.x = xg.data();
   eb.offsets = p.offsets.data();
   eb.w1 = p.wk.data();
-  eb.w2 = p.wv.data();
+  eb.w2 = w2.data();
   eb.pre_act = pre.data();
   eb.act = act.data();
   eb.dy = p.dy.data();
@@ -532,10 +538,13 @@ TEST(GroupedMlpReference, AgreesWithTheFusedHpMlpReference) {
   eb.hidden = p.f;
   ASSERT_TRUE(ref::run(eb).is_ok());
   for (std::size_t i = 0; i < dx_hp.size(); ++i) EXPECT_NEAR(bf(dx_ep[i]), bf(dx_hp[i]), 3e-2 * (1 + std::abs(bf(dx_hp[i])))) << i;
-  for (std::size_t i = 0; i < dwk.size(); ++i) {
-    EXPECT_NEAR(bf(dw1[i]), bf(dwk[i]), 3e-2 * (1 + std::abs(bf(dwk[i])))) << i;
-    EXPECT_NEAR(bf(dw2[i]), bf(dwv[i]), 3e-2 * (1 + std::abs(bf(dwv[i])))) << i;
-  }
+  for (std::size_t i = 0; i < dwk.size(); ++i) EXPECT_NEAR(bf(dw1[i]), bf(dwk[i]), 3e-2 * (1 + std::abs(bf(dwk[i])))) << i;
+  for (std::int64_t e = 0; e < E; ++e)
+    for (std::int64_t c = 0; c < p.f; ++c)
+      for (std::int64_t i = 0; i < p.h; ++i) {
+        const double hp_grad = bf(dwv[static_cast<std::size_t>((e * p.h + i) * p.f + c)]);
+        EXPECT_NEAR(bf(dw2[static_cast<std::size_t>((e * p.f + c) * p.h + i)]), hp_grad, 3e-2 * (1 + std::abs(hp_grad)));
+      }
 }
 
 TEST(DenseReference, MatchesHandComputedProducts) {

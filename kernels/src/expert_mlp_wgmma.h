@@ -1,0 +1,19 @@
+#pragma once
+// The wgmma (sm_90a) forward of the HP expert MLP, compiled in its own translation unit for
+// sm_90a only (expert_mlp_fwd_sm90a.cu). Private.
+#include <cuda_runtime_api.h>
+
+#include "mlp_tile.cuh"
+#include "schedule.cuh"
+
+namespace hpsim::kernels::device {
+
+constexpr int kWgmmaRows = 64;  // rows per block (one warpgroup)
+
+// Whether the current device runs the sm_90a kernel (compute capability 9.0).
+bool wgmma_supported();
+
+// Launches the forward over `sched` (built with kWgmmaRows-row items). Returns the launch error.
+cudaError_t launch_expert_mlp_fwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, cudaStream_t stream);
+
+}  // namespace hpsim::kernels::device
