@@ -2,6 +2,8 @@
 // visible" claim of the Gantt chart.
 #include <gtest/gtest.h>
 
+#include <QDir>
+#include <QFile>
 #include <QImage>
 #include <QPainter>
 #include <QSignalSpy>
@@ -13,6 +15,7 @@
 #include "hpsim/gui/widgets/gantt_widget.h"
 #include "hpsim/gui/widgets/heatmap_widget.h"
 #include "hpsim/gui/widgets/memory_chart_widget.h"
+#include "hpsim/gui/widgets/views.h"
 #include "qt_env.h"
 
 namespace hpsim::gui {
@@ -132,6 +135,25 @@ TEST(MemoryChartWidget, NaturalScaleReachesTheCapacityOrTheLargestPeak) {
   MemoryChartWidget chart(&model);
   EXPECT_DOUBLE_EQ(chart.naturalMax(), 60);  // rank 0's peak, over the capacity
   EXPECT_EQ(model.report().num_over_capacity(), 1);
+}
+
+TEST(Export, ViewsWriteSvgAndPng) {
+  TimelineModel model(QStringLiteral("ep"));
+  model.setTimeline(longTimeline(2, 20));
+  GanttWidget gantt(&model);
+  gantt.resize(600, 200);
+  gantt.show();
+  const QString svg = QDir::temp().filePath(QStringLiteral("hpsim-gui-export.svg"));
+  const QString png = QDir::temp().filePath(QStringLiteral("hpsim-gui-export.png"));
+  ASSERT_TRUE(saveWidgetSvg(&gantt, svg, QStringLiteral("timeline")));
+  ASSERT_TRUE(saveWidgetPng(&gantt, png));
+  QFile file(svg);
+  ASSERT_TRUE(file.open(QIODevice::ReadOnly));
+  const QByteArray text = file.readAll();
+  EXPECT_TRUE(text.contains("<svg"));
+  EXPECT_TRUE(text.contains("<title>timeline</title>"));
+  EXPECT_GT(text.count("<path") + text.count("<rect") + text.count("<polyline"), 20);  // the spans
+  EXPECT_EQ(QImage(png).size(), gantt.size() * gantt.devicePixelRatio());
 }
 
 }  // namespace

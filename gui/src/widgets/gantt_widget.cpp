@@ -44,6 +44,7 @@ GanttWidget::GanttWidget(TimelineModel* model, QWidget* parent)
     zoomToFit();
     updateScrollBar();
   });
+  if (m_model->timeline()) zoomToFit();  // a model filled before the widget was made
 }
 
 void GanttWidget::setOverlay(TimelineModel* overlay) {

@@ -9,10 +9,8 @@
 #include <QLabel>
 #include <QMenuBar>
 #include <QMessageBox>
-#include <QPainter>
 #include <QSettings>
 #include <QStatusBar>
-#include <QSvgGenerator>
 #include <QTabWidget>
 #include <QUndoStack>
 
@@ -308,22 +306,7 @@ void MainWindow::exportPicture(bool svg) {
                                                     svg ? tr("SVG (*.svg)") : tr("PNG (*.png)"));
   if (path.isEmpty()) return;
   rememberDir(path);
-  bool ok = false;
-  if (svg) {
-    QSvgGenerator generator;
-    generator.setFileName(path);
-    generator.setSize(view->size());
-    generator.setViewBox(QRect(QPoint(0, 0), view->size()));
-    generator.setTitle(view->exportName());
-    QPainter painter;
-    ok = painter.begin(&generator);
-    if (ok) {
-      view->render(&painter);
-      painter.end();
-    }
-  } else {
-    ok = view->grab().save(path, "PNG");
-  }
+  const bool ok = svg ? saveWidgetSvg(view, path, view->exportName()) : saveWidgetPng(view, path);
   statusBar()->showMessage(ok ? tr("exported %1").arg(path) : tr("could not write %1").arg(path), 5000);
 }
 

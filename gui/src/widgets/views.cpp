@@ -10,6 +10,7 @@
 #include <QPainter>
 #include <QPushButton>
 #include <QSplitter>
+#include <QSvgGenerator>
 #include <QTableView>
 #include <QVBoxLayout>
 
@@ -69,6 +70,20 @@ class StageLegend : public QWidget {
 };
 
 }  // namespace
+
+bool saveWidgetPng(QWidget* widget, const QString& path) { return widget->grab().save(path, "PNG"); }
+
+bool saveWidgetSvg(QWidget* widget, const QString& path, const QString& title) {
+  QSvgGenerator generator;
+  generator.setFileName(path);
+  generator.setSize(widget->size());
+  generator.setViewBox(QRect(QPoint(0, 0), widget->size()));
+  generator.setTitle(title);
+  QPainter painter;
+  if (!painter.begin(&generator)) return false;
+  widget->render(&painter);
+  return painter.end();
+}
 
 // ---- OverviewView -------------------------------------------------------------------------------
 

@@ -21,6 +21,10 @@ class RankBarsWidget;
 class GanttWidget;
 class MemoryChartWidget;
 
+// A widget as it is on screen, to a PNG (pixels) or an SVG (vectors where Qt paints them).
+bool saveWidgetPng(QWidget* widget, const QString& path);
+bool saveWidgetSvg(QWidget* widget, const QString& path, const QString& title);
+
 class WorkbenchView : public QWidget {
   Q_OBJECT
 
