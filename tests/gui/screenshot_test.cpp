@@ -61,6 +61,19 @@ TEST(Screenshots, EveryMainViewRendersNotBlank) {
     EXPECT_TRUE(timed);
     EXPECT_FALSE(workbench.timeline(QStringLiteral("hp"))->ganttIndex().rows().empty());
   }
+  // A rule broken in the editor: the message sits under its field, the views say why they are empty.
+  {
+    ASSERT_FALSE(workbench.scenarioModel()->setData(
+        workbench.scenarioModel()->indexOfPath(QStringLiteral("workload.tokens_per_rank")), QStringLiteral("lots")));
+    ASSERT_TRUE(workbench.scenarioModel()->setData(
+        workbench.scenarioModel()->indexOfPath(QStringLiteral("model.top_k")), QStringLiteral("1000")));
+    workbench.analysis()->updateNow();
+    ASSERT_EQ(workbench.analysis()->state(), AnalysisController::State::kBlocked);
+    QCoreApplication::processEvents();
+    const QImage image = window.grab().toImage();
+    EXPECT_GT(distinctColours(image), 64u);
+    if (!dir.isEmpty()) EXPECT_TRUE(image.save(dir + QStringLiteral("/gui-validation.png")));
+  }
 }
 
 }  // namespace

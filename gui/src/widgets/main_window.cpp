@@ -43,6 +43,7 @@ bool writeText(QWidget* parent, const QString& path, const QString& text) {
 MainWindow::MainWindow(Workbench* workbench, QWidget* parent) : QMainWindow(parent), m_workbench(workbench) {
   setObjectName(QStringLiteral("MainWindow"));
   m_editor = new ScenarioEditor(workbench->scenarioModel(), workbench->document(), this);
+  m_editor->setMinimumWidth(360);  // room for a field and its message side by side
   auto* dock = new QDockWidget(tr("Scenario"), this);
   dock->setObjectName(QStringLiteral("ScenarioDock"));
   dock->setWidget(m_editor);

@@ -179,8 +179,13 @@ void ScenarioEditor::refreshAll() {
     }
   }
   const int blocking = m_model->numBlocking();
-  const int all = static_cast<int>(m_model->allMessages().size());
-  if (all == 0) {
+  const int all = static_cast<int>(m_model->allMessages().size()) - m_model->numParseErrors();
+  if (m_model->numParseErrors() > 0) {
+    m_summary->setText(tr("%n field(s) hold text that is not a value (red): fix or undo them", nullptr,
+                          m_model->numParseErrors()) +
+                       (blocking > 0 ? tr("; %n rule(s) broken", nullptr, blocking) : QString()));
+    m_summary->setStyleSheet(QStringLiteral("color: #c62828;"));
+  } else if (all == 0) {
     m_summary->setText(tr("✔ valid for EP and HP"));
     m_summary->setStyleSheet(QStringLiteral("color: #2e7d32;"));
   } else if (blocking == 0) {

@@ -81,7 +81,7 @@ void fitAxes(QChart* chart, const QString& xTitle, const QString& yTitle, bool y
   auto* ay = new QValueAxis(chart);
   ay->setTitleText(yTitle);
   ay->setRange(y0, y1 + (y1 - y0) * 0.08);
-  ay->setLabelFormat(QStringLiteral("%.3g"));
+  ay->setLabelFormat(y1 >= 100 ? QStringLiteral("%.0f") : QStringLiteral("%.3g"));
   ay->applyNiceNumbers();
   chart->addAxis(ax, Qt::AlignBottom);
   chart->addAxis(ay, Qt::AlignLeft);
@@ -120,7 +120,7 @@ SweepView::SweepView(Workbench* workbench, QWidget* parent) : WorkbenchView(pare
   m_cancel->setObjectName(QStringLiteral("cancel"));
   m_cancel->setEnabled(false);
   m_progress = new QProgressBar(this);
-  m_progress->setMinimumWidth(160);
+  m_progress->setFixedWidth(220);
   m_status = new QLabel(this);
   controls->addWidget(new QLabel(tr("Parameter"), this));
   controls->addWidget(m_parameter);
@@ -133,10 +133,12 @@ SweepView::SweepView(Workbench* workbench, QWidget* parent) : WorkbenchView(pare
   controls->addWidget(m_geometric);
   controls->addWidget(m_run);
   controls->addWidget(m_cancel);
-  controls->addWidget(m_progress);
   controls->addStretch(1);
   layout->addLayout(controls);
-  layout->addWidget(m_status);
+  auto* progressRow = new QHBoxLayout;
+  progressRow->addWidget(m_progress);
+  progressRow->addWidget(m_status, 1);
+  layout->addLayout(progressRow);
 
   m_speedup = makeChartView(tr("HP speed-up over EP (one MoE layer, forward + backward)"), this);
   m_breakdown = makeChartView(tr("Time breakdown: sum of stage times, slowest rank"), this);
@@ -285,6 +287,13 @@ void SweepView::rebuildCharts() {
   if (!first && cap > 0 && cap <= 4 * peak) {
     capacity->append(xmin, cap);
     capacity->append(xmax, cap);
+  }
+  // Series with nothing to show leave the legend.
+  for (QLineSeries* s : {parity, capacity}) {
+    if (s->count() == 0) {
+      s->chart()->removeSeries(s);
+      delete s;
+    }
   }
   fitAxes(speed, x, tr("speed-up (×)"), true);
   fitAxes(time, x, tr("µs"), true);

@@ -46,6 +46,8 @@ class ScenarioModel : public QAbstractItemModel {
   // Every message, in field order; count of those that block evaluation.
   QStringList allMessages() const;
   int numBlocking() const { return m_numBlocking; }
+  // Fields whose last typed text did not parse (their value is unchanged).
+  int numParseErrors() const { return static_cast<int>(m_parseErrors.size()); }
 
  signals:
   void validationChanged();
