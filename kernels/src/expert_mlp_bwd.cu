@@ -27,7 +27,7 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dx_kernel(MlpParams p,
   __nv_bfloat16* xs = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [128][kXS]
   __nv_bfloat16* dys = xs + kRows * kXS;                            // [128][kXS]
   __nv_bfloat16* wbuf = dys + kRows * kXS;                          // [kDxStages][kChunkElems]
-  if (static_cast<int>(blockIdx.x) >= *sched.num_items) return;
+  if (static_cast<int>(blockIdx.x) >= sched.counters[0]) return;
   const WorkItem item = sched.items[blockIdx.x];
   const int rows = item.row_end - item.row_begin;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
@@ -113,7 +113,7 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dw_kernel(MlpParams p,
   __nv_bfloat16* dys = xs + 2 * kWgRows * kXS;                      // [2][64][kXS]
   __nv_bfloat16* as = dys + 2 * kWgRows * kXS;                      // [64 rows][kWVS]
   __nv_bfloat16* dss = as + kWgRows * kWVS;                         // [64 rows][kWVS]
-  if (static_cast<int>(blockIdx.x) >= *sched.num_items) return;
+  if (static_cast<int>(blockIdx.x) >= sched.counters[0]) return;
   const WorkItem item = sched.items[blockIdx.x];
   const int f0 = blockIdx.y * kWgF;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
@@ -310,7 +310,7 @@ core::Status launch(const ExpertMlpBackwardArgs& args, void* workspace, Stream s
   HPSIM_CUDA_TRY_LAUNCH("expert_mlp_dw_kernel");
   const long long fh = args.hidden * args.head_dim;
   reduce_slots_kernel<<<dim3(static_cast<unsigned>(segments), 8), 256, 0, stream>>>(
-      p.partial, wg_sched.slot_begin, 2 * fh, StoreMlpWeightGrads{p.dwk, p.dwv, fh});
+      p.partial, wg_sched.slots, 2 * fh, StoreMlpWeightGrads{p.dwk, p.dwv, fh});
   HPSIM_CUDA_TRY_LAUNCH("reduce_slots_kernel");
   return core::Status::ok();
 }

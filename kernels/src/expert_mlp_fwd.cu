@@ -27,7 +27,7 @@ __global__ void __launch_bounds__(kThreads, 2) expert_mlp_fwd_kernel(MlpParams p
   extern __shared__ __align__(128) unsigned char smem_raw[];
   __nv_bfloat16* xs = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [128][kXS]
   __nv_bfloat16* wbuf = xs + kRows * kXS;                           // [kStages][kChunkElems]
-  if (static_cast<int>(blockIdx.x) >= *sched.num_items) return;
+  if (static_cast<int>(blockIdx.x) >= sched.counters[0]) return;
   const WorkItem item = sched.items[blockIdx.x];
   const int rows = item.row_end - item.row_begin;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;

@@ -8,7 +8,7 @@
 
 namespace hpsim::kernels::device {
 
-constexpr int kWgmmaRows = 64;  // rows per block (one warpgroup)
+constexpr int kWgmmaRows = 192;  // rows per block (three warpgroups of 64 rows)
 
 // Whether the current device runs the sm_90a kernel (compute capability 9.0).
 bool wgmma_supported();

@@ -48,7 +48,7 @@ __global__ void __launch_bounds__(kThreads, 2) grouped_gemm_kernel(GemmParams p,
 
   int segment, row_base, m_rows, k_rows, m0, n0, num_k;
   if constexpr (kMode == kRowsMode) {
-    if (static_cast<int>(blockIdx.x) >= *sched.num_items) return;
+    if (static_cast<int>(blockIdx.x) >= sched.counters[0]) return;
     const WorkItem item = sched.items[blockIdx.x];
     segment = item.segment;
     row_base = item.row_begin;

@@ -9,7 +9,7 @@ namespace hpsim::kernels::limits {
 inline constexpr std::int64_t kAlign = 256;                // workspace sub-buffer alignment
 
 // Grouping: pairs per counting chunk and the largest E (8 warps x E counters in shared memory).
-inline constexpr std::int64_t kGroupChunk = 4096;
+inline constexpr std::int64_t kGroupChunk = 2048;
 inline constexpr std::int64_t kGroupMaxExperts = 4096;
 
 // Router.
@@ -19,7 +19,7 @@ inline constexpr std::int64_t kRouterBwdRows = 256;         // rows per d_weight
 // HP expert MLP.
 inline constexpr std::int64_t kMlpHeadDim = 128;            // h supported by the fused kernels
 inline constexpr std::int64_t kMlpTileRows = 128;           // rows per mma.sync forward / dX block
-inline constexpr std::int64_t kMlpWgmmaRows = 64;           // rows per wgmma forward block
+inline constexpr std::int64_t kMlpWgmmaRows = 192;          // rows per wgmma forward block (3 warpgroups)
 inline constexpr std::int64_t kMlpHiddenMultiple = 64;      // f must be a multiple of this
 inline constexpr std::int64_t kMlpWgradRows = 2048;         // rows per weight-gradient work item
 
@@ -34,7 +34,7 @@ inline constexpr std::int64_t round_up(std::int64_t x, std::int64_t m) { return 
 inline constexpr std::int64_t ceil_div(std::int64_t x, std::int64_t m) { return (x + m - 1) / m; }
 
 // A segment schedule (schedule.cuh): work items of at most `tile_rows` rows per segment.
-//   [num_items: int32, padded to kAlign][items: max_items x 16 bytes][slot_begin: segments+1 int32]
+//   [counters: 2 x int32, padded to kAlign][items: max_items x 16 bytes][slots: segments x int2]
 inline constexpr std::int64_t schedule_max_items(std::int64_t rows, std::int64_t segments, std::int64_t tile_rows) {
   return ceil_div(rows, tile_rows) + segments;
 }
@@ -42,8 +42,7 @@ inline constexpr std::int64_t schedule_max_slots(std::int64_t rows, std::int64_t
   return 2 * ceil_div(rows, tile_rows) + 1;
 }
 inline constexpr std::int64_t schedule_bytes(std::int64_t rows, std::int64_t segments, std::int64_t tile_rows) {
-  return kAlign + round_up(schedule_max_items(rows, segments, tile_rows) * 16, kAlign) +
-         round_up((segments + 1) * 4, kAlign);
+  return kAlign + round_up(schedule_max_items(rows, segments, tile_rows) * 16, kAlign) + round_up(segments * 8, kAlign);
 }
 
 }  // namespace hpsim::kernels::limits

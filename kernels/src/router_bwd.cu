@@ -64,7 +64,7 @@ __global__ void __launch_bounds__(256) router_dx_kernel(Params p) {
 // One work item (<= kRouterBwdRows grouped rows of one segment) x 128 columns per block.
 __global__ void __launch_bounds__(256) router_dw_kernel(Params p, device::Schedule sched, float* partial) {
   __shared__ float red[8][128];
-  if (static_cast<int>(blockIdx.x) >= *sched.num_items) return;
+  if (static_cast<int>(blockIdx.x) >= sched.counters[0]) return;
   const device::WorkItem item = sched.items[blockIdx.x];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int col = blockIdx.y * 128 + lane * 4;
@@ -135,7 +135,7 @@ core::Status launch(const RouterBackwardArgs& args, void* workspace, Stream stre
       p, sched, partial);
   HPSIM_CUDA_TRY_LAUNCH("router_dw_kernel");
   device::reduce_slots_kernel<<<dim3(static_cast<unsigned>(segments), 1), 256, 0, stream>>>(
-      partial, sched.slot_begin, args.dim, StoreWeightGrad{args.d_weight, args.dim});
+      partial, sched.slots, args.dim, StoreWeightGrad{args.d_weight, args.dim});
   HPSIM_CUDA_TRY_LAUNCH("reduce_slots_kernel");
   return core::Status::ok();
 }

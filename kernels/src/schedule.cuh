@@ -7,8 +7,6 @@
 // A segment cut into several items gets one partial-sum slot per item (consecutive, in row
 // order); reduce_slots() adds them in slot order, so sums over a segment are deterministic.
 
-#include <cub/block/block_scan.cuh>
-
 #include "device_common.cuh"
 #include "kernel_limits.h"
 
@@ -22,9 +20,9 @@ struct WorkItem {
 };
 
 struct Schedule {
-  int* num_items = nullptr;
-  WorkItem* items = nullptr;
-  int* slot_begin = nullptr;  // [segments + 1]
+  int* counters = nullptr;    // [0]: work items, [1]: partial-sum slots (zeroed before the build)
+  WorkItem* items = nullptr;  // [max_items], in no particular order across segments
+  int2* slots = nullptr;      // [segments]: (first slot, number of slots) of each segment
   long long max_items = 0;
   long long max_slots = 0;
   int segments = 0;
@@ -38,74 +36,74 @@ inline Schedule carve_schedule(char*& cursor, long long rows, long long segments
   s.max_slots = limits::schedule_max_slots(rows, tile_rows);
   s.segments = static_cast<int>(segments);
   s.tile_rows = static_cast<int>(tile_rows);
-  s.num_items = reinterpret_cast<int*>(cursor);
+  s.counters = reinterpret_cast<int*>(cursor);
   cursor += limits::kAlign;
   s.items = reinterpret_cast<WorkItem*>(cursor);
   cursor += limits::round_up(s.max_items * 16, limits::kAlign);
-  s.slot_begin = reinterpret_cast<int*>(cursor);
-  cursor += limits::round_up((segments + 1) * 4, limits::kAlign);
+  s.slots = reinterpret_cast<int2*>(cursor);
+  cursor += limits::round_up(segments * 8, limits::kAlign);
   return s;
 }
 
 namespace {
 
-constexpr int kScheduleThreads = 1024;
-
-__global__ void __launch_bounds__(kScheduleThreads) build_schedule_kernel(const int* __restrict__ offsets,
-                                                                          Schedule sched,
-                                                                          bool item_for_empty) {
-  using Scan = cub::BlockScan<int, kScheduleThreads>;
-  __shared__ typename Scan::TempStorage scan_storage;
-  const int S = sched.segments;
+// One thread per segment; each warp reserves its segments' items and slots with one atomic add
+// each, so the items of a segment are consecutive. The order of segments in the item list
+// depends on scheduling, but every item's work, and every segment's slot order, does not.
+__global__ void __launch_bounds__(256) build_schedule_kernel(const int* __restrict__ offsets,
+                                                             Schedule sched,
+                                                             bool item_for_empty) {
+  const int s = blockIdx.x * blockDim.x + threadIdx.x;
+  const int lane = threadIdx.x % 32;
   const int T = sched.tile_rows;
-  const int per_thread = (S + kScheduleThreads - 1) / kScheduleThreads;
-  const int s_begin = min(S, static_cast<int>(threadIdx.x) * per_thread);
-  const int s_end = min(S, s_begin + per_thread);
-  int my_items = 0, my_slots = 0;
-  for (int s = s_begin; s < s_end; ++s) {
-    const int c = offsets[s + 1] - offsets[s];
-    int n = (c + T - 1) / T;
-    if (n == 0 && item_for_empty) n = 1;
-    my_items += n;
-    my_slots += n > 1 ? n : 0;
+  int off = 0, off_next = 0;
+  if (s < sched.segments) {
+    off = offsets[s];
+    off_next = offsets[s + 1];
   }
-  int item_base = 0, slot_base = 0, total_items = 0, total_slots = 0;
-  Scan(scan_storage).ExclusiveSum(my_items, item_base, total_items);
-  __syncthreads();
-  Scan(scan_storage).ExclusiveSum(my_slots, slot_base, total_slots);
-  for (int s = s_begin; s < s_end; ++s) {
-    const int off = offsets[s], off_next = offsets[s + 1];
-    const int c = off_next - off;
-    int n = (c + T - 1) / T;
-    if (n == 0 && item_for_empty) n = 1;
-    sched.slot_begin[s] = slot_base;
-    for (int i = 0; i < n; ++i) {
-      WorkItem w;
-      w.segment = s;
-      w.row_begin = min(off + i * T, off_next);
-      w.row_end = min(off + (i + 1) * T, off_next);
-      w.slot = n > 1 ? slot_base + i : -1;
-      sched.items[item_base + i] = w;
+  const int c = off_next - off;
+  int n = (c + T - 1) / T;
+  if (s < sched.segments && n == 0 && item_for_empty) n = 1;
+  const int ns = n > 1 ? n : 0;
+  int incl_n = n, incl_s = ns;
+#pragma unroll
+  for (int o = 1; o < 32; o *= 2) {
+    const int a = __shfl_up_sync(0xffffffffu, incl_n, o);
+    const int b = __shfl_up_sync(0xffffffffu, incl_s, o);
+    if (lane >= o) {
+      incl_n += a;
+      incl_s += b;
     }
-    item_base += n;
-    slot_base += n > 1 ? n : 0;
   }
-  if (threadIdx.x == kScheduleThreads - 1) {
-    *sched.num_items = total_items;
-    sched.slot_begin[S] = total_slots;
+  int base_n = 0, base_s = 0;
+  if (lane == 31) {
+    base_n = atomicAdd(&sched.counters[0], incl_n);
+    base_s = atomicAdd(&sched.counters[1], incl_s);
   }
-  HPSIM_DEVICE_ASSERT(total_items <= sched.max_items && total_slots <= sched.max_slots);
+  base_n = __shfl_sync(0xffffffffu, base_n, 31) + incl_n - n;
+  base_s = __shfl_sync(0xffffffffu, base_s, 31) + incl_s - ns;
+  if (s >= sched.segments) return;
+  HPSIM_DEVICE_ASSERT(base_n + n <= sched.max_items && base_s + ns <= sched.max_slots);
+  sched.slots[s] = make_int2(base_s, ns);
+  for (int i = 0; i < n; ++i) {
+    WorkItem w;
+    w.segment = s;
+    w.row_begin = min(off + i * T, off_next);
+    w.row_end = min(off + (i + 1) * T, off_next);
+    w.slot = n > 1 ? base_s + i : -1;
+    sched.items[base_n + i] = w;
+  }
 }
 
 // For segments cut into several items: store(s, i, sum over the segment's slots, in slot order,
 // of partial[slot][i]) for i < elems; other segments are left alone.
 template <typename Store>
 __global__ void reduce_slots_kernel(const float* __restrict__ partial,
-                                    const int* __restrict__ slot_begin,
+                                    const int2* __restrict__ slots,
                                     long long elems,
                                     Store store) {
   const int s = blockIdx.x;
-  const int first = slot_begin[s], last = slot_begin[s + 1];
+  const int first = slots[s].x, last = slots[s].x + slots[s].y;
   if (first == last) return;
   for (long long i = static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x; i < elems;
        i += static_cast<long long>(gridDim.y) * blockDim.x) {
@@ -118,7 +116,10 @@ __global__ void reduce_slots_kernel(const float* __restrict__ partial,
 }  // namespace
 
 inline cudaError_t build_schedule(const int* offsets, const Schedule& sched, bool item_for_empty, cudaStream_t stream) {
-  build_schedule_kernel<<<1, kScheduleThreads, 0, stream>>>(offsets, sched, item_for_empty);
+  const cudaError_t zero = cudaMemsetAsync(sched.counters, 0, 2 * sizeof(int), stream);
+  if (zero != cudaSuccess) return zero;
+  if (sched.segments == 0) return cudaSuccess;
+  build_schedule_kernel<<<static_cast<unsigned>((sched.segments + 255) / 256), 256, 0, stream>>>(offsets, sched, item_for_empty);
   return cudaGetLastError();
 }
 

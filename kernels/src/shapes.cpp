@@ -191,8 +191,9 @@ core::Status can_implement(const ExpertMlpForwardArgs& a) {
 }
 
 std::int64_t workspace_bytes(const ExpertMlpForwardArgs& a) {
-  // The wgmma forward cuts segments into 64-row items, the mma.sync one into 128-row items.
-  return limits::schedule_bytes(a.rows, a.num_heads * a.num_experts, limits::kMlpWgmmaRows);
+  // The mma.sync forward cuts segments into 128-row items, the wgmma one into 192-row items.
+  static_assert(limits::kMlpTileRows <= limits::kMlpWgmmaRows);
+  return limits::schedule_bytes(a.rows, a.num_heads * a.num_experts, limits::kMlpTileRows);
 }
 
 core::Status check_shape(const ExpertMlpBackwardArgs& a) {
