@@ -18,7 +18,7 @@ Engine timedEngine() {
   return engine;
 }
 
-TEST(Engine, BlockingErrorsLeaveTheStrategyRulesOut) {
+TEST(GuiEngine, BlockingErrorsLeaveTheStrategyRulesOut) {
   core::Scenario s = core::default_scenarios().front();
   s.cluster = core::cluster_preset("h100-16x8").value();
   s.parallel.num_ranks = 6;  // HP needs W | H = 8; EP runs
@@ -29,7 +29,7 @@ TEST(Engine, BlockingErrorsLeaveTheStrategyRulesOut) {
   EXPECT_EQ(errors.front().path, "model.top_k");
 }
 
-TEST(Engine, LeavesOutTheStrategyThatCannotRunWithItsRule) {
+TEST(GuiEngine, LeavesOutTheStrategyThatCannotRunWithItsRule) {
   if (!Engine::capabilities().has_traffic) GTEST_SKIP() << "no hpsim::model in this build";
   core::Scenario s = core::default_scenarios().front();
   s.cluster = core::cluster_preset("h100-16x8").value();
@@ -42,7 +42,7 @@ TEST(Engine, LeavesOutTheStrategyThatCannotRunWithItsRule) {
   EXPECT_NE(std::find(result->notes.begin(), result->notes.end(), "hp: " + rule), result->notes.end());
 }
 
-TEST(Engine, WithoutProfileThereIsNoTimingAndTheNoteSaysSo) {
+TEST(GuiEngine, WithoutProfileThereIsNoTimingAndTheNoteSaysSo) {
   if (!Engine::capabilities().has_traffic) GTEST_SKIP() << "no hpsim::model in this build";
   auto result = Engine().evaluate(core::default_scenarios().front());
   ASSERT_TRUE(result.has_value()) << result.error().message;
@@ -52,7 +52,7 @@ TEST(Engine, WithoutProfileThereIsNoTimingAndTheNoteSaysSo) {
   EXPECT_FALSE(result->notes.empty());
 }
 
-TEST(Engine, WithProfileGivesTimingAndAnalyticTimelines) {
+TEST(GuiEngine, WithProfileGivesTimingAndAnalyticTimelines) {
   if (!Engine::capabilities().has_estimate) GTEST_SKIP() << "no analytic estimate in this build";
   auto result = timedEngine().evaluate(core::default_scenarios().front());
   ASSERT_TRUE(result.has_value()) << result.error().message;
@@ -66,7 +66,7 @@ TEST(Engine, WithProfileGivesTimingAndAnalyticTimelines) {
   EXPECT_GT(result->metrics_of("hp")->comm_us, 0);
 }
 
-TEST(Engine, SimulatedTimelinesComeFromTheSimulator) {
+TEST(GuiEngine, SimulatedTimelinesComeFromTheSimulator) {
   if (!Engine::capabilities().has_simulator || !Engine::capabilities().has_estimate) {
     GTEST_SKIP() << "no simulator in this build";
   }
@@ -81,7 +81,7 @@ TEST(Engine, SimulatedTimelinesComeFromTheSimulator) {
   }
 }
 
-TEST(Engine, ChromeTraceRoundTripsThroughTheTracesLibrary) {
+TEST(GuiEngine, ChromeTraceRoundTripsThroughTheTracesLibrary) {
   core::Timeline t;
   t.source = "executed";
   t.strategy = "hp";
@@ -103,7 +103,7 @@ TEST(Engine, ChromeTraceRoundTripsThroughTheTracesLibrary) {
   EXPECT_EQ(back->ranks[0].spans[1].end_ns - back->ranks[0].spans[1].start_ns, 6500);
 }
 
-TEST(Engine, LoadTimelineReadsHpsimTimelineJson) {
+TEST(GuiEngine, LoadTimelineReadsHpsimTimelineJson) {
   core::Timeline t;
   t.source = "executed";
   t.strategy = "ep";

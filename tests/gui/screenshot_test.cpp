@@ -72,7 +72,9 @@ TEST(Screenshots, EveryMainViewRendersNotBlank) {
     QCoreApplication::processEvents();
     const QImage image = window.grab().toImage();
     EXPECT_GT(distinctColours(image), 64u);
-    if (!dir.isEmpty()) EXPECT_TRUE(image.save(dir + QStringLiteral("/gui-validation.png")));
+    if (!dir.isEmpty()) {
+      EXPECT_TRUE(image.save(dir + QStringLiteral("/gui-validation.png")));
+    }
   }
 }
 

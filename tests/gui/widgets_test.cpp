@@ -36,7 +36,8 @@ core::Timeline longTimeline(int ranks, int spansPerLane) {
     rt.rank = r;
     for (int i = 0; i < spansPerLane; ++i) {
       for (auto lane : {core::Lane::kCompute, core::Lane::kComm}) {
-        rt.spans.push_back({"s" + std::to_string(i % 5), core::Phase::kForward, lane, i * 1000LL, i * 1000LL + 900, 0, 0, 0, 0});
+        static const char* const kStages[] = {"s0", "s1", "s2", "s3", "s4"};
+        rt.spans.push_back({kStages[i % 5], core::Phase::kForward, lane, i * 1000LL, i * 1000LL + 900, 0, 0, 0, 0});
       }
     }
     t.ranks.push_back(std::move(rt));
