@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
   QCommandLineOption screenshots(QStringLiteral("screenshots"),
                                  QStringLiteral("Render every main view to <dir>/gui-<view>.png and exit."),
                                  QStringLiteral("dir"));
-  QCommandLineOption tab(QStringLiteral("tab"), QStringLiteral("View to show first: overview, traffic, timeline, memory, sweep."),
+  QCommandLineOption tab(QStringLiteral("tab"),
+                         QStringLiteral("View to show first: overview, traffic, timeline, memory, sweep."),
                          QStringLiteral("view"));
   parser.addOptions({profile, preset, screenshots, tab});
   parser.process(app);
@@ -43,7 +44,8 @@ int main(int argc, char** argv) {
   hpsim::gui::Workbench workbench;
   hpsim::gui::MainWindow window(&workbench);
 
-  const QString profileArg = parser.isSet(profile) ? parser.value(profile) : QSettings().value("engine/profile").toString();
+  const QString profileArg =
+      parser.isSet(profile) ? parser.value(profile) : QSettings().value("engine/profile").toString();
   if (!window.loadProfile(profileArg, /*quiet=*/true) && !profileArg.isEmpty()) {
     window.loadProfile(QString(), /*quiet=*/true);  // a remembered profile that went away: fall back to the default
     if (parser.isSet(profile)) {

@@ -189,7 +189,8 @@ core::Expected<EngineResult> Engine::evaluate(const core::Scenario& scenario) co
     if (errors.empty()) {
       runnable.push_back(strategy);
     } else {
-      for (const auto& e : errors) result.notes.push_back(fmt::format("{}: {}", core::to_string(strategy), e.to_string()));
+      for (const auto& e : errors)
+        result.notes.push_back(fmt::format("{}: {}", core::to_string(strategy), e.to_string()));
     }
   }
   if (runnable.empty()) return core::join_field_errors(core::check_strategy(scenario, scenario.parallel.strategy));
@@ -224,8 +225,8 @@ core::Expected<EngineResult> Engine::evaluate(const core::Scenario& scenario) co
     result.report.strategies.push_back(std::move(*one));
   }
   if (result.report.strategies.empty()) {
-    return core::Error{core::ErrorCode::kInvalidArgument, fmt::format("no strategy could be evaluated: {}",
-                                                                      fmt::join(result.notes, "; "))};
+    return core::Error{core::ErrorCode::kInvalidArgument,
+                       fmt::format("no strategy could be evaluated: {}", fmt::join(result.notes, "; "))};
   }
   fill_metrics(result);
 #endif

@@ -85,8 +85,9 @@ TEST(GuiEngine, ChromeTraceRoundTripsThroughTheTracesLibrary) {
   core::Timeline t;
   t.source = "executed";
   t.strategy = "hp";
-  t.ranks.push_back({0, {{"dispatch", core::Phase::kForward, core::Lane::kComm, 1000, 2500, 4096, 0, 0, 0},
-                         {"expert_mlp", core::Phase::kForward, core::Lane::kCompute, 2500, 9000, 0, 1e9, 0, 0}}});
+  t.ranks.push_back({0,
+                     {{"dispatch", core::Phase::kForward, core::Lane::kComm, 1000, 2500, 4096, 0, 0, 0},
+                      {"expert_mlp", core::Phase::kForward, core::Lane::kCompute, 2500, 9000, 0, 1e9, 0, 0}}});
   auto json = Engine::chrome_trace_json(t);
   if (!Engine::capabilities().has_traces) {
     ASSERT_FALSE(json.has_value());

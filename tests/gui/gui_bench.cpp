@@ -90,10 +90,11 @@ int main(int argc, char** argv) {
     window.tabs()->setCurrentWidget(window.timelineView());
     render(window.timelineView());
     const double total = ms(t);
-    std::printf("open 1024-rank scenario (%s): %.1f ms = engine and models %.1f + traffic view %.1f + timeline view "
-                "%.1f; EP timeline %zu spans\n",
-                pass, total, engine, traffic - engine, total - traffic,
-                workbench.timeline(QStringLiteral("ep"))->ganttIndex().numSpans());
+    std::printf(
+        "open 1024-rank scenario (%s): %.1f ms = engine and models %.1f + traffic view %.1f + timeline view "
+        "%.1f; EP timeline %zu spans\n",
+        pass, total, engine, traffic - engine, total - traffic,
+        workbench.timeline(QStringLiteral("ep"))->ganttIndex().numSpans());
   }
 
   // 2. Zoom and pan over 100,000 spans.
@@ -129,10 +130,11 @@ int main(int argc, char** argv) {
     std::vector<double> sorted = frames;
     std::sort(sorted.begin(), sorted.end());
     const auto worst = static_cast<std::size_t>(std::max_element(frames.begin(), frames.end()) - frames.begin());
-    std::printf("gantt over %zu spans, %zu frames at 1400x800: median %.2f ms, 95th percentile %.2f ms, max %.2f ms "
-                "(frame %zu; frame 0 shows every span); frame 0 %.2f ms\n",
-                model.ganttIndex().numSpans(), frames.size(), sorted[sorted.size() / 2],
-                sorted[sorted.size() * 95 / 100], sorted.back(), worst, frames.front());
+    std::printf(
+        "gantt over %zu spans, %zu frames at 1400x800: median %.2f ms, 95th percentile %.2f ms, max %.2f ms "
+        "(frame %zu; frame 0 shows every span); frame 0 %.2f ms\n",
+        model.ganttIndex().numSpans(), frames.size(), sorted[sorted.size() / 2], sorted[sorted.size() * 95 / 100],
+        sorted.back(), worst, frames.front());
   }
   return 0;
 }

@@ -108,7 +108,7 @@ TEST_F(Interaction, ChangingTopKChangesEpTrafficButNotHp) {
   ASSERT_TRUE(waitForResult());
   const double ep8 = total(TrafficSummaryModel::kEpTotalColumn);
   const double hp8 = total(TrafficSummaryModel::kHpTotalColumn);
-  EXPECT_GT(ep8, ep4 * 1.5);  // EP sends k copies of each token
+  EXPECT_GT(ep8, ep4 * 1.5);   // EP sends k copies of each token
   EXPECT_DOUBLE_EQ(hp8, hp4);  // HP sends each sub-token once, whatever k
   // The heatmap shows the same matrix: the view reads the model, no copy of its own.
   EXPECT_DOUBLE_EQ(workbench->traffic(QStringLiteral("ep"))->matrix()->total_sent(), ep8);

@@ -156,8 +156,10 @@ TEST(RankTrafficModel, SentAndReceivedLeaveTheDiagonalOut) {
   model.setMatrices(&ep, &hp);
   ASSERT_EQ(model.rowCount(), 3);
   // Rank 1 sends 11 + 13 (times 2 for EP) and receives 2 + 22.
-  EXPECT_DOUBLE_EQ(model.data(model.index(1, RankTrafficModel::kEpSentColumn), RankTrafficModel::kBytesRole).toDouble(), 48);
-  EXPECT_DOUBLE_EQ(model.data(model.index(1, RankTrafficModel::kHpReceivedColumn), RankTrafficModel::kBytesRole).toDouble(), 24);
+  EXPECT_DOUBLE_EQ(model.data(model.index(1, RankTrafficModel::kEpSentColumn), RankTrafficModel::kBytesRole).toDouble(),
+                   48);
+  EXPECT_DOUBLE_EQ(
+      model.data(model.index(1, RankTrafficModel::kHpReceivedColumn), RankTrafficModel::kBytesRole).toDouble(), 24);
   model.setMatrices(nullptr, &hp);
   EXPECT_FALSE(model.hasEp());
   EXPECT_FALSE(model.data(model.index(0, RankTrafficModel::kEpSentColumn), RankTrafficModel::kBytesRole).isValid());
@@ -169,10 +171,12 @@ TEST(TrafficSummaryModel, RatioIsHpOverEpAndPhasesFollowEpOrder) {
   model.setResult(handResult());
   ASSERT_EQ(model.rowCount(), 4);  // metadata, dispatch, combine, all phases
   EXPECT_EQ(model.index(0, 0).data().toString(), QStringLiteral("metadata"));
-  const double ratio = model.index(1, TrafficSummaryModel::kRatioColumn).data(TrafficSummaryModel::kValueRole).toDouble();
+  const double ratio =
+      model.index(1, TrafficSummaryModel::kRatioColumn).data(TrafficSummaryModel::kValueRole).toDouble();
   EXPECT_DOUBLE_EQ(ratio, 0.5);  // HP's matrices are EP's halved
   // HP has no metadata exchange: it moves nothing there, and the ratio is 0.
-  EXPECT_DOUBLE_EQ(model.index(0, TrafficSummaryModel::kHpTotalColumn).data(TrafficSummaryModel::kValueRole).toDouble(), 0);
+  EXPECT_DOUBLE_EQ(model.index(0, TrafficSummaryModel::kHpTotalColumn).data(TrafficSummaryModel::kValueRole).toDouble(),
+                   0);
   EXPECT_FALSE(model.index(0, TrafficSummaryModel::kHpMaxColumn).data(TrafficSummaryModel::kValueRole).isValid());
   model.clear();
   EXPECT_EQ(model.rowCount(), 0);
@@ -221,9 +225,10 @@ core::Timeline handTimeline() {
   t.source = "simulated";
   t.strategy = "hp";
   // Rank 1 listed first and spans out of order: the index sorts both.
-  t.ranks.push_back({1, {{"b", core::Phase::kForward, core::Lane::kCompute, 50, 60, 0, 0, 0, 0},
-                         {"a", core::Phase::kForward, core::Lane::kCompute, 0, 40, 0, 0, 0, 0},
-                         {"x", core::Phase::kForward, core::Lane::kComm, 40, 50, 100, 0, 0, 0}}});
+  t.ranks.push_back({1,
+                     {{"b", core::Phase::kForward, core::Lane::kCompute, 50, 60, 0, 0, 0, 0},
+                      {"a", core::Phase::kForward, core::Lane::kCompute, 0, 40, 0, 0, 0, 0},
+                      {"x", core::Phase::kForward, core::Lane::kComm, 40, 50, 100, 0, 0, 0}}});
   t.ranks.push_back({0, {{"a", core::Phase::kForward, core::Lane::kCompute, 0, 30, 0, 5, 0, 0}}});
   return t;
 }
@@ -257,7 +262,8 @@ TEST(TimelineIndex, FindsOnlyTheSpansThatOverlapTheWindow) {
   auto names = [&](std::int64_t t0, std::int64_t t1) {
     const auto [a, b] = TimelineIndex::visible(t, row, t0, t1);
     std::string out;
-    for (std::size_t i = a; i < b; ++i) out += t.ranks[row.rank_index].spans[static_cast<std::size_t>(row.order[i])].stage;
+    for (std::size_t i = a; i < b; ++i)
+      out += t.ranks[row.rank_index].spans[static_cast<std::size_t>(row.order[i])].stage;
     return out;
   };
   EXPECT_EQ(names(0, 100), "ab");

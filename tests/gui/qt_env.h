@@ -33,6 +33,8 @@ class QtEnvironment : public ::testing::Environment {
 };
 
 // The shipped H200 datasheet profile, by path (independent of the data-folder search).
-inline std::string shippedProfilePath() { return std::string(HPSIM_SOURCE_DIR) + "/traces/data/profiles/h200-datasheet.json"; }
+inline std::string shippedProfilePath() {
+  return std::string(HPSIM_SOURCE_DIR) + "/traces/data/profiles/h200-datasheet.json";
+}
 
 }  // namespace hpsim::gui::testing

@@ -8,7 +8,8 @@
 
 namespace hpsim::gui {
 
-MemoryModel::MemoryModel(QString strategy, QObject* parent) : QAbstractTableModel(parent), m_strategy(std::move(strategy)) {}
+MemoryModel::MemoryModel(QString strategy, QObject* parent)
+    : QAbstractTableModel(parent), m_strategy(std::move(strategy)) {}
 
 void MemoryModel::setResult(const ResultPtr& result) {
   beginResetModel();
@@ -26,25 +27,39 @@ void MemoryModel::clear() {
 double MemoryModel::part(int rank, int p) const {
   const auto& m = report().ranks[static_cast<std::size_t>(rank)];
   switch (p) {
-    case 0: return m.weights;
-    case 1: return m.gradients;
-    case 2: return m.optimizer;
-    case 3: return m.activations;
-    case 4: return m.comm_buffers;
-    case 5: return m.workspace;
-    default: return 0;
+    case 0:
+      return m.weights;
+    case 1:
+      return m.gradients;
+    case 2:
+      return m.optimizer;
+    case 3:
+      return m.activations;
+    case 4:
+      return m.comm_buffers;
+    case 5:
+      return m.workspace;
+    default:
+      return 0;
   }
 }
 
 QString MemoryModel::partName(int p) {
   switch (p) {
-    case 0: return tr("weights");
-    case 1: return tr("gradients");
-    case 2: return tr("optimizer state");
-    case 3: return tr("activations");
-    case 4: return tr("comm buffers");
-    case 5: return tr("workspace");
-    default: return {};
+    case 0:
+      return tr("weights");
+    case 1:
+      return tr("gradients");
+    case 2:
+      return tr("optimizer state");
+    case 3:
+      return tr("activations");
+    case 4:
+      return tr("comm buffers");
+    case 5:
+      return tr("workspace");
+    default:
+      return {};
   }
 }
 
@@ -70,15 +85,20 @@ QVariant MemoryModel::data(const QModelIndex& index, int role) const {
   }
   const double bytes = index.column() == kPeakColumn ? m.peak() : part(index.row(), index.column() - kFirstPart);
   switch (role) {
-    case Qt::DisplayRole: return formatBytes(bytes);
+    case Qt::DisplayRole:
+      return formatBytes(bytes);
     case Qt::EditRole:
-    case kBytesRole: return bytes;
-    case Qt::ToolTipRole: return formatExactBytes(bytes);
-    case Qt::TextAlignmentRole: return QVariant(Qt::AlignRight | Qt::AlignVCenter);
+    case kBytesRole:
+      return bytes;
+    case Qt::ToolTipRole:
+      return formatExactBytes(bytes);
+    case Qt::TextAlignmentRole:
+      return QVariant(Qt::AlignRight | Qt::AlignVCenter);
     case Qt::ForegroundRole:
       if (index.column() == kPeakColumn && over) return QBrush(QColor(0xc6, 0x28, 0x28));
       return {};
-    default: return {};
+    default:
+      return {};
   }
 }
 

@@ -119,16 +119,22 @@ QVariant ReportSummaryModel::data(const QModelIndex& index, int role) const {
       if (index.column() == kRatioColumn) return formatRatio(v.toDouble());
       const double x = v.toDouble();
       switch (metric.unit) {
-        case Unit::kMicros: return formatMicros(x);
-        case Unit::kBytes: return formatBytes(x);
-        case Unit::kHours: return QString::number(x, 'f', 1) + tr(" h");
-        case Unit::kCount: return QLocale(QLocale::English).toString(x, 'f', 0);
-        case Unit::kRanks: return QString::number(static_cast<qlonglong>(x));
+        case Unit::kMicros:
+          return formatMicros(x);
+        case Unit::kBytes:
+          return formatBytes(x);
+        case Unit::kHours:
+          return QString::number(x, 'f', 1) + tr(" h");
+        case Unit::kCount:
+          return QLocale(QLocale::English).toString(x, 'f', 0);
+        case Unit::kRanks:
+          return QString::number(static_cast<qlonglong>(x));
       }
       return {};
     }
     case Qt::ToolTipRole:
-      if (v.isValid() && metric.unit == Unit::kBytes && index.column() != kRatioColumn) return formatExactBytes(v.toDouble());
+      if (v.isValid() && metric.unit == Unit::kBytes && index.column() != kRatioColumn)
+        return formatExactBytes(v.toDouble());
       if (v.isValid()) return QString::number(v.toDouble(), 'g', 10);
       return {};
     case Qt::TextAlignmentRole:
@@ -141,11 +147,16 @@ QVariant ReportSummaryModel::data(const QModelIndex& index, int role) const {
 QVariant ReportSummaryModel::headerData(int section, Qt::Orientation orientation, int role) const {
   if (orientation != Qt::Horizontal || role != Qt::DisplayRole) return {};
   switch (section) {
-    case kMetricColumn: return tr("Metric");
-    case kEpColumn: return tr("EP");
-    case kHpColumn: return tr("HP");
-    case kRatioColumn: return tr("HP / EP");
-    default: return {};
+    case kMetricColumn:
+      return tr("Metric");
+    case kEpColumn:
+      return tr("EP");
+    case kHpColumn:
+      return tr("HP");
+    case kRatioColumn:
+      return tr("HP / EP");
+    default:
+      return {};
   }
 }
 
@@ -178,14 +189,22 @@ QVariant StageCostModel::data(const QModelIndex& index, int role) const {
   if (role == Qt::DisplayRole || role == Qt::EditRole || role == kValueRole) {
     const bool raw = role != Qt::DisplayRole;
     switch (index.column()) {
-      case kStageColumn: return QString::fromStdString(s.stage);
-      case kPhaseColumn: return QString::fromLatin1(core::to_string(s.phase));
-      case kLaneColumn: return QString::fromLatin1(core::to_string(s.lane));
-      case kMaxColumn: return raw ? QVariant(s.max_us) : QVariant(formatMicros(s.max_us));
-      case kMeanColumn: return raw ? QVariant(s.mean_us) : QVariant(formatMicros(s.mean_us));
-      case kBytesColumn: return raw ? QVariant(s.bytes) : QVariant(formatBytes(s.bytes));
-      case kFlopsColumn: return raw ? QVariant(s.flops) : QVariant(formatFlops(s.flops));
-      default: return {};
+      case kStageColumn:
+        return QString::fromStdString(s.stage);
+      case kPhaseColumn:
+        return QString::fromLatin1(core::to_string(s.phase));
+      case kLaneColumn:
+        return QString::fromLatin1(core::to_string(s.lane));
+      case kMaxColumn:
+        return raw ? QVariant(s.max_us) : QVariant(formatMicros(s.max_us));
+      case kMeanColumn:
+        return raw ? QVariant(s.mean_us) : QVariant(formatMicros(s.mean_us));
+      case kBytesColumn:
+        return raw ? QVariant(s.bytes) : QVariant(formatBytes(s.bytes));
+      case kFlopsColumn:
+        return raw ? QVariant(s.flops) : QVariant(formatFlops(s.flops));
+      default:
+        return {};
     }
   }
   if (role == Qt::TextAlignmentRole && index.column() >= kMaxColumn) return QVariant(Qt::AlignRight | Qt::AlignVCenter);
@@ -196,14 +215,22 @@ QVariant StageCostModel::data(const QModelIndex& index, int role) const {
 QVariant StageCostModel::headerData(int section, Qt::Orientation orientation, int role) const {
   if (orientation != Qt::Horizontal || role != Qt::DisplayRole) return {};
   switch (section) {
-    case kStageColumn: return tr("Stage");
-    case kPhaseColumn: return tr("Phase");
-    case kLaneColumn: return tr("Lane");
-    case kMaxColumn: return tr("Slowest rank");
-    case kMeanColumn: return tr("Mean");
-    case kBytesColumn: return tr("Bytes");
-    case kFlopsColumn: return tr("FLOPs");
-    default: return {};
+    case kStageColumn:
+      return tr("Stage");
+    case kPhaseColumn:
+      return tr("Phase");
+    case kLaneColumn:
+      return tr("Lane");
+    case kMaxColumn:
+      return tr("Slowest rank");
+    case kMeanColumn:
+      return tr("Mean");
+    case kBytesColumn:
+      return tr("Bytes");
+    case kFlopsColumn:
+      return tr("FLOPs");
+    default:
+      return {};
   }
 }
 

@@ -30,22 +30,32 @@ SweepSide side(const EngineResult& result, const char* name) {
 
 QString sweepParameterName(SweepParameter p) {
   switch (p) {
-    case SweepParameter::kTopK: return QObject::tr("Top-k (k)");
-    case SweepParameter::kGranularity: return QObject::tr("Granularity (E×g, k×g, f/g)");
-    case SweepParameter::kSkew: return QObject::tr("Routing skew (Zipf)");
-    case SweepParameter::kRanks: return QObject::tr("Ranks (W)");
-    case SweepParameter::kTokens: return QObject::tr("Tokens per rank (n)");
+    case SweepParameter::kTopK:
+      return QObject::tr("Top-k (k)");
+    case SweepParameter::kGranularity:
+      return QObject::tr("Granularity (E×g, k×g, f/g)");
+    case SweepParameter::kSkew:
+      return QObject::tr("Routing skew (Zipf)");
+    case SweepParameter::kRanks:
+      return QObject::tr("Ranks (W)");
+    case SweepParameter::kTokens:
+      return QObject::tr("Tokens per rank (n)");
   }
   return {};
 }
 
 QString sweepParameterSymbol(SweepParameter p) {
   switch (p) {
-    case SweepParameter::kTopK: return QStringLiteral("k");
-    case SweepParameter::kGranularity: return QStringLiteral("g");
-    case SweepParameter::kSkew: return QStringLiteral("skew");
-    case SweepParameter::kRanks: return QStringLiteral("W");
-    case SweepParameter::kTokens: return QStringLiteral("n");
+    case SweepParameter::kTopK:
+      return QStringLiteral("k");
+    case SweepParameter::kGranularity:
+      return QStringLiteral("g");
+    case SweepParameter::kSkew:
+      return QStringLiteral("skew");
+    case SweepParameter::kRanks:
+      return QStringLiteral("W");
+    case SweepParameter::kTokens:
+      return QStringLiteral("n");
   }
   return {};
 }
@@ -60,7 +70,8 @@ std::vector<double> SweepSpec::values(QString* error) const {
     if (error) *error = message;
     return std::vector<double>{};
   };
-  if (!std::isfinite(from) || !std::isfinite(to) || !std::isfinite(step)) return fail(QObject::tr("range: not a number"));
+  if (!std::isfinite(from) || !std::isfinite(to) || !std::isfinite(step))
+    return fail(QObject::tr("range: not a number"));
   if (to < from) return fail(QObject::tr("range: 'to' (%1) must be >= 'from' (%2)").arg(to).arg(from));
   if (geometric && (from <= 0 || step <= 1)) {
     return fail(QObject::tr("range: a geometric sweep needs from > 0 and a factor > 1"));
@@ -168,8 +179,7 @@ SweepRunner::SweepRunner(QObject* parent) : QObject(parent) {
           [this](int i) { emit pointReady(m_watcher.resultAt(i)); });
   connect(&m_watcher, &QFutureWatcher<SweepPoint>::progressValueChanged, this,
           [this](int done) { emit progress(done, m_numPoints); });
-  connect(&m_watcher, &QFutureWatcher<SweepPoint>::finished, this,
-          [this] { emit finished(m_watcher.isCanceled()); });
+  connect(&m_watcher, &QFutureWatcher<SweepPoint>::finished, this, [this] { emit finished(m_watcher.isCanceled()); });
 }
 
 SweepRunner::~SweepRunner() {
@@ -190,7 +200,8 @@ bool SweepRunner::start(const Engine& engine, const core::Scenario& base, const 
     promise.setProgressRange(0, static_cast<int>(values.size()));
     for (std::size_t i = 0; i < values.size(); ++i) {
       if (promise.isCanceled()) return;
-      promise.addResult(evaluateSweepPoint(engine, base, parameter, static_cast<int>(i), values[i]), static_cast<int>(i));
+      promise.addResult(evaluateSweepPoint(engine, base, parameter, static_cast<int>(i), values[i]),
+                        static_cast<int>(i));
       promise.setProgressValue(static_cast<int>(i + 1));
     }
   };
@@ -221,30 +232,47 @@ void SweepModel::addPoint(const SweepPoint& point) {
   endInsertRows();
 }
 
-int SweepModel::rowCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : static_cast<int>(m_points.size()); }
+int SweepModel::rowCount(const QModelIndex& parent) const {
+  return parent.isValid() ? 0 : static_cast<int>(m_points.size());
+}
 int SweepModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : kNumColumns; }
 
 QVariant SweepModel::value(const SweepPoint& p, int column) const {
-  auto timed = [&](const SweepSide& s, double v) -> QVariant { return (p.has_timing && s.ok) ? QVariant(v) : QVariant(); };
+  auto timed = [&](const SweepSide& s, double v) -> QVariant {
+    return (p.has_timing && s.ok) ? QVariant(v) : QVariant();
+  };
   auto plain = [&](const SweepSide& s, double v) -> QVariant { return s.ok ? QVariant(v) : QVariant(); };
   switch (column) {
-    case kValueColumn: return p.value;
-    case kEpLayerColumn: return timed(p.ep, p.ep.layer_us);
-    case kHpLayerColumn: return timed(p.hp, p.hp.layer_us);
+    case kValueColumn:
+      return p.value;
+    case kEpLayerColumn:
+      return timed(p.ep, p.ep.layer_us);
+    case kHpLayerColumn:
+      return timed(p.hp, p.hp.layer_us);
     case kSpeedupColumn: {
       auto s = p.hpSpeedup();
       return s ? QVariant(*s) : QVariant();
     }
-    case kEpComputeColumn: return timed(p.ep, p.ep.compute_us);
-    case kEpCommColumn: return timed(p.ep, p.ep.comm_us);
-    case kHpComputeColumn: return timed(p.hp, p.hp.compute_us);
-    case kHpCommColumn: return timed(p.hp, p.hp.comm_us);
-    case kEpPeakColumn: return plain(p.ep, p.ep.peak_bytes);
-    case kHpPeakColumn: return plain(p.hp, p.hp.peak_bytes);
-    case kEpDispatchColumn: return plain(p.ep, p.ep.dispatch_max_bytes);
-    case kHpDispatchColumn: return plain(p.hp, p.hp.dispatch_max_bytes);
-    case kNoteColumn: return p.error.isEmpty() ? p.note : p.error;
-    default: return {};
+    case kEpComputeColumn:
+      return timed(p.ep, p.ep.compute_us);
+    case kEpCommColumn:
+      return timed(p.ep, p.ep.comm_us);
+    case kHpComputeColumn:
+      return timed(p.hp, p.hp.compute_us);
+    case kHpCommColumn:
+      return timed(p.hp, p.hp.comm_us);
+    case kEpPeakColumn:
+      return plain(p.ep, p.ep.peak_bytes);
+    case kHpPeakColumn:
+      return plain(p.hp, p.hp.peak_bytes);
+    case kEpDispatchColumn:
+      return plain(p.ep, p.ep.dispatch_max_bytes);
+    case kHpDispatchColumn:
+      return plain(p.hp, p.hp.dispatch_max_bytes);
+    case kNoteColumn:
+      return p.error.isEmpty() ? p.note : p.error;
+    default:
+      return {};
   }
 }
 
@@ -254,39 +282,58 @@ QVariant SweepModel::data(const QModelIndex& index, int role) const {
   const QVariant v = value(p, index.column());
   if (role == kValueRole || role == Qt::EditRole) return v;
   if (role == Qt::ToolTipRole && index.column() == kNoteColumn) return v;
-  if (role == Qt::TextAlignmentRole && index.column() != kNoteColumn) return QVariant(Qt::AlignRight | Qt::AlignVCenter);
+  if (role == Qt::TextAlignmentRole && index.column() != kNoteColumn)
+    return QVariant(Qt::AlignRight | Qt::AlignVCenter);
   if (role != Qt::DisplayRole) return {};
   if (index.column() == kNoteColumn) return v;
   if (!v.isValid()) return QStringLiteral("—");
   const double x = v.toDouble();
   switch (index.column()) {
-    case kValueColumn: return formatNumber(x, 6);
-    case kSpeedupColumn: return formatRatio(x);
+    case kValueColumn:
+      return formatNumber(x, 6);
+    case kSpeedupColumn:
+      return formatRatio(x);
     case kEpPeakColumn:
     case kHpPeakColumn:
     case kEpDispatchColumn:
-    case kHpDispatchColumn: return formatBytes(x);
-    default: return formatMicros(x);
+    case kHpDispatchColumn:
+      return formatBytes(x);
+    default:
+      return formatMicros(x);
   }
 }
 
 QVariant SweepModel::headerData(int section, Qt::Orientation orientation, int role) const {
   if (orientation != Qt::Horizontal || role != Qt::DisplayRole) return {};
   switch (section) {
-    case kValueColumn: return sweepParameterSymbol(m_parameter);
-    case kEpLayerColumn: return tr("EP layer");
-    case kHpLayerColumn: return tr("HP layer");
-    case kSpeedupColumn: return tr("HP speed-up");
-    case kEpComputeColumn: return tr("EP compute");
-    case kEpCommColumn: return tr("EP comm");
-    case kHpComputeColumn: return tr("HP compute");
-    case kHpCommColumn: return tr("HP comm");
-    case kEpPeakColumn: return tr("EP peak memory");
-    case kHpPeakColumn: return tr("HP peak memory");
-    case kEpDispatchColumn: return tr("EP dispatch, busiest");
-    case kHpDispatchColumn: return tr("HP dispatch, busiest");
-    case kNoteColumn: return tr("Note");
-    default: return {};
+    case kValueColumn:
+      return sweepParameterSymbol(m_parameter);
+    case kEpLayerColumn:
+      return tr("EP layer");
+    case kHpLayerColumn:
+      return tr("HP layer");
+    case kSpeedupColumn:
+      return tr("HP speed-up");
+    case kEpComputeColumn:
+      return tr("EP compute");
+    case kEpCommColumn:
+      return tr("EP comm");
+    case kHpComputeColumn:
+      return tr("HP compute");
+    case kHpCommColumn:
+      return tr("HP comm");
+    case kEpPeakColumn:
+      return tr("EP peak memory");
+    case kHpPeakColumn:
+      return tr("HP peak memory");
+    case kEpDispatchColumn:
+      return tr("EP dispatch, busiest");
+    case kHpDispatchColumn:
+      return tr("HP dispatch, busiest");
+    case kNoteColumn:
+      return tr("Note");
+    default:
+      return {};
   }
 }
 

@@ -77,10 +77,11 @@ std::pair<std::size_t, std::size_t> TimelineIndex::visible(const core::Timeline&
   const auto first = static_cast<std::size_t>(
       std::lower_bound(row.prefix_max_end.begin(), row.prefix_max_end.end(), t0_ns) - row.prefix_max_end.begin());
   // One past the last span starting at or before t1.
-  const auto last = static_cast<std::size_t>(
-      std::upper_bound(row.order.begin(), row.order.end(), t1_ns,
-                       [&](std::int64_t t, std::int32_t i) { return t < spans[static_cast<std::size_t>(i)].start_ns; }) -
-      row.order.begin());
+  const auto last = static_cast<std::size_t>(std::upper_bound(row.order.begin(), row.order.end(), t1_ns,
+                                                              [&](std::int64_t t, std::int32_t i) {
+                                                                return t < spans[static_cast<std::size_t>(i)].start_ns;
+                                                              }) -
+                                             row.order.begin());
   return {first, std::max(first, last)};
 }
 
@@ -107,11 +108,12 @@ void TimelineModel::setTimeline(std::shared_ptr<const core::Timeline> timeline) 
 }
 
 QString TimelineModel::describeSpan(const core::Span& s, std::int64_t rank) {
-  QString text = tr("%1 (%2, %3) on rank %4\nstart %5, duration %6")
-                     .arg(QString::fromStdString(s.stage), QLatin1String(core::to_string(s.phase)),
-                          QLatin1String(core::to_string(s.lane)))
-                     .arg(rank)
-                     .arg(formatNanos(static_cast<double>(s.start_ns)), formatNanos(static_cast<double>(s.duration_ns())));
+  QString text =
+      tr("%1 (%2, %3) on rank %4\nstart %5, duration %6")
+          .arg(QString::fromStdString(s.stage), QLatin1String(core::to_string(s.phase)),
+               QLatin1String(core::to_string(s.lane)))
+          .arg(rank)
+          .arg(formatNanos(static_cast<double>(s.start_ns)), formatNanos(static_cast<double>(s.duration_ns())));
   if (s.bytes > 0) text += tr("\nbytes %1").arg(formatExactBytes(s.bytes));
   if (s.flops > 0) text += tr("\nFLOPs %1").arg(formatFlops(s.flops));
   if (s.layer > 0 || s.micro_batch > 0) text += tr("\nlayer %1, micro-batch %2").arg(s.layer).arg(s.micro_batch);
@@ -152,38 +154,55 @@ QVariant TimelineModel::data(const QModelIndex& index, int role) const {
   const auto& rt = m_timeline->ranks[static_cast<std::size_t>(index.internalId())];
   const auto& s = rt.spans[static_cast<std::size_t>(index.row())];
   if (role == Qt::ToolTipRole) return describeSpan(s, rt.rank);
-  if (role == Qt::TextAlignmentRole && index.column() >= kStartColumn) return QVariant(Qt::AlignRight | Qt::AlignVCenter);
+  if (role == Qt::TextAlignmentRole && index.column() >= kStartColumn)
+    return QVariant(Qt::AlignRight | Qt::AlignVCenter);
   if (role != Qt::DisplayRole && role != Qt::EditRole && role != kValueRole) return {};
   const bool raw = role != Qt::DisplayRole;
   switch (index.column()) {
-    case kNameColumn: return QString::fromStdString(s.stage);
-    case kPhaseColumn: return QString::fromLatin1(core::to_string(s.phase));
-    case kLaneColumn: return QString::fromLatin1(core::to_string(s.lane));
+    case kNameColumn:
+      return QString::fromStdString(s.stage);
+    case kPhaseColumn:
+      return QString::fromLatin1(core::to_string(s.phase));
+    case kLaneColumn:
+      return QString::fromLatin1(core::to_string(s.lane));
     case kStartColumn:
-      return raw ? QVariant(static_cast<qlonglong>(s.start_ns)) : QVariant(formatNanos(static_cast<double>(s.start_ns)));
+      return raw ? QVariant(static_cast<qlonglong>(s.start_ns))
+                 : QVariant(formatNanos(static_cast<double>(s.start_ns)));
     case kEndColumn:
       return raw ? QVariant(static_cast<qlonglong>(s.end_ns)) : QVariant(formatNanos(static_cast<double>(s.end_ns)));
     case kDurationColumn:
       return raw ? QVariant(static_cast<qlonglong>(s.duration_ns()))
                  : QVariant(formatNanos(static_cast<double>(s.duration_ns())));
-    case kBytesColumn: return raw ? QVariant(s.bytes) : QVariant(formatBytes(s.bytes));
-    case kFlopsColumn: return raw ? QVariant(s.flops) : QVariant(formatFlops(s.flops));
-    default: return {};
+    case kBytesColumn:
+      return raw ? QVariant(s.bytes) : QVariant(formatBytes(s.bytes));
+    case kFlopsColumn:
+      return raw ? QVariant(s.flops) : QVariant(formatFlops(s.flops));
+    default:
+      return {};
   }
 }
 
 QVariant TimelineModel::headerData(int section, Qt::Orientation orientation, int role) const {
   if (orientation != Qt::Horizontal || role != Qt::DisplayRole) return {};
   switch (section) {
-    case kNameColumn: return tr("Rank / stage");
-    case kPhaseColumn: return tr("Phase");
-    case kLaneColumn: return tr("Lane");
-    case kStartColumn: return tr("Start");
-    case kEndColumn: return tr("End");
-    case kDurationColumn: return tr("Duration");
-    case kBytesColumn: return tr("Bytes");
-    case kFlopsColumn: return tr("FLOPs");
-    default: return {};
+    case kNameColumn:
+      return tr("Rank / stage");
+    case kPhaseColumn:
+      return tr("Phase");
+    case kLaneColumn:
+      return tr("Lane");
+    case kStartColumn:
+      return tr("Start");
+    case kEndColumn:
+      return tr("End");
+    case kDurationColumn:
+      return tr("Duration");
+    case kBytesColumn:
+      return tr("Bytes");
+    case kFlopsColumn:
+      return tr("FLOPs");
+    default:
+      return {};
   }
 }
 

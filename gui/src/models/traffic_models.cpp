@@ -44,7 +44,8 @@ QStringList trafficPhases(const EngineResult& result) {
 
 // ---- TrafficModel -------------------------------------------------------------------------------
 
-TrafficModel::TrafficModel(QString strategy, QObject* parent) : QAbstractTableModel(parent), m_strategy(std::move(strategy)) {}
+TrafficModel::TrafficModel(QString strategy, QObject* parent)
+    : QAbstractTableModel(parent), m_strategy(std::move(strategy)) {}
 
 void TrafficModel::setResult(const ResultPtr& result) {
   beginResetModel();
@@ -167,21 +168,35 @@ QVariant RankTrafficModel::data(const QModelIndex& index, int role) const {
   }
   const std::vector<double>* column = nullptr;
   switch (index.column()) {
-    case kEpSentColumn: column = &m_epSent; break;
-    case kEpReceivedColumn: column = &m_epReceived; break;
-    case kHpSentColumn: column = &m_hpSent; break;
-    case kHpReceivedColumn: column = &m_hpReceived; break;
-    default: return {};
+    case kEpSentColumn:
+      column = &m_epSent;
+      break;
+    case kEpReceivedColumn:
+      column = &m_epReceived;
+      break;
+    case kHpSentColumn:
+      column = &m_hpSent;
+      break;
+    case kHpReceivedColumn:
+      column = &m_hpReceived;
+      break;
+    default:
+      return {};
   }
   if (r >= column->size()) return {};
   const double bytes = (*column)[r];
   switch (role) {
-    case Qt::DisplayRole: return formatBytes(bytes);
+    case Qt::DisplayRole:
+      return formatBytes(bytes);
     case Qt::EditRole:
-    case kBytesRole: return bytes;
-    case Qt::ToolTipRole: return formatExactBytes(bytes);
-    case Qt::TextAlignmentRole: return QVariant(Qt::AlignRight | Qt::AlignVCenter);
-    default: return {};
+    case kBytesRole:
+      return bytes;
+    case Qt::ToolTipRole:
+      return formatExactBytes(bytes);
+    case Qt::TextAlignmentRole:
+      return QVariant(Qt::AlignRight | Qt::AlignVCenter);
+    default:
+      return {};
   }
 }
 
@@ -189,12 +204,18 @@ QVariant RankTrafficModel::headerData(int section, Qt::Orientation orientation, 
   if (role != Qt::DisplayRole) return {};
   if (orientation == Qt::Vertical) return section;
   switch (section) {
-    case kRankColumn: return tr("Rank");
-    case kEpSentColumn: return tr("EP sent");
-    case kEpReceivedColumn: return tr("EP received");
-    case kHpSentColumn: return tr("HP sent");
-    case kHpReceivedColumn: return tr("HP received");
-    default: return {};
+    case kRankColumn:
+      return tr("Rank");
+    case kEpSentColumn:
+      return tr("EP sent");
+    case kEpReceivedColumn:
+      return tr("EP received");
+    case kHpSentColumn:
+      return tr("HP sent");
+    case kHpReceivedColumn:
+      return tr("HP received");
+    default:
+      return {};
   }
 }
 
@@ -210,8 +231,11 @@ void TrafficSummaryModel::setResult(const ResultPtr& result) {
   m_rows.clear();
   if (result) {
     for (const QString& phase : trafficPhases(*result)) {
-      m_rows.push_back({phase, m_ep ? findPhase(m_ep->traffic, phase) : nullptr,
-                        m_hp ? findPhase(m_hp->traffic, phase) : nullptr, false, {}});
+      m_rows.push_back({phase,
+                        m_ep ? findPhase(m_ep->traffic, phase) : nullptr,
+                        m_hp ? findPhase(m_hp->traffic, phase) : nullptr,
+                        false,
+                        {}});
     }
   }
   if (!m_rows.empty()) m_rows.push_back({tr("all phases"), nullptr, nullptr, true, {}});
@@ -245,18 +269,25 @@ QVariant TrafficSummaryModel::value(const Row& row, int column) const {
     return one ? QVariant(one->total_sent()) : QVariant(0.0);  // a phase the strategy does not have moves nothing
   };
   switch (column) {
-    case kEpTotalColumn: return total(m_ep, row.ep);
-    case kHpTotalColumn: return total(m_hp, row.hp);
+    case kEpTotalColumn:
+      return total(m_ep, row.ep);
+    case kHpTotalColumn:
+      return total(m_hp, row.hp);
     case kRatioColumn: {
       const QVariant e = total(m_ep, row.ep), h = total(m_hp, row.hp);
       if (!e.isValid() || !h.isValid() || e.toDouble() <= 0) return {};
       return h.toDouble() / e.toDouble();
     }
-    case kEpMaxColumn: return row.ep ? QVariant(row.ep->max_sent()) : QVariant();
-    case kHpMaxColumn: return row.hp ? QVariant(row.hp->max_sent()) : QVariant();
-    case kEpImbalanceColumn: return row.ep ? QVariant(row.ep->send_imbalance()) : QVariant();
-    case kHpImbalanceColumn: return row.hp ? QVariant(row.hp->send_imbalance()) : QVariant();
-    default: return {};
+    case kEpMaxColumn:
+      return row.ep ? QVariant(row.ep->max_sent()) : QVariant();
+    case kHpMaxColumn:
+      return row.hp ? QVariant(row.hp->max_sent()) : QVariant();
+    case kEpImbalanceColumn:
+      return row.ep ? QVariant(row.ep->send_imbalance()) : QVariant();
+    case kHpImbalanceColumn:
+      return row.hp ? QVariant(row.hp->send_imbalance()) : QVariant();
+    default:
+      return {};
   }
 }
 
@@ -273,8 +304,8 @@ QVariant TrafficSummaryModel::data(const QModelIndex& index, int role) const {
     return {};
   }
   const QVariant v = row.values[index.column()];
-  const bool isRatio = index.column() == kRatioColumn || index.column() == kEpImbalanceColumn ||
-                       index.column() == kHpImbalanceColumn;
+  const bool isRatio =
+      index.column() == kRatioColumn || index.column() == kEpImbalanceColumn || index.column() == kHpImbalanceColumn;
   switch (role) {
     case kValueRole:
     case Qt::EditRole:
@@ -304,26 +335,40 @@ QVariant TrafficSummaryModel::headerData(int section, Qt::Orientation orientatio
   if (role == Qt::ToolTipRole) {
     switch (section) {
       case kEpTotalColumn:
-      case kHpTotalColumn: return tr("bytes leaving all ranks (diagonal excluded)");
-      case kRatioColumn: return tr("HP total / EP total");
+      case kHpTotalColumn:
+        return tr("bytes leaving all ranks (diagonal excluded)");
+      case kRatioColumn:
+        return tr("HP total / EP total");
       case kEpMaxColumn:
-      case kHpMaxColumn: return tr("bytes the busiest sender sends");
+      case kHpMaxColumn:
+        return tr("bytes the busiest sender sends");
       case kEpImbalanceColumn:
-      case kHpImbalanceColumn: return tr("max over ranks / mean over ranks of bytes sent");
-      default: return {};
+      case kHpImbalanceColumn:
+        return tr("max over ranks / mean over ranks of bytes sent");
+      default:
+        return {};
     }
   }
   if (role != Qt::DisplayRole) return {};
   switch (section) {
-    case kPhaseColumn: return tr("Phase");
-    case kEpTotalColumn: return tr("EP total");
-    case kHpTotalColumn: return tr("HP total");
-    case kRatioColumn: return tr("HP / EP");
-    case kEpMaxColumn: return tr("EP max rank");
-    case kHpMaxColumn: return tr("HP max rank");
-    case kEpImbalanceColumn: return tr("EP imbalance");
-    case kHpImbalanceColumn: return tr("HP imbalance");
-    default: return {};
+    case kPhaseColumn:
+      return tr("Phase");
+    case kEpTotalColumn:
+      return tr("EP total");
+    case kHpTotalColumn:
+      return tr("HP total");
+    case kRatioColumn:
+      return tr("HP / EP");
+    case kEpMaxColumn:
+      return tr("EP max rank");
+    case kHpMaxColumn:
+      return tr("HP max rank");
+    case kEpImbalanceColumn:
+      return tr("EP imbalance");
+    case kHpImbalanceColumn:
+      return tr("HP imbalance");
+    default:
+      return {};
   }
 }
 

@@ -169,7 +169,8 @@ void GanttWidget::paintEvent(QPaintEvent*) {
         ++m_lastDrawn;
         continue;
       }
-      const QRectF box(std::max(x0, double(plot.left()) - 1), top, std::min(x1, double(plot.right()) + 1) - std::max(x0, double(plot.left()) - 1), h);
+      const QRectF box(std::max(x0, double(plot.left()) - 1), top,
+                       std::min(x1, double(plot.right()) + 1) - std::max(x0, double(plot.left()) - 1), h);
       if (hatched) {
         p.fillRect(box, c.lighter(150));
         p.fillRect(box, QBrush(c.darker(160), Qt::BDiagPattern));
@@ -266,13 +267,25 @@ void GanttWidget::keyPressEvent(QKeyEvent* event) {
   const double mid = (m_t0 + m_t1) / 2;
   switch (event->key()) {
     case Qt::Key_Plus:
-    case Qt::Key_Equal: zoom(1.5, mid); break;
-    case Qt::Key_Minus: zoom(1 / 1.5, mid); break;
-    case Qt::Key_Left: pan(-(m_t1 - m_t0) * 0.1); break;
-    case Qt::Key_Right: pan((m_t1 - m_t0) * 0.1); break;
+    case Qt::Key_Equal:
+      zoom(1.5, mid);
+      break;
+    case Qt::Key_Minus:
+      zoom(1 / 1.5, mid);
+      break;
+    case Qt::Key_Left:
+      pan(-(m_t1 - m_t0) * 0.1);
+      break;
+    case Qt::Key_Right:
+      pan((m_t1 - m_t0) * 0.1);
+      break;
     case Qt::Key_0:
-    case Qt::Key_Home: zoomToFit(); break;
-    default: QWidget::keyPressEvent(event); return;
+    case Qt::Key_Home:
+      zoomToFit();
+      break;
+    default:
+      QWidget::keyPressEvent(event);
+      return;
   }
 }
 
@@ -298,8 +311,8 @@ QString GanttWidget::toolTipAt(const QPoint& pos) const {
   // Within two pixels, so that thin spans can be hovered too.
   const double t = m_t0 + (pos.x() - plot.left()) * nsPerPixel();
   const double slack = 2 * nsPerPixel();
-  const auto [a, b] = TimelineIndex::visible(tl, *target, static_cast<std::int64_t>(t - slack),
-                                             static_cast<std::int64_t>(t + slack));
+  const auto [a, b] =
+      TimelineIndex::visible(tl, *target, static_cast<std::int64_t>(t - slack), static_cast<std::int64_t>(t + slack));
   const auto& spans = tl.ranks[target->rank_index].spans;
   for (std::size_t i = a; i < b; ++i) {
     const auto& s = spans[static_cast<std::size_t>(target->order[i])];

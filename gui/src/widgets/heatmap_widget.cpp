@@ -97,7 +97,9 @@ void HeatmapWidget::paintEvent(QPaintEvent*) {
   if (!m || m_image.isNull()) {
     p.setPen(palette().color(QPalette::PlaceholderText));
     p.drawRect(r.adjusted(0, 0, -1, -1));
-    const QString why = m_model->phases().isEmpty() ? tr("no result") : tr("no %1 phase for %2").arg(m_model->phase(), m_model->strategy().toUpper());
+    const QString why = m_model->phases().isEmpty()
+                            ? tr("no result")
+                            : tr("no %1 phase for %2").arg(m_model->phase(), m_model->strategy().toUpper());
     p.drawText(r, Qt::AlignCenter | Qt::TextWordWrap, why);
     return;
   }
@@ -180,8 +182,9 @@ void ColorLegendWidget::paintEvent(QPaintEvent*) {
     const int x = bar.left() + i * (bar.width() - 1) / 4;
     p.drawLine(x, bar.bottom(), x, bar.bottom() + 3);
     const Qt::Alignment a = i == 0 ? Qt::AlignLeft : (i == 4 ? Qt::AlignRight : Qt::AlignHCenter);
-    const QRect label = i == 0 ? QRect(x, bar.bottom() + 4, 80, 16)
-                               : (i == 4 ? QRect(x - 80, bar.bottom() + 4, 80, 16) : QRect(x - 40, bar.bottom() + 4, 80, 16));
+    const QRect label =
+        i == 0 ? QRect(x, bar.bottom() + 4, 80, 16)
+               : (i == 4 ? QRect(x - 80, bar.bottom() + 4, 80, 16) : QRect(x - 40, bar.bottom() + 4, 80, 16));
     p.drawText(label, a | Qt::AlignTop, formatBytes(m_max * i / 4.0));
   }
   const QRect local(bar.right() + 20, bar.top(), 14, 14);

@@ -73,7 +73,8 @@ MainWindow::MainWindow(Workbench* workbench, QWidget* parent) : QMainWindow(pare
   m_engineLabel->setText(QString::fromStdString(Engine::describe_build()));
 
   createActions();
-  connect(m_editor, &ScenarioEditor::statusMessage, this, [this](const QString& text) { statusBar()->showMessage(text, 5000); });
+  connect(m_editor, &ScenarioEditor::statusMessage, this,
+          [this](const QString& text) { statusBar()->showMessage(text, 5000); });
   connect(workbench->document(), &ScenarioDocument::filePathChanged, this, &MainWindow::updateTitle);
   connect(workbench->document(), &ScenarioDocument::modifiedChanged, this, &MainWindow::updateTitle);
   connect(workbench->document(), &ScenarioDocument::scenarioChanged, this, &MainWindow::updateTitle);
@@ -125,7 +126,8 @@ void MainWindow::createActions() {
     const QString path = QFileDialog::getOpenFileName(this, tr("Load profile"), lastDir(), tr("Profile (*.json)"));
     if (!path.isEmpty()) loadProfile(path);
   });
-  file->addAction(tr("Overlay &Measured Timeline…"), QKeySequence(tr("Ctrl+Shift+O")), this, &MainWindow::loadMeasuredTrace);
+  file->addAction(tr("Overlay &Measured Timeline…"), QKeySequence(tr("Ctrl+Shift+O")), this,
+                  &MainWindow::loadMeasuredTrace);
   file->addSeparator();
   QMenu* exportMenu = file->addMenu(tr("&Export"));
   exportMenu->addAction(tr("View as &PNG…"), QKeySequence(tr("Ctrl+E")), this, [this] { exportPicture(false); });
@@ -149,8 +151,8 @@ void MainWindow::createActions() {
 
   QMenu* view = menuBar()->addMenu(tr("&View"));
   for (int i = 0; i < m_tabs->count(); ++i) {
-    view->addAction(m_tabs->tabText(i).remove(QLatin1Char('&')), QKeySequence(QStringLiteral("Ctrl+%1").arg(i + 1)), this,
-                    [this, i] { m_tabs->setCurrentIndex(i); });
+    view->addAction(m_tabs->tabText(i).remove(QLatin1Char('&')), QKeySequence(QStringLiteral("Ctrl+%1").arg(i + 1)),
+                    this, [this, i] { m_tabs->setCurrentIndex(i); });
   }
   view->addSeparator();
   QAction* simulated = view->addAction(tr("&Simulated Timelines (discrete-event)"));
@@ -168,7 +170,8 @@ void MainWindow::createActions() {
   connect(simulated, &QAction::toggled, this, applySimulated);
   if (simulated->isChecked()) applySimulated(true);
   view->setToolTipsVisible(true);
-  view->addAction(tr("&Re-evaluate"), QKeySequence(Qt::Key_F5), m_workbench->analysis(), &AnalysisController::updateNow);
+  view->addAction(tr("&Re-evaluate"), QKeySequence(Qt::Key_F5), m_workbench->analysis(),
+                  &AnalysisController::updateNow);
 
   QMenu* run = menuBar()->addMenu(tr("&Sweep"));
   run->addAction(tr("&Run Sweep"), QKeySequence(tr("Ctrl+R")), this, [this] {
@@ -244,18 +247,21 @@ void MainWindow::rebuildRecentMenu() {
   const QStringList files = recentFiles();
   for (int i = 0; i < files.size(); ++i) {
     const QString path = files[i];
-    m_recentMenu->addAction(QStringLiteral("&%1 %2").arg(i + 1).arg(QFileInfo(path).fileName()), this, [this, path] {
-      if (maybeSave()) openFile(path);
-    })->setToolTip(path);
+    m_recentMenu
+        ->addAction(QStringLiteral("&%1 %2").arg(i + 1).arg(QFileInfo(path).fileName()), this,
+                    [this, path] {
+                      if (maybeSave()) openFile(path);
+                    })
+        ->setToolTip(path);
   }
   m_recentMenu->setEnabled(!files.isEmpty());
 }
 
 bool MainWindow::maybeSave() {
   if (!m_workbench->document()->isModified()) return true;
-  const auto answer = QMessageBox::question(this, tr("Unsaved changes"),
-                                            tr("The scenario has unsaved changes. Save them?"),
-                                            QMessageBox::Save | QMessageBox::Discard | QMessageBox::Cancel);
+  const auto answer =
+      QMessageBox::question(this, tr("Unsaved changes"), tr("The scenario has unsaved changes. Save them?"),
+                            QMessageBox::Save | QMessageBox::Discard | QMessageBox::Cancel);
   if (answer == QMessageBox::Cancel) return false;
   if (answer == QMessageBox::Discard) return true;
   const QString path = m_workbench->document()->filePath().isEmpty()
@@ -285,12 +291,24 @@ void MainWindow::updateStatus() {
   auto* a = m_workbench->analysis();
   QString state;
   switch (a->state()) {
-    case AnalysisController::State::kIdle: state = tr("idle"); break;
-    case AnalysisController::State::kRunning: state = tr("evaluating…"); break;
-    case AnalysisController::State::kReady: state = a->result() && a->result()->has_timing ? tr("up to date") : tr("up to date (no timing)"); break;
-    case AnalysisController::State::kBlocked: state = tr("scenario has errors"); break;
-    case AnalysisController::State::kUnavailable: state = tr("engine not available in this build"); break;
-    case AnalysisController::State::kFailed: state = tr("engine error"); break;
+    case AnalysisController::State::kIdle:
+      state = tr("idle");
+      break;
+    case AnalysisController::State::kRunning:
+      state = tr("evaluating…");
+      break;
+    case AnalysisController::State::kReady:
+      state = a->result() && a->result()->has_timing ? tr("up to date") : tr("up to date (no timing)");
+      break;
+    case AnalysisController::State::kBlocked:
+      state = tr("scenario has errors");
+      break;
+    case AnalysisController::State::kUnavailable:
+      state = tr("engine not available in this build");
+      break;
+    case AnalysisController::State::kFailed:
+      state = tr("engine error");
+      break;
   }
   m_stateLabel->setText(state);
   m_stateLabel->setToolTip(a->message());
@@ -303,8 +321,9 @@ void MainWindow::exportPicture(bool svg) {
   WorkbenchView* view = currentView();
   if (!view) return;
   const QString suffix = svg ? QStringLiteral("svg") : QStringLiteral("png");
-  const QString path = QFileDialog::getSaveFileName(this, tr("Export view"), lastDir() + QLatin1Char('/') + view->exportName() + QLatin1Char('.') + suffix,
-                                                    svg ? tr("SVG (*.svg)") : tr("PNG (*.png)"));
+  const QString path = QFileDialog::getSaveFileName(
+      this, tr("Export view"), lastDir() + QLatin1Char('/') + view->exportName() + QLatin1Char('.') + suffix,
+      svg ? tr("SVG (*.svg)") : tr("PNG (*.png)"));
   if (path.isEmpty()) return;
   rememberDir(path);
   const bool ok = svg ? saveWidgetSvg(view, path, view->exportName()) : saveWidgetPng(view, path);
@@ -314,20 +333,22 @@ void MainWindow::exportPicture(bool svg) {
 void MainWindow::exportCsv() {
   WorkbenchView* view = currentView();
   if (!view || !view->exportTable()) return;
-  const QString path = QFileDialog::getSaveFileName(this, tr("Export table"), lastDir() + QLatin1Char('/') + view->exportName() + QStringLiteral(".csv"),
-                                                    tr("CSV (*.csv)"));
+  const QString path = QFileDialog::getSaveFileName(
+      this, tr("Export table"), lastDir() + QLatin1Char('/') + view->exportName() + QStringLiteral(".csv"),
+      tr("CSV (*.csv)"));
   if (path.isEmpty()) return;
   rememberDir(path);
-  if (writeText(this, path, modelToCsv(*view->exportTable()))) statusBar()->showMessage(tr("exported %1").arg(path), 5000);
+  if (writeText(this, path, modelToCsv(*view->exportTable())))
+    statusBar()->showMessage(tr("exported %1").arg(path), 5000);
 }
 
 void MainWindow::exportChromeTrace() {
   for (const char* s : {"ep", "hp"}) {
     const auto* tl = m_workbench->timeline(QString::fromLatin1(s))->timeline();
     if (!tl) continue;
-    const QString path = QFileDialog::getSaveFileName(this, tr("Export %1 timeline").arg(QString::fromLatin1(s).toUpper()),
-                                                      lastDir() + QStringLiteral("/timeline-%1.json").arg(QString::fromLatin1(s)),
-                                                      tr("Chrome trace (*.json)"));
+    const QString path = QFileDialog::getSaveFileName(
+        this, tr("Export %1 timeline").arg(QString::fromLatin1(s).toUpper()),
+        lastDir() + QStringLiteral("/timeline-%1.json").arg(QString::fromLatin1(s)), tr("Chrome trace (*.json)"));
     if (path.isEmpty()) return;
     rememberDir(path);
     auto json = Engine::chrome_trace_json(*tl);
@@ -340,8 +361,8 @@ void MainWindow::exportChromeTrace() {
 }
 
 void MainWindow::loadMeasuredTrace() {
-  const QString path = QFileDialog::getOpenFileName(this, tr("Overlay measured timeline"), lastDir(),
-                                                    tr("Timeline (*.json)"));
+  const QString path =
+      QFileDialog::getOpenFileName(this, tr("Overlay measured timeline"), lastDir(), tr("Timeline (*.json)"));
   if (path.isEmpty()) return;
   rememberDir(path);
   const QString error = m_workbench->loadMeasuredTimeline(path);

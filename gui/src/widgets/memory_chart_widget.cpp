@@ -91,7 +91,8 @@ void MemoryChartWidget::paintEvent(QPaintEvent*) {
       p.setPen(Qt::NoPen);
       p.setBrush(overCapacityColor());
       const double cx = x + barW / 2, s = std::clamp(slot * 0.4, 3.0, 7.0);
-      p.drawPolygon(QPolygonF{QPointF(cx - s, top - 2 * s - 2), QPointF(cx + s, top - 2 * s - 2), QPointF(cx, top - 2)});
+      p.drawPolygon(
+          QPolygonF{QPointF(cx - s, top - 2 * s - 2), QPointF(cx + s, top - 2 * s - 2), QPointF(cx, top - 2)});
       p.setRenderHint(QPainter::Antialiasing, false);
       p.setBrush(Qt::NoBrush);
     }
@@ -121,7 +122,8 @@ void MemoryChartWidget::mouseMoveEvent(QMouseEvent* event) {
     return;
   }
   const int r = std::min(n - 1, static_cast<int>((event->position().x() - plot.left()) * n / plot.width()));
-  QStringList lines{tr("rank %1, peak %2").arg(r).arg(formatExactBytes(m_model->report().ranks[static_cast<std::size_t>(r)].peak()))};
+  QStringList lines{
+      tr("rank %1, peak %2").arg(r).arg(formatExactBytes(m_model->report().ranks[static_cast<std::size_t>(r)].peak()))};
   for (int part = MemoryModel::kNumParts - 1; part >= 0; --part) {
     lines << MemoryModel::partName(part) + QStringLiteral(": ") + formatBytes(m_model->part(r, part));
   }

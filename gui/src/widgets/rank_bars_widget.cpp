@@ -105,7 +105,8 @@ int RankBarsWidget::rankAt(const QPoint& pos) const {
   const int n = m_model->rowCount();
   for (bool sent : {true, false}) {
     const QRect area = panelRect(sent);
-    if (n > 0 && area.contains(pos)) return std::min(n - 1, static_cast<int>((pos.x() - area.left()) * n / area.width()));
+    if (n > 0 && area.contains(pos))
+      return std::min(n - 1, static_cast<int>((pos.x() - area.left()) * n / area.width()));
   }
   return -1;
 }

@@ -50,7 +50,8 @@ ScenarioEditor::ScenarioEditor(ScenarioModel* model, ScenarioDocument* document,
       {presetCombo(core::cluster_presets(), tr("— cluster —"), presets), &ScenarioDocument::applyClusterPreset},
   };
   const QString labels[] = {tr("Scenario"), tr("Model"), tr("Cluster")};
-  const QString names[] = {QStringLiteral("scenarioPreset"), QStringLiteral("modelPreset"), QStringLiteral("clusterPreset")};
+  const QString names[] = {QStringLiteral("scenarioPreset"), QStringLiteral("modelPreset"),
+                           QStringLiteral("clusterPreset")};
   for (int i = 0; i < 3; ++i) {
     const Picker picker = pickers[i];
     picker.combo->setObjectName(names[i]);
@@ -136,7 +137,8 @@ ScenarioEditor::ScenarioEditor(ScenarioModel* model, ScenarioDocument* document,
   outer->addWidget(scroll, 1);
 
   connect(m_model, &QAbstractItemModel::dataChanged, this, [this](const QModelIndex& tl, const QModelIndex& br) {
-    for (int r = tl.row(); r <= br.row(); ++r) refreshField(m_model->index(r, ScenarioModel::kValueColumn, tl.parent()));
+    for (int r = tl.row(); r <= br.row(); ++r)
+      refreshField(m_model->index(r, ScenarioModel::kValueColumn, tl.parent()));
   });
   connect(m_model, &ScenarioModel::validationChanged, this, &ScenarioEditor::refreshAll);
   refreshAll();
@@ -181,9 +183,9 @@ void ScenarioEditor::refreshAll() {
   const int blocking = m_model->numBlocking();
   const int all = static_cast<int>(m_model->allMessages().size()) - m_model->numParseErrors();
   if (m_model->numParseErrors() > 0) {
-    m_summary->setText(tr("%n field(s) hold text that is not a value (red): fix or undo them", nullptr,
-                          m_model->numParseErrors()) +
-                       (blocking > 0 ? tr("; %n rule(s) broken", nullptr, blocking) : QString()));
+    m_summary->setText(
+        tr("%n field(s) hold text that is not a value (red): fix or undo them", nullptr, m_model->numParseErrors()) +
+        (blocking > 0 ? tr("; %n rule(s) broken", nullptr, blocking) : QString()));
     m_summary->setStyleSheet(QStringLiteral("color: #c62828;"));
   } else if (all == 0) {
     m_summary->setText(tr("✔ valid for EP and HP"));

@@ -203,11 +203,21 @@ void SweepView::setRangeDefaults(int index) {
   SweepSpec spec;
   spec.parameter = p;
   switch (p) {
-    case SweepParameter::kTopK: spec = {p, 1, 16, 1, false}; break;
-    case SweepParameter::kGranularity: spec = {p, 1, 8, 2, true}; break;
-    case SweepParameter::kSkew: spec = {p, 0, 2, 0.25, false}; break;
-    case SweepParameter::kRanks: spec = {p, 2, std::max<double>(8, static_cast<double>(s.parallel.num_ranks)), 2, true}; break;
-    case SweepParameter::kTokens: spec = {p, 1024, 65536, 2, true}; break;
+    case SweepParameter::kTopK:
+      spec = {p, 1, 16, 1, false};
+      break;
+    case SweepParameter::kGranularity:
+      spec = {p, 1, 8, 2, true};
+      break;
+    case SweepParameter::kSkew:
+      spec = {p, 0, 2, 0.25, false};
+      break;
+    case SweepParameter::kRanks:
+      spec = {p, 2, std::max<double>(8, static_cast<double>(s.parallel.num_ranks)), 2, true};
+      break;
+    case SweepParameter::kTokens:
+      spec = {p, 1024, 65536, 2, true};
+      break;
   }
   setSpec(spec);
 }

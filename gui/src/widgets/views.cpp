@@ -103,7 +103,8 @@ OverviewView::OverviewView(Workbench* workbench, QWidget* parent) : WorkbenchVie
     auto* box = new QWidget(stages);
     auto* v = new QVBoxLayout(box);
     v->setContentsMargins(0, 0, 0, 0);
-    auto* title = new QLabel(tr("%1 stages (one MoE layer, forward and backward)").arg(QString::fromLatin1(s).toUpper()), box);
+    auto* title =
+        new QLabel(tr("%1 stages (one MoE layer, forward and backward)").arg(QString::fromLatin1(s).toUpper()), box);
     title->setStyleSheet(headingStyle());
     v->addWidget(title);
     v->addWidget(makeTable(workbench->stages(QString::fromLatin1(s)), box));
@@ -128,7 +129,8 @@ QString OverviewView::headline() const { return m_headline->text(); }
 void OverviewView::refresh() {
   auto* analysis = m_workbench->analysis();
   const auto& scenario = m_workbench->document()->scenario();
-  const QString what = tr("%1 on W = %2").arg(QString::fromStdString(scenario.model.name)).arg(scenario.parallel.num_ranks);
+  const QString what =
+      tr("%1 on W = %2").arg(QString::fromStdString(scenario.model.name)).arg(scenario.parallel.num_ranks);
   QString text;
   switch (analysis->state()) {
     case AnalysisController::State::kReady:
@@ -139,14 +141,22 @@ void OverviewView::refresh() {
         text = tr("Traffic and memory of %1 (no timing: see the notes below)").arg(what);
       }
       break;
-    case AnalysisController::State::kRunning: text = tr("Evaluating %1 …").arg(what); break;
+    case AnalysisController::State::kRunning:
+      text = tr("Evaluating %1 …").arg(what);
+      break;
     case AnalysisController::State::kBlocked:
       text = tr("The scenario breaks %n rule(s); fix the fields marked in the editor.", nullptr,
                 static_cast<int>(analysis->message().count(QLatin1Char('\n')) + 1));
       break;
-    case AnalysisController::State::kUnavailable: text = tr("Engine not available in this build: editing only."); break;
-    case AnalysisController::State::kFailed: text = tr("The engine could not evaluate this scenario."); break;
-    case AnalysisController::State::kIdle: text = tr("No result yet."); break;
+    case AnalysisController::State::kUnavailable:
+      text = tr("Engine not available in this build: editing only.");
+      break;
+    case AnalysisController::State::kFailed:
+      text = tr("The engine could not evaluate this scenario.");
+      break;
+    case AnalysisController::State::kIdle:
+      text = tr("No result yet.");
+      break;
   }
   m_headline->setText(text);
   QStringList notes;
@@ -219,7 +229,9 @@ TrafficView::TrafficView(Workbench* workbench, QWidget* parent) : WorkbenchView(
 
 QAbstractItemModel* TrafficView::exportTable() const { return m_workbench->trafficSummary(); }
 
-HeatmapWidget* TrafficView::heatmap(const QString& strategy) const { return strategy == QLatin1String("ep") ? m_ep : m_hp; }
+HeatmapWidget* TrafficView::heatmap(const QString& strategy) const {
+  return strategy == QLatin1String("ep") ? m_ep : m_hp;
+}
 
 void TrafficView::refresh() {
   const QSignalBlocker block(m_phase);
@@ -299,7 +311,9 @@ TimelineView::TimelineView(Workbench* workbench, QWidget* parent) : WorkbenchVie
 
 QAbstractItemModel* TimelineView::exportTable() const { return m_workbench->timeline(QStringLiteral("hp")); }
 
-GanttWidget* TimelineView::gantt(const QString& strategy) const { return strategy == QLatin1String("ep") ? m_ep : m_hp; }
+GanttWidget* TimelineView::gantt(const QString& strategy) const {
+  return strategy == QLatin1String("ep") ? m_ep : m_hp;
+}
 
 void TimelineView::refresh() {
   QStringList stages;
@@ -322,8 +336,8 @@ void TimelineView::refresh() {
                             QString::fromStdString(tl->source))
                        .arg(model->ganttIndex().numSpans());
     if (const auto* measured = m_workbench->measuredTimeline(QString::fromLatin1(s))->timeline()) {
-      line += tr(", overlay: %1 %2").arg(QString::fromStdString(measured->source),
-                                         formatNanos(static_cast<double>(measured->end_ns())));
+      line += tr(", overlay: %1 %2")
+                  .arg(QString::fromStdString(measured->source), formatNanos(static_cast<double>(measured->end_ns())));
     }
     info += (info.isEmpty() ? QString() : QStringLiteral("   ·   ")) + line;
   }
@@ -332,7 +346,8 @@ void TimelineView::refresh() {
   static_cast<StageLegend*>(m_legend)->setStages(stages);
   m_ep->setTitle(tr("EP"));
   m_hp->setTitle(tr("HP"));
-  if (m_sync->isChecked() && end > 0) m_ep->setTimeRange(-static_cast<double>(end) * 0.01, static_cast<double>(end) * 1.01);
+  if (m_sync->isChecked() && end > 0)
+    m_ep->setTimeRange(-static_cast<double>(end) * 0.01, static_cast<double>(end) * 1.01);
 }
 
 // ---- MemoryView ---------------------------------------------------------------------------------

@@ -39,21 +39,21 @@ struct EngineCapabilities {
 // The printed metrics of one strategy, as hpsim::model's summarize() computes them for the CLI
 // (docs/metrics.md); the GUI shows these rather than computing its own.
 struct StrategyMetrics {
-  double compute_us = 0;            // sum over compute stages of their slowest rank
-  double comm_us = 0;               // the same over the collectives (waits included)
-  double dispatch_sent_max = 0;     // bytes, busiest sender of the forward dispatch
-  double dispatch_busbw_gbps = 0;   // bottleneck bytes of the dispatch / its time
-  double layer_a2a_bytes_max = 0;   // all data all-to-alls of the layer, bottleneck rank
-  double peak_max = 0;              // memory, largest rank
+  double compute_us = 0;           // sum over compute stages of their slowest rank
+  double comm_us = 0;              // the same over the collectives (waits included)
+  double dispatch_sent_max = 0;    // bytes, busiest sender of the forward dispatch
+  double dispatch_busbw_gbps = 0;  // bottleneck bytes of the dispatch / its time
+  double layer_a2a_bytes_max = 0;  // all data all-to-alls of the layer, bottleneck rank
+  double peak_max = 0;             // memory, largest rank
   std::int64_t num_over_capacity = 0;
 };
 
 // One evaluation of a scenario, both strategies side by side.
 struct EngineResult {
-  core::Report report;             // one StrategyReport per strategy the scenario can run ("ep", "hp")
+  core::Report report;                             // one StrategyReport per strategy the scenario can run ("ep", "hp")
   std::map<std::string, StrategyMetrics> metrics;  // per strategy in `report`
-  std::vector<std::string> notes;  // why something is missing (a strategy's rule, no profile, ...)
-  bool has_timing = false;         // stage costs, layer and step times are filled in
+  std::vector<std::string> notes;                  // why something is missing (a strategy's rule, no profile, ...)
+  bool has_timing = false;                         // stage costs, layer and step times are filled in
 
   const core::StrategyReport* strategy(const std::string& name) const;
   const StrategyMetrics* metrics_of(const std::string& name) const;

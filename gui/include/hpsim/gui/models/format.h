@@ -6,12 +6,12 @@
 
 namespace hpsim::gui {
 
-QString formatBytes(double bytes);     // "12.3 MB"
-QString formatExactBytes(double bytes);  // "12,345,678 bytes"
-QString formatMicros(double us);       // "812.4 µs", "1.25 ms", "3.1 s"
-QString formatNanos(double ns);        // same, from nanoseconds
-QString formatFlops(double flops);     // "4.29 GFLOP"
-QString formatRatio(double ratio);     // "0.50×"
+QString formatBytes(double bytes);                      // "12.3 MB"
+QString formatExactBytes(double bytes);                 // "12,345,678 bytes"
+QString formatMicros(double us);                        // "812.4 µs", "1.25 ms", "3.1 s"
+QString formatNanos(double ns);                         // same, from nanoseconds
+QString formatFlops(double flops);                      // "4.29 GFLOP"
+QString formatRatio(double ratio);                      // "0.50×"
 QString formatNumber(double value, int precision = 4);  // general, shortest
 
 }  // namespace hpsim::gui

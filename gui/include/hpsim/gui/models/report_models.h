@@ -55,7 +55,16 @@ class StageCostModel : public QAbstractTableModel {
   Q_OBJECT
 
  public:
-  enum Column { kStageColumn, kPhaseColumn, kLaneColumn, kMaxColumn, kMeanColumn, kBytesColumn, kFlopsColumn, kNumColumns };
+  enum Column {
+    kStageColumn,
+    kPhaseColumn,
+    kLaneColumn,
+    kMaxColumn,
+    kMeanColumn,
+    kBytesColumn,
+    kFlopsColumn,
+    kNumColumns
+  };
   enum Role { kValueRole = Qt::UserRole + 1 };
 
   explicit StageCostModel(QString strategy, QObject* parent = nullptr);

@@ -16,13 +16,13 @@ namespace hpsim::gui {
 enum class FieldKind { kText, kInteger, kUnsigned, kReal, kChoice };
 
 struct FieldSpec {
-  QString section;      // "Model", "Parallelism", "Cluster", "Workload", "Training", "Scenario"
-  QString path;         // core's field path, e.g. "model.top_k"
-  QString label;        // "Top-k (k)"
-  QString unit;         // "tokens", "GB/s", ...
-  QString help;         // one line for the tooltip
+  QString section;  // "Model", "Parallelism", "Cluster", "Workload", "Training", "Scenario"
+  QString path;     // core's field path, e.g. "model.top_k"
+  QString label;    // "Top-k (k)"
+  QString unit;     // "tokens", "GB/s", ...
+  QString help;     // one line for the tooltip
   FieldKind kind = FieldKind::kText;
-  QStringList choices;  // kChoice: the values as the JSON spells them
+  QStringList choices;                                 // kChoice: the values as the JSON spells them
   std::function<QVariant(const core::Scenario&)> get;  // QString, qlonglong, qulonglong or double
   std::function<void(core::Scenario&, const QVariant&)> set;
 };

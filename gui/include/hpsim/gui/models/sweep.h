@@ -32,7 +32,7 @@ struct SweepSpec {
   SweepParameter parameter = SweepParameter::kTopK;
   double from = 1;
   double to = 8;
-  double step = 1;         // added (linear) or multiplied (geometric)
+  double step = 1;  // added (linear) or multiplied (geometric)
   bool geometric = false;
   static constexpr int kMaxPoints = 2000;
 
@@ -42,11 +42,11 @@ struct SweepSpec {
 
 // One strategy at one point.
 struct SweepSide {
-  bool ok = false;          // the strategy could run at this point
-  double layer_us = 0;      // forward + backward of one MoE layer (timing only)
-  double compute_us = 0;    // sum of stage times (slowest rank) on the compute lane
-  double comm_us = 0;       // the same on the communication lane
-  double peak_bytes = 0;    // memory: largest rank
+  bool ok = false;                // the strategy could run at this point
+  double layer_us = 0;            // forward + backward of one MoE layer (timing only)
+  double compute_us = 0;          // sum of stage times (slowest rank) on the compute lane
+  double comm_us = 0;             // the same on the communication lane
+  double peak_bytes = 0;          // memory: largest rank
   double dispatch_max_bytes = 0;  // dispatch bytes of the busiest sender
 };
 

@@ -23,9 +23,9 @@ namespace hpsim::gui {
 struct GanttRow {
   std::int64_t rank = 0;
   core::Lane lane = core::Lane::kCompute;
-  std::size_t rank_index = 0;               // into Timeline::ranks
-  std::vector<std::int32_t> order;          // span indices of this lane, by start time
-  std::vector<std::int64_t> prefix_max_end; // max end_ns of order[0..i]
+  std::size_t rank_index = 0;                // into Timeline::ranks
+  std::vector<std::int32_t> order;           // span indices of this lane, by start time
+  std::vector<std::int64_t> prefix_max_end;  // max end_ns of order[0..i]
 };
 
 class TimelineIndex {
@@ -73,7 +73,9 @@ class TimelineModel : public QAbstractItemModel {
   QString strategy() const { return m_strategy; }
   void setResult(const ResultPtr& result);
   void setTimeline(std::shared_ptr<const core::Timeline> timeline);
-  void setTimeline(core::Timeline timeline) { setTimeline(std::make_shared<const core::Timeline>(std::move(timeline))); }
+  void setTimeline(core::Timeline timeline) {
+    setTimeline(std::make_shared<const core::Timeline>(std::move(timeline)));
+  }
   void clear() { setTimeline(std::shared_ptr<const core::Timeline>()); }
 
   const core::Timeline* timeline() const { return m_timeline.get(); }

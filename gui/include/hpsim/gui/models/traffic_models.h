@@ -85,10 +85,10 @@ class TrafficSummaryModel : public QAbstractTableModel {
  public:
   enum Column {
     kPhaseColumn,
-    kEpTotalColumn,      // bytes leaving all ranks
+    kEpTotalColumn,  // bytes leaving all ranks
     kHpTotalColumn,
-    kRatioColumn,        // HP / EP of the totals
-    kEpMaxColumn,        // most any rank sends
+    kRatioColumn,  // HP / EP of the totals
+    kEpMaxColumn,  // most any rank sends
     kHpMaxColumn,
     kEpImbalanceColumn,  // send imbalance, max / mean
     kHpImbalanceColumn,

@@ -29,8 +29,12 @@ class Workbench : public QObject {
   AnalysisController* analysis() { return &m_analysis; }
 
   ReportSummaryModel* summary() { return &m_summary; }
-  StageCostModel* stages(const QString& strategy) { return strategy == QLatin1String("ep") ? &m_epStages : &m_hpStages; }
-  TrafficModel* traffic(const QString& strategy) { return strategy == QLatin1String("ep") ? &m_epTraffic : &m_hpTraffic; }
+  StageCostModel* stages(const QString& strategy) {
+    return strategy == QLatin1String("ep") ? &m_epStages : &m_hpStages;
+  }
+  TrafficModel* traffic(const QString& strategy) {
+    return strategy == QLatin1String("ep") ? &m_epTraffic : &m_hpTraffic;
+  }
   RankTrafficModel* rankTraffic() { return &m_rankTraffic; }
   TrafficSummaryModel* trafficSummary() { return &m_trafficSummary; }
   MemoryModel* memory(const QString& strategy) { return strategy == QLatin1String("ep") ? &m_epMemory : &m_hpMemory; }

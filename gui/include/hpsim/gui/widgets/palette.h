@@ -7,9 +7,9 @@
 
 namespace hpsim::gui {
 
-QColor sequentialColor(double t);          // t in [0, 1], dark blue -> yellow
+QColor sequentialColor(double t);               // t in [0, 1], dark blue -> yellow
 QColor strategyColor(const QString& strategy);  // "ep", "hp"
-QColor memoryPartColor(int part);          // MemoryModel part index
+QColor memoryPartColor(int part);               // MemoryModel part index
 QColor stageColor(const QString& stage);
 inline QColor localCellColor() { return QColor(0xd9, 0xd9, 0xd9); }
 inline QColor overCapacityColor() { return QColor(0xc6, 0x28, 0x28); }
