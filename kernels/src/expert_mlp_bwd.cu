@@ -1,7 +1,7 @@
 // HP expert MLP backward (expert_mlp.h), two fused mma.sync kernels with recomputation:
 //  dX kernel   (per <= 128 rows of a segment, like the forward): per chunk of 32 hidden units
 //              S = X K_c^T, dA = dY V_c^T, dS = dA GELU'(S) (registers), dX += dS K_c.
-//  dW kernel   (per <= kMlpWgradRows rows of a segment x 64 hidden units): per 64-row tile
+//  dW kernel   (per <= kMlpWgradRows rows of a segment x 128 or 64 hidden units): per 64-row tile
 //              S, dA -> A = GELU(S), dS to shared memory, then dK_c += dS^T X and
 //              dV_c^T += dY^T A with the gradients in registers. A segment longer than one work
 //              item writes fp32 partial sums per item, added in item order afterwards.
@@ -81,12 +81,19 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dx_kernel(MlpParams p,
 }
 
 // ---------------------------------------------------------------------------------------------
-// Weight gradients.
-constexpr int kWgF = 64;          // hidden units per block
-constexpr int kWgRows = 64;       // rows per tile
-constexpr int kWKS = kH + 8;      // K_c [64][kWKS]
-constexpr int kWVS = kWgF + 8;    // V_c^T [128][kWVS]; A and dS [64 rows][kWVS]
-constexpr int kWgSmemElems = kWgF * kWKS + kH * kWVS + 2 * 2 * kWgRows * kXS + 2 * kWgRows * kWVS;
+// Weight gradients. WGF hidden units per block (128 where f allows: the X/dY rows of a segment are
+// then gathered f/128 times instead of f/64 times).
+constexpr int kWgRows = 64;  // rows per tile
+
+template <int WGF>
+struct Wg {
+  static constexpr int kKS = kH + 8;    // K_c [WGF][kKS]
+  static constexpr int kVS = WGF + 8;   // V_c^T [128][kVS]; A and dS [64 rows][kVS]
+  static constexpr int kSmemElems = WGF * kKS + kH * kVS + 2 * 2 * kWgRows * kXS + 2 * kWgRows * kVS;
+  static constexpr int kNt1 = WGF / 16;  // phase 1: n-tiles (hidden units) per warp, 16 rows x WGF/2
+  static constexpr int kNt2 = WGF / 8;   // phase 2: n-tiles per warp of dK and of dV^T
+  static constexpr int kMkGroups = WGF / 16;  // dK: warps along the hidden units
+};
 
 __device__ __forceinline__ void load_wg_tile(const MlpParams& p, __nv_bfloat16* xs, __nv_bfloat16* dys,
                                              const WorkItem& item, int row0, int l, int tid) {
@@ -105,46 +112,45 @@ __device__ __forceinline__ void load_wg_tile(const MlpParams& p, __nv_bfloat16* 
   }
 }
 
+template <int WGF>
 __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dw_kernel(MlpParams p, Schedule sched) {
+  using C = Wg<WGF>;
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  __nv_bfloat16* kc = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [64 hidden][kWKS]
-  __nv_bfloat16* vc = kc + kWgF * kWKS;                             // V_c^T [128 h][kWVS]
-  __nv_bfloat16* xs = vc + kH * kWVS;                               // [2][64][kXS]
+  __nv_bfloat16* kc = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [WGF hidden][kKS]
+  __nv_bfloat16* vc = kc + WGF * C::kKS;                            // V_c^T [128 h][kVS]
+  __nv_bfloat16* xs = vc + kH * C::kVS;                             // [2][64][kXS]
   __nv_bfloat16* dys = xs + 2 * kWgRows * kXS;                      // [2][64][kXS]
-  __nv_bfloat16* as = dys + 2 * kWgRows * kXS;                      // [64 rows][kWVS]
-  __nv_bfloat16* dss = as + kWgRows * kWVS;                         // [64 rows][kWVS]
+  __nv_bfloat16* as = dys + 2 * kWgRows * kXS;                      // [64 rows][kVS]
+  __nv_bfloat16* dss = as + kWgRows * C::kVS;                       // [64 rows][kVS]
   if (static_cast<int>(blockIdx.x) >= sched.counters[0]) return;
   const WorkItem item = sched.items[blockIdx.x];
-  const int f0 = blockIdx.y * kWgF;
+  const int f0 = blockIdx.y * WGF;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t = lane % 4;
   const int l = item.segment / p.E;
   const long long kofs = static_cast<long long>(item.segment) * p.f * kH;  // [f][h] and [h][f] alike
 
-  // K_c: rows f0 .. f0+63 of K_e; V_c^T: columns f0 .. f0+63 of V_e^T.
-#pragma unroll
-  for (int i = 0; i < (kWgF * kH / 8) / kThreads; ++i) {  // 4
-    const int c = tid + i * kThreads;
+  // K_c: rows f0 .. f0+WGF-1 of K_e; V_c^T: columns f0 .. f0+WGF-1 of V_e^T.
+  for (int c = tid; c < WGF * kH / 8; c += kThreads) {
     const int r = c / 16, col = (c % 16) * 8;
-    cp_async16(smem_u32(kc + r * kWKS + col), p.wk + kofs + static_cast<long long>(f0 + r) * kH + col, true);
+    cp_async16(smem_u32(kc + r * C::kKS + col), p.wk + kofs + static_cast<long long>(f0 + r) * kH + col, true);
   }
-#pragma unroll
-  for (int i = 0; i < (kH * kWgF / 8) / kThreads; ++i) {  // 4
-    const int c = tid + i * kThreads;
-    const int r = c / 8, col = (c % 8) * 8;
-    cp_async16(smem_u32(vc + r * kWVS + col), p.wv + kofs + static_cast<long long>(r) * p.f + f0 + col, true);
+  for (int c = tid; c < kH * WGF / 8; c += kThreads) {
+    const int r = c / (WGF / 8), col = (c % (WGF / 8)) * 8;
+    cp_async16(smem_u32(vc + r * C::kVS + col), p.wv + kofs + static_cast<long long>(r) * p.f + f0 + col, true);
   }
   const int ntiles = (item.row_end - item.row_begin + kWgRows - 1) / kWgRows;
   if (ntiles > 0) load_wg_tile(p, xs, dys, item, item.row_begin, l, tid);
   cp_async_commit();
 
-  // Phase 1: rows m1 (16), hidden n1 (32). Phase 2: dK: hidden mk (16) x h nk (64); dV^T: h mv (16) x hidden 64.
-  const int m1 = (warp % 4) * 16, n1 = (warp / 4) * 32;
-  const int mk = (warp % 4) * 16, nk = (warp / 4) * 64;
+  // Phase 1: rows m1 (16) x hidden n1 (WGF/2). Phase 2: dK: hidden mk (16) x h nk (kNt2*8);
+  // dV^T: h mv (16) x all WGF hidden units.
+  const int m1 = (warp % 4) * 16, n1 = (warp / 4) * (WGF / 2);
+  const int mk = (warp % C::kMkGroups) * 16, nk = (warp / C::kMkGroups) * (C::kNt2 * 8);
   const int mv = warp * 16;
-  float dk[8][4], dvt[8][4];
+  float dk[C::kNt2][4], dvt[C::kNt2][4];
 #pragma unroll
-  for (int nt = 0; nt < 8; ++nt)
+  for (int nt = 0; nt < C::kNt2; ++nt)
 #pragma unroll
     for (int c = 0; c < 4; ++c) dk[nt][c] = dvt[nt][c] = 0.0f;
 
@@ -159,25 +165,25 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dw_kernel(MlpParams p,
     const __nv_bfloat16* xt = xs + (i % 2) * kWgRows * kXS;
     const __nv_bfloat16* dyt = dys + (i % 2) * kWgRows * kXS;
     {
-      float s[4][4], da[4][4];
+      float s[C::kNt1][4], da[C::kNt1][4];
 #pragma unroll
-      for (int nt = 0; nt < 4; ++nt)
+      for (int nt = 0; nt < C::kNt1; ++nt)
 #pragma unroll
         for (int q = 0; q < 4; ++q) s[nt][q] = da[nt][q] = 0.0f;
       const __nv_bfloat16* xrow = xt + (m1 + (lane % 16)) * kXS + (lane / 16) * 8;
       const __nv_bfloat16* dyrow = dyt + (m1 + (lane % 16)) * kXS + (lane / 16) * 8;
-      const __nv_bfloat16* krow = kc + (n1 + (lane % 8) + (lane / 16) * 8) * kWKS + ((lane / 8) % 2) * 8;
-      const __nv_bfloat16* vrow = vc + ((lane % 8) + ((lane / 8) % 2) * 8) * kWVS + n1 + (lane / 16) * 8;
+      const __nv_bfloat16* krow = kc + (n1 + (lane % 8) + (lane / 16) * 8) * C::kKS + ((lane / 8) % 2) * 8;
+      const __nv_bfloat16* vrow = vc + ((lane % 8) + ((lane / 8) % 2) * 8) * C::kVS + n1 + (lane / 16) * 8;
 #pragma unroll
       for (int kk = 0; kk < kH / 16; ++kk) {
         std::uint32_t ax[4], ad[4];
         ldmatrix_x4(ax, smem_u32(xrow + kk * 16));
         ldmatrix_x4(ad, smem_u32(dyrow + kk * 16));
 #pragma unroll
-        for (int np = 0; np < 2; ++np) {
+        for (int np = 0; np < C::kNt1 / 2; ++np) {
           std::uint32_t bk[4], bv[4];
-          ldmatrix_x4(bk, smem_u32(krow + np * 16 * kWKS + kk * 16));
-          ldmatrix_x4_trans(bv, smem_u32(vrow + kk * 16 * kWVS + np * 16));
+          ldmatrix_x4(bk, smem_u32(krow + np * 16 * C::kKS + kk * 16));
+          ldmatrix_x4_trans(bv, smem_u32(vrow + kk * 16 * C::kVS + np * 16));
           mma_bf16(s[2 * np], ax, bk[0], bk[1]);
           mma_bf16(s[2 * np + 1], ax, bk[2], bk[3]);
           mma_bf16(da[2 * np], ad, bv[0], bv[1]);
@@ -185,34 +191,34 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dw_kernel(MlpParams p,
         }
       }
 #pragma unroll
-      for (int nt = 0; nt < 4; ++nt) {
+      for (int nt = 0; nt < C::kNt1; ++nt) {
         const int col = n1 + nt * 8 + 2 * t;
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
           const int row = m1 + g + 8 * hh;
           const float s0 = s[nt][2 * hh], s1 = s[nt][2 * hh + 1];
-          *reinterpret_cast<std::uint32_t*>(as + row * kWVS + col) = pack_bf16x2(gelu(s0), gelu(s1));
-          *reinterpret_cast<std::uint32_t*>(dss + row * kWVS + col) =
+          *reinterpret_cast<std::uint32_t*>(as + row * C::kVS + col) = pack_bf16x2(gelu(s0), gelu(s1));
+          *reinterpret_cast<std::uint32_t*>(dss + row * C::kVS + col) =
               pack_bf16x2(da[nt][2 * hh] * gelu_grad(s0), da[nt][2 * hh + 1] * gelu_grad(s1));
         }
       }
     }
     __syncthreads();
     // Phase 2: dK_c += dS^T X (A = dS^T from [rows][hidden]); dV_c^T += dY^T A (A = dY^T from [rows][h]).
-    const __nv_bfloat16* dsrow = dss + ((lane % 8) + (lane / 16) * 8) * kWVS + mk + ((lane / 8) % 2) * 8;
+    const __nv_bfloat16* dsrow = dss + ((lane % 8) + (lane / 16) * 8) * C::kVS + mk + ((lane / 8) % 2) * 8;
     const __nv_bfloat16* dytrow = dyt + ((lane % 8) + (lane / 16) * 8) * kXS + mv + ((lane / 8) % 2) * 8;
     const __nv_bfloat16* xbrow = xt + ((lane % 8) + ((lane / 8) % 2) * 8) * kXS + nk + (lane / 16) * 8;
-    const __nv_bfloat16* abrow = as + ((lane % 8) + ((lane / 8) % 2) * 8) * kWVS + (lane / 16) * 8;
+    const __nv_bfloat16* abrow = as + ((lane % 8) + ((lane / 8) % 2) * 8) * C::kVS + (lane / 16) * 8;
 #pragma unroll
     for (int ks = 0; ks < kWgRows / 16; ++ks) {
       std::uint32_t ads[4], ady[4];
-      ldmatrix_x4_trans(ads, smem_u32(dsrow + ks * 16 * kWVS));
+      ldmatrix_x4_trans(ads, smem_u32(dsrow + ks * 16 * C::kVS));
       ldmatrix_x4_trans(ady, smem_u32(dytrow + ks * 16 * kXS));
 #pragma unroll
-      for (int np = 0; np < 4; ++np) {
+      for (int np = 0; np < C::kNt2 / 2; ++np) {
         std::uint32_t bx[4], ba[4];
         ldmatrix_x4_trans(bx, smem_u32(xbrow + ks * 16 * kXS + np * 16));
-        ldmatrix_x4_trans(ba, smem_u32(abrow + ks * 16 * kWVS + np * 16));
+        ldmatrix_x4_trans(ba, smem_u32(abrow + ks * 16 * C::kVS + np * 16));
         mma_bf16(dk[2 * np], ads, bx[0], bx[1]);
         mma_bf16(dk[2 * np + 1], ads, bx[2], bx[3]);
         mma_bf16(dvt[2 * np], ady, ba[0], ba[1]);
@@ -226,7 +232,7 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dw_kernel(MlpParams p,
   if (item.slot >= 0) {
     float* base = p.partial + static_cast<long long>(item.slot) * 2 * fh;
 #pragma unroll
-    for (int nt = 0; nt < 8; ++nt)
+    for (int nt = 0; nt < C::kNt2; ++nt)
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         const long long ak = static_cast<long long>(f0 + mk + g + 8 * hh) * kH + nk + nt * 8 + 2 * t;
@@ -236,34 +242,40 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dw_kernel(MlpParams p,
       }
     return;
   }
-  // Stage dK_c [64][kXS] and dV_c^T [128][kWVS] in the X/dY buffers, then 16-byte stores.
+  // Stage dK_c [WGF][kXS] and dV_c^T [128][kVS] in the X/dY buffers, then 16-byte stores.
   __syncthreads();
-  __nv_bfloat16* stk = xs;
-  __nv_bfloat16* stv = dys;
+  __nv_bfloat16* stk = xs;   // 2*64*kXS elements >= WGF*kXS
+  __nv_bfloat16* stv = dys;  // 2*64*kXS elements >= 128*kVS
 #pragma unroll
-  for (int nt = 0; nt < 8; ++nt)
+  for (int nt = 0; nt < C::kNt2; ++nt)
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
       *reinterpret_cast<std::uint32_t*>(stk + (mk + g + 8 * hh) * kXS + nk + nt * 8 + 2 * t) =
           pack_bf16x2(dk[nt][2 * hh], dk[nt][2 * hh + 1]);
-      *reinterpret_cast<std::uint32_t*>(stv + (mv + g + 8 * hh) * kWVS + nt * 8 + 2 * t) =
+      *reinterpret_cast<std::uint32_t*>(stv + (mv + g + 8 * hh) * C::kVS + nt * 8 + 2 * t) =
           pack_bf16x2(dvt[nt][2 * hh], dvt[nt][2 * hh + 1]);
     }
   __syncthreads();
-#pragma unroll
-  for (int i = 0; i < (kWgF * kH / 8) / kThreads; ++i) {  // 4: dK rows
-    const int c = tid + i * kThreads;
+  for (int c = tid; c < WGF * kH / 8; c += kThreads) {  // dK rows
     const int r = c / 16, col = (c % 16) * 8;
     *reinterpret_cast<uint4*>(p.dwk + kofs + static_cast<long long>(f0 + r) * kH + col) =
         *reinterpret_cast<const uint4*>(stk + r * kXS + col);
   }
-#pragma unroll
-  for (int i = 0; i < (kH * kWgF / 8) / kThreads; ++i) {  // 4: dV^T rows
-    const int c = tid + i * kThreads;
-    const int r = c / 8, col = (c % 8) * 8;
+  for (int c = tid; c < kH * WGF / 8; c += kThreads) {  // dV^T rows
+    const int r = c / (WGF / 8), col = (c % (WGF / 8)) * 8;
     *reinterpret_cast<uint4*>(p.dwv + kofs + static_cast<long long>(r) * p.f + f0 + col) =
-        *reinterpret_cast<const uint4*>(stv + r * kWVS + col);
+        *reinterpret_cast<const uint4*>(stv + r * C::kVS + col);
   }
+}
+
+template <int WGF>
+core::Status launch_dw(const MlpParams& p, const Schedule& sched, std::int64_t hidden, cudaStream_t stream) {
+  const int smem = Wg<WGF>::kSmemElems * 2;
+  HPSIM_CUDA_TRY(cudaFuncSetAttribute(expert_mlp_dw_kernel<WGF>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  expert_mlp_dw_kernel<WGF><<<dim3(static_cast<unsigned>(sched.max_items), static_cast<unsigned>(hidden / WGF)), kThreads, smem,
+                              stream>>>(p, sched);
+  HPSIM_CUDA_TRY_LAUNCH("expert_mlp_dw_kernel");
+  return core::Status::ok();
 }
 
 struct StoreMlpWeightGrads {
@@ -303,11 +315,10 @@ core::Status launch(const ExpertMlpBackwardArgs& args, void* workspace, Stream s
     expert_mlp_dx_kernel<<<static_cast<unsigned>(rows_sched.max_items), kThreads, dx_smem, stream>>>(p, rows_sched);
     HPSIM_CUDA_TRY_LAUNCH("expert_mlp_dx_kernel");
   }
-  const int dw_smem = kWgSmemElems * 2;
-  HPSIM_CUDA_TRY(cudaFuncSetAttribute(expert_mlp_dw_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dw_smem));
-  expert_mlp_dw_kernel<<<dim3(static_cast<unsigned>(wg_sched.max_items), static_cast<unsigned>(args.hidden / kWgF)), kThreads,
-                         dw_smem, stream>>>(p, wg_sched);
-  HPSIM_CUDA_TRY_LAUNCH("expert_mlp_dw_kernel");
+  if (args.hidden % 128 == 0)
+    HPSIM_TRY(launch_dw<128>(p, wg_sched, args.hidden, stream));
+  else
+    HPSIM_TRY(launch_dw<64>(p, wg_sched, args.hidden, stream));
   const long long fh = args.hidden * args.head_dim;
   reduce_slots_kernel<<<dim3(static_cast<unsigned>(segments), 8), 256, 0, stream>>>(
       p.partial, wg_sched.slots, 2 * fh, StoreMlpWeightGrads{p.dwk, p.dwv, fh});

@@ -1,8 +1,8 @@
 // HP expert MLP forward on wgmma (sm_90a). A block of three warpgroups owns up to 192 grouped rows
 // of one (head, expert) segment (64 rows per warpgroup), so a typical segment streams its expert's
-// weights from L2 once rather than once per 64 rows. Per chunk of 64 hidden units (3-stage
-// cp.async pipeline of K_e rows and V_e^T columns, 128-byte swizzled, K-major, shared by the
-// three warpgroups):
+// weights once rather than once per 64 rows. Per chunk of 64 hidden units (5-stage
+// cp.async pipeline, all of f = 256 in flight, of K_e rows and V_e^T columns, 128-byte swizzled,
+// K-major, shared by the three warpgroups):
 //   S = X K_c^T      wgmma m64n64k16 x 8, A and B from shared memory (each read once per block)
 //   P = GELU(S)      in registers, repacked as the A operand of the next wgmma
 //   Y += P V_c       wgmma m64n128k16 x 4, A from registers, B from shared memory
@@ -21,7 +21,7 @@ constexpr int kGroups = kRowsW / 64;     // warpgroups
 constexpr int kThreadsW = kGroups * 128;
 constexpr int kFw = 64;                  // hidden units per chunk
 constexpr int kAtom = 64 * 64;           // elements of one [64][64] 128-byte-swizzle atom (8 KB)
-constexpr int kStagesW = 3;
+constexpr int kStagesW = 5;  // four chunks ahead: all of f = 256 in flight at once
 constexpr int kStageElems = 4 * kAtom;   // K chunk [64][128] (2 atoms) + V^T chunk [128][64] (2 atoms)
 constexpr int kXElems = 2 * kGroups * kAtom;  // X tile: 2 atoms (h 0-63, 64-127) of kRowsW rows
 constexpr int kSmemBytes = (kXElems + kStagesW * kStageElems) * 2 + 1024;  // + alignment slack
@@ -72,8 +72,11 @@ __global__ void __launch_bounds__(kThreadsW, 1) expert_mlp_fwd_wgmma_kernel(MlpP
   };
   load_chunk(0, 0);
   cp_async_commit();
-  if (nchunks > 1) load_chunk(1, 1);
-  cp_async_commit();
+#pragma unroll
+  for (int st = 1; st < kStagesW - 1; ++st) {
+    if (st < nchunks) load_chunk(st, st);
+    cp_async_commit();
+  }
 
   float y[64];
 #pragma unroll

@@ -9,7 +9,7 @@ namespace hpsim::kernels::limits {
 inline constexpr std::int64_t kAlign = 256;                // workspace sub-buffer alignment
 
 // Grouping: pairs per counting chunk and the largest E (8 warps x E counters in shared memory).
-inline constexpr std::int64_t kGroupChunk = 2048;
+inline constexpr std::int64_t kGroupChunk = 4096;
 inline constexpr std::int64_t kGroupMaxExperts = 4096;
 
 // Router.

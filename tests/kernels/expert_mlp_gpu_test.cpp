@@ -194,6 +194,7 @@ TEST(ExpertMlpBackwardGpu, MatchesFloat64OnAwkwardSegments) {
   HPSIM_REQUIRE_GPUS(1);
   check_backward({2, 300, 4, 13, 256, 1, Routing::kUniform}, 5);
   check_backward({3, 123, 8, 40, 128, 4, Routing::kUniform}, 6);
+  check_backward({1, 77, 2, 5, 192, 8, Routing::kUniform}, 8);  // f not a multiple of 128
 }
 
 TEST(ExpertMlpBackwardGpu, SplitsLongSegmentsDeterministically) {
