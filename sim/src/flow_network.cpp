@@ -54,6 +54,7 @@ struct Group {
   double rate = 0;       // per flow, bytes per ns
   bool has_rate = false;
   bool alive = true;
+  bool listed = false;  // in the members lists of its channels
   std::uint32_t version = 0;
   std::int32_t example_src = 0;
   std::int32_t example_dst = 0;
@@ -117,7 +118,8 @@ struct FlowNetwork::State {
   std::vector<double> capacity;  // per channel
 
   std::vector<Group> groups;
-  std::vector<std::int32_t> active;
+  std::vector<std::int32_t> active;  // alive groups, and dead ones until the next recompute
+  std::int64_t num_alive = 0;
   std::vector<PendingRow> pending;
   std::vector<std::int32_t> ended_now;
   bool settle_scheduled = false;
@@ -142,8 +144,12 @@ struct FlowNetwork::State {
   std::vector<std::vector<std::int32_t>> spread_blocks_of;  // per class
   std::vector<char> listed_block;
   std::vector<char> link_used;
-  std::vector<std::int64_t> block_used;
-  std::vector<std::int64_t> class_used;
+  std::vector<std::int64_t> class_used;                     // links that ever carried a flow
+  std::vector<std::vector<std::int32_t>> class_links_;      // per class: links by class-local index
+  std::vector<std::int32_t> cover_;                         // per link: alive spread hops covering it
+  std::vector<std::int64_t> union_block_;                   // per block: links covered
+  std::vector<std::int64_t> union_class_;                   // per class: links covered
+  std::vector<double> link_capacity_;                       // per channel: one link's capacity
 
   std::priority_queue<Finish, std::vector<Finish>, FinishLater> finish_heap;
   std::uint64_t wake_generation = 0;
@@ -163,8 +169,27 @@ struct FlowNetwork::State {
   std::vector<std::int32_t> batch_touched;
   std::vector<std::int64_t> block_max_;
   std::vector<std::int64_t> block_total_;
+  std::vector<std::int64_t> block_touched_;
+  std::vector<std::int64_t> block_new_;
   MaxMinProblem problem;
   MaxMinSolution solution;
+  MaxMinWorkspace workspace_;
+  MaxMinProblem repair_problem_;
+  MaxMinSolution repair_solution_;
+  std::vector<std::int32_t> affected_;      // groups coupled to a newly active channel
+  std::vector<std::int32_t> carved_;        // groups carved out of others
+  std::vector<std::int32_t> activated_links_;
+  std::vector<std::int32_t> activated_blocks_;
+  std::vector<std::int32_t> changed_;
+  std::vector<std::int32_t> by_dst_;  // grouping: the group last used for flows to each GPU
+  std::vector<std::size_t> dead_in_;  // per channel: dead entries in its members list (about)
+  std::vector<std::vector<std::int32_t>> class_groups_;  // per class: groups spread over it
+  std::vector<std::vector<std::int32_t>> block_groups_;  // per block: groups spread over it
+  std::vector<std::uint32_t> in_u_;         // per group: stamp when in the repair set
+  std::uint32_t stamp_ = 0;
+  std::vector<std::uint32_t> channel_seen_;  // per channel: stamp when local to a repair
+  std::vector<std::int32_t> local_of_;
+  std::uint32_t channel_stamp_ = 0;
 
   State(const Topology& t, EventQueue& q, FlowListener& sink, NetworkOptions o) : topo(t), queue(q), listener(sink), options(o) {
     num_links = static_cast<std::int32_t>(topo.num_links());
@@ -184,6 +209,12 @@ struct FlowNetwork::State {
     members.assign(nch, {});
     bottlenecked.assign(nch, {});
     touched.assign(nch, 0);
+    dead_in_.assign(nch, 0);
+    by_dst_.assign(static_cast<std::size_t>(num_gpus), -1);
+    channel_seen_.assign(nch, 0);
+    class_groups_.assign(nc, {});
+    block_groups_.assign(nb, {});
+    local_of_.assign(nch, 0);
     pinned_count.assign(nl, 0);
     block_spread.assign(nb, 0);
     class_pinned.assign(nc, 0);
@@ -195,8 +226,12 @@ struct FlowNetwork::State {
     spread_blocks_of.assign(nc, {});
     listed_block.assign(nb, 0);
     link_used.assign(nl, 0);
-    block_used.assign(nb, 0);
     class_used.assign(nc, 0);
+    cover_.assign(nl, 0);
+    union_block_.assign(nb, 0);
+    union_class_.assign(nc, 0);
+    link_capacity_ = capacity;
+    for (std::size_t c = nl; c < nch; ++c) capacity[c] = 0;  // nothing covered yet
     class_load.assign(nc, 0.0);
     class_bytes.assign(nc, 0.0);
     class_util.assign(nc, {});
@@ -204,6 +239,8 @@ struct FlowNetwork::State {
     batch_count.assign(nl, 0);
     block_max_.assign(nb, 0);
     block_total_.assign(nb, 0);
+    block_touched_.assign(nb, 0);
+    block_new_.assign(nb, 0);
     problem.capacity = capacity;
   }
 
@@ -275,6 +312,48 @@ struct FlowNetwork::State {
       block_of[l] = static_cast<std::int32_t>(block_lo.size()) - 1;
     }
     num_blocks = static_cast<std::int32_t>(block_lo.size());
+    class_links_.assign(static_cast<std::size_t>(num_classes), {});
+    for (std::size_t i = 0; i < nl; ++i) {
+      const auto l = static_cast<std::size_t>(order[i]);
+      class_links_[static_cast<std::size_t>(link_class[l])].push_back(order[i]);
+    }
+  }
+
+  // Adds (sign +1) or removes the links a group's spread hops cover; block and class channels
+  // follow with their capacity, and the groups that relied on them are checked.
+  void cover(const Group& g, int sign) {
+    changed_.clear();
+    for (const Hop& h : g.hops) {
+      if (h.level == Level::kLink) continue;
+      const auto& links = class_links_[static_cast<std::size_t>(h.link_class)];
+      for (const Run& run : h.footprint) {
+        for (std::int32_t i = run.lo; i <= run.hi; ++i) {
+          const auto l = static_cast<std::size_t>(links[static_cast<std::size_t>(i)]);
+          const std::int32_t before = cover_[l];
+          cover_[l] += sign;
+          if ((before == 0) == (cover_[l] == 0)) continue;
+          const std::int64_t d = sign;
+          union_block_[static_cast<std::size_t>(block_of[l])] += d;
+          union_class_[static_cast<std::size_t>(link_class[l])] += d;
+          changed_.push_back(block_channel(block_of[l]));
+          changed_.push_back(class_channel(link_class[l]));
+        }
+      }
+    }
+    if (changed_.empty()) return;
+    std::sort(changed_.begin(), changed_.end());
+    changed_.erase(std::unique(changed_.begin(), changed_.end()), changed_.end());
+    for (std::int32_t c : changed_) {
+      const auto k = static_cast<std::size_t>(c);
+      const std::int64_t links = c < num_links + num_blocks ? union_block_[k - static_cast<std::size_t>(num_links)]
+                                                             : union_class_[k - static_cast<std::size_t>(num_links + num_blocks)];
+      const double old = capacity[k];
+      capacity[k] = link_capacity_[k] * static_cast<double>(links);
+      mark_touched(c);
+      if (capacity[k] < old && load[k] > capacity[k] * (1 + kRateTolerance)) {
+        for (std::int32_t gi : alive_members(k)) affected_.push_back(gi);
+      }
+    }
   }
 
   void request_settle() {
@@ -341,6 +420,7 @@ struct FlowNetwork::State {
         case Level::kLink:
           class_pinned[k] += sign;
           pinned_count[id] += sign;
+          if (sign > 0 && pinned_count[id] == 1) activated_links_.push_back(h.id);
           if (pinned_count[id] > 0 && !listed_link[id]) {
             listed_link[id] = 1;
             pinned_links_of[k].push_back(h.id);
@@ -350,6 +430,7 @@ struct FlowNetwork::State {
         case Level::kBlock:
           class_block_spread[k] += sign;
           block_spread[id] += sign;
+          if (sign > 0 && block_spread[id] == 1) activated_blocks_.push_back(h.id);
           if (block_spread[id] > 0 && !listed_block[id]) {
             listed_block[id] = 1;
             spread_blocks_of[k].push_back(h.id);
@@ -362,34 +443,256 @@ struct FlowNetwork::State {
     }
   }
 
+  // Lists of the groups spread over each block and each class (dead ones are skipped).
+  void list_levels(std::int32_t gi) {
+    for (const Hop& h : groups[static_cast<std::size_t>(gi)].hops) {
+      if (h.level == Level::kBlock) block_groups_[static_cast<std::size_t>(h.id)].push_back(gi);
+      if (h.level == Level::kClass) class_groups_[static_cast<std::size_t>(h.id)].push_back(gi);
+    }
+  }
+
+  // Adds membership (c, w) to a listed group, with its load; the group's rate is then repaired.
+  void couple(std::int32_t gi, std::int32_t c, double w) {
+    Group& g = groups[static_cast<std::size_t>(gi)];
+    auto it = std::lower_bound(g.members.begin(), g.members.end(), std::make_pair(c, 0.0),
+                               [](const auto& a, const auto& b) { return a.first < b.first; });
+    if (it != g.members.end() && it->first == c) return;  // coupled already
+    g.members.insert(it, std::make_pair(c, w));
+    members[static_cast<std::size_t>(c)].push_back(gi);
+    if (g.has_rate) load[static_cast<std::size_t>(c)] += w * g.rate;
+    affected_.push_back(gi);
+  }
+
+  // A link gets its first pinned group: spread groups with flows on it now see it. Where the
+  // link is the first or last hop of a group with one receiver or one sender, the flows of that
+  // group on it are carved out into a group of their own (they are one path); otherwise the group
+  // is coupled to the link with its flows there.
+  void link_became_active(std::int32_t l) {
+    const auto li = static_cast<std::size_t>(l);
+    const std::int32_t b = block_of[li];
+    const std::int32_t k = link_class[li];
+    for (int which = 0; which < 2; ++which) {
+      const auto& list = which == 0 ? block_groups_[static_cast<std::size_t>(b)] : class_groups_[static_cast<std::size_t>(k)];
+      for (std::size_t i = 0; i < list.size(); ++i) {
+        const std::int32_t gi = list[i];
+        if (!groups[static_cast<std::size_t>(gi)].alive || !groups[static_cast<std::size_t>(gi)].listed) continue;
+        std::int32_t count = 0;
+        std::int32_t hop = -1;
+        const auto& hops = groups[static_cast<std::size_t>(gi)].hops;
+        for (std::size_t j = 0; j < hops.size(); ++j) {
+          const Hop& h = hops[j];
+          if ((h.level == Level::kBlock && h.id == b) || (h.level == Level::kClass && h.id == k)) {
+            const std::int32_t c = count_at(h.footprint, class_index[li]);
+            if (c > 0) hop = static_cast<std::int32_t>(j);
+            count += c;
+          }
+        }
+        if (count == 0) continue;
+        if (carve(gi, hop, l) < 0) couple(gi, l, static_cast<double>(count));
+      }
+    }
+  }
+
+  void process_activations() {
+    while (!activated_links_.empty() || !activated_blocks_.empty()) {
+      if (!activated_links_.empty()) {
+        const std::int32_t l = activated_links_.back();
+        activated_links_.pop_back();
+        link_became_active(l);
+      } else {
+        const std::int32_t b = activated_blocks_.back();
+        activated_blocks_.pop_back();
+        block_became_active(b);
+      }
+    }
+  }
+
+  // New groups against links already active: carve where possible (see link_became_active).
+  // Returns the groups carved out.
+  std::vector<std::int32_t> carve_fresh(const std::vector<std::int32_t>& fresh) {
+    std::vector<std::int32_t> carved;
+    for (std::int32_t gi : fresh) {
+      for (std::size_t j = 0; j < groups[static_cast<std::size_t>(gi)].hops.size(); ++j) {
+        const Hop h = groups[static_cast<std::size_t>(gi)].hops[j];  // copy: carving edits the group
+        if (h.level == Level::kLink) continue;
+        const auto k = static_cast<std::size_t>(h.link_class);
+        if (class_pinned[k] == 0) continue;
+        const auto& links = h.level == Level::kBlock ? pinned_links_in[static_cast<std::size_t>(h.id)] : pinned_links_of[k];
+        for (std::size_t i = 0; i < links.size(); ++i) {
+          const std::int32_t l = links[i];
+          if (pinned_count[static_cast<std::size_t>(l)] == 0) continue;
+          if (count_at(groups[static_cast<std::size_t>(gi)].hops[j].footprint, class_index[static_cast<std::size_t>(l)]) == 0) continue;
+          const std::int32_t n = carve(gi, static_cast<std::int32_t>(j), l);
+          if (n >= 0) carved.push_back(n);
+        }
+      }
+    }
+    return carved;
+  }
+
+  // Moves the flows of group gi that cross link l (at hop `hop`, its first or last) into a new
+  // group along their one path. Needs gi to have one receiver (first hop) or one sender (last
+  // hop). Returns the new group, or -1 when that does not apply.
+  std::int32_t carve(std::int32_t gi, std::int32_t hop, LinkId l) {
+    const auto li = static_cast<std::size_t>(l);
+    std::int32_t src = -1;
+    std::int32_t dst = -1;
+    std::int32_t count = 0;
+    {
+      const Group& g = groups[static_cast<std::size_t>(gi)];
+      const auto last_hop = static_cast<std::int32_t>(g.hops.size()) - 1;
+      if (hop == 0 && g.receivers.size() == 1) {
+        src = topo.link(l).from;
+        dst = g.receivers[0].rank;
+      } else if (hop == last_hop && g.senders.size() == 1) {
+        src = g.senders[0].rank;
+        dst = topo.link(l).to;
+      } else {
+        return -1;
+      }
+      count = count_at(g.hops[static_cast<std::size_t>(hop)].footprint, class_index[li]);
+      if (count <= 0 || count >= g.num_flows) return -1;
+    }
+    const Route r = topo.route(src, dst);
+    const TimeNs now = queue.now();
+    Group n;
+    {
+      Group& g = groups[static_cast<std::size_t>(gi)];
+      HPSIM_ASSERT(r.num_hops() == static_cast<std::int32_t>(g.hops.size()), "carved path of {} hops from a group of {}",
+                   r.num_hops(), g.hops.size());
+      const bool listed = g.listed;
+      if (listed && g.has_rate) {
+        for (const auto& [c, w] : g.members) load[static_cast<std::size_t>(c)] -= w * g.rate;
+      }
+      // The carved flows keep moving at the parent's rate until the repair says otherwise.
+      n.has_rate = g.has_rate;
+      n.rate = g.rate;
+      n.tag = g.tag;
+      n.bytes = g.bytes;
+      n.num_flows = count;
+      n.latency_ns = g.latency_ns;
+      n.start = g.start;
+      n.updated_at = now;
+      n.remaining = g.has_rate ? std::max(0.0, g.remaining - g.rate * static_cast<double>(now - g.updated_at)) : g.remaining;
+      n.example_src = src;
+      n.example_dst = dst;
+      n.senders = {RankCount{src, count}};
+      n.receivers = {RankCount{dst, count}};
+      for (std::int32_t i = 0; i < r.num_hops(); ++i) {
+        const LinkId hl = r.hop(i);
+        n.hops.push_back(Hop{hl, link_class[static_cast<std::size_t>(hl)], Level::kLink, {}});
+      }
+      // Take the flows out of the parent: its counts, footprints and the links it covers.
+      cover(g, -1);
+      g.num_flows -= count;
+      auto take = [&](std::vector<RankCount>& list, std::int32_t rank) {
+        for (auto& rc : list) {
+          if (rc.rank == rank) rc.count -= count;
+        }
+        std::erase_if(list, [](const RankCount& rc) { return rc.count <= 0; });
+      };
+      take(g.senders, src);
+      take(g.receivers, dst);
+      for (std::size_t j = 0; j < g.hops.size(); ++j) {
+        Hop& h = g.hops[j];
+        if (h.level == Level::kLink) continue;
+        remove_from(h.footprint, class_index[static_cast<std::size_t>(r.hop(static_cast<std::int32_t>(j)))], count);
+      }
+      cover(g, +1);
+    }
+    const auto ni = static_cast<std::int32_t>(groups.size());
+    add_hop_counts(n, +1);
+    ++stats.groups;
+    groups.push_back(std::move(n));
+    ++num_alive;
+    in_u_.push_back(0);
+    active.push_back(ni);
+    Group& g = groups[static_cast<std::size_t>(gi)];
+    if (!g.listed) {
+      carved_.push_back(ni);  // rated with the new groups of this instant
+      return ni;
+    }
+    // Listed parent: new weights for it, the carved group listed beside it, and the channels that
+    // now carry less marked so that groups relying on them are checked.
+    std::vector<std::pair<std::int32_t, double>> old = g.members;
+    build_members(g);
+    Group& c_group = groups[static_cast<std::size_t>(ni)];
+    build_members(c_group);
+    c_group.listed = true;
+    if (c_group.has_rate) {
+      schedule_finish(ni);
+      for (const auto& [c, w] : c_group.members) load[static_cast<std::size_t>(c)] += w * c_group.rate;
+    }
+    for (const auto& [c, w] : c_group.members) members[static_cast<std::size_t>(c)].push_back(ni);
+    for (const auto& [c, w] : g.members) {
+      if (g.has_rate) load[static_cast<std::size_t>(c)] += w * g.rate;
+      if (!std::binary_search(old.begin(), old.end(), std::make_pair(c, 0.0),
+                              [](const auto& a, const auto& b) { return a.first < b.first; })) {
+        members[static_cast<std::size_t>(c)].push_back(gi);
+      }
+    }
+    for (const auto& [c, w] : old) mark_touched(c);
+    affected_.push_back(gi);
+    affected_.push_back(ni);
+    return ni;
+  }
+
+  // Removes `count` flows at class-local index `index` from a footprint.
+  static void remove_from(std::vector<Run>& runs, std::int32_t index, std::int32_t count) {
+    auto it = std::upper_bound(runs.begin(), runs.end(), index, [](std::int32_t i, const Run& r) { return i < r.lo; });
+    if (it == runs.begin()) return;
+    --it;
+    if (index > it->hi) return;
+    const Run old = *it;
+    std::vector<Run> pieces;
+    if (old.lo < index) pieces.push_back(Run{old.lo, index - 1, old.count});
+    if (old.count > count) pieces.push_back(Run{index, index, old.count - count});
+    if (index < old.hi) pieces.push_back(Run{index + 1, old.hi, old.count});
+    const auto pos = it - runs.begin();
+    runs.erase(it);
+    runs.insert(runs.begin() + pos, pieces.begin(), pieces.end());
+  }
+
+  // A block gets its first block-spread group: class-spread groups with flows in it now see it.
+  void block_became_active(std::int32_t b) {
+    const auto bb = static_cast<std::size_t>(b);
+    const std::int32_t k = block_class[bb];
+    for (std::int32_t gi : class_groups_[static_cast<std::size_t>(k)]) {
+      const Group& g = groups[static_cast<std::size_t>(gi)];
+      if (!g.alive || !g.listed) continue;
+      std::int64_t count = 0;
+      for (const Hop& h : g.hops) {
+        if (h.level == Level::kClass && h.id == k) count += count_in(h.footprint, block_lo[bb], block_hi[bb]);
+      }
+      if (count > 0) {
+        couple(gi, block_channel(b), static_cast<double>(count));
+      }
+    }
+  }
+
   // More than one level of hops alive in a class: its links, blocks and class channel couple.
   bool mixed(std::size_t k) const {
     return (class_pinned[k] > 0 ? 1 : 0) + (class_block_spread[k] > 0 ? 1 : 0) + (class_spread[k] > 0 ? 1 : 0) > 1;
   }
 
-  // Memberships of a group under the current couplings. A hop loads its own channel; the channels
-  // above it in its class (its block, the class), as their average link; and the channels below
-  // it that carry hops of their own (blocks, links), with the flows it actually has there.
+  // Memberships of a group under the current couplings. A block or class channel stands for the
+  // links of it that spread groups cover now (capacity = one link's x that many), so a spread hop
+  // weighs its number of flows there. A spread hop also loads the channels below it that carry
+  // hops of their own (blocks with block-spread groups, links with pinned groups) with the flows
+  // it really has there. Pinned hops load their link only.
   void build_members(Group& g) {
     g.members.clear();
     const double flows = static_cast<double>(g.num_flows);
     for (const Hop& h : g.hops) {
       const auto k = static_cast<std::size_t>(h.link_class);
-      const double per_class_link = flows / static_cast<double>(std::max<std::int64_t>(class_used[k], 1));
       switch (h.level) {
-        case Level::kLink: {
-          const auto b = static_cast<std::size_t>(block_of[static_cast<std::size_t>(h.id)]);
+        case Level::kLink:
           g.members.emplace_back(h.id, flows);
-          if (block_spread[b] > 0) {
-            g.members.emplace_back(block_channel(static_cast<std::int32_t>(b)), flows / static_cast<double>(std::max<std::int64_t>(block_used[b], 1)));
-          }
-          if (class_spread[k] > 0) g.members.emplace_back(class_channel(h.link_class), per_class_link);
           break;
-        }
         case Level::kBlock: {
           const auto b = static_cast<std::size_t>(h.id);
-          g.members.emplace_back(block_channel(h.id), flows / static_cast<double>(std::max<std::int64_t>(block_used[b], 1)));
-          if (class_spread[k] > 0) g.members.emplace_back(class_channel(h.link_class), per_class_link);
+          g.members.emplace_back(block_channel(h.id), flows);
+          g.members.emplace_back(class_channel(h.link_class), flows);
           for (std::int32_t l : pinned_links_in[b]) {
             if (pinned_count[static_cast<std::size_t>(l)] == 0) continue;
             const std::int32_t c = count_at(h.footprint, class_index[static_cast<std::size_t>(l)]);
@@ -398,12 +701,12 @@ struct FlowNetwork::State {
           break;
         }
         case Level::kClass: {
-          g.members.emplace_back(class_channel(h.link_class), per_class_link);
+          g.members.emplace_back(class_channel(h.link_class), flows);
           for (std::int32_t b : spread_blocks_of[k]) {
             const auto bb = static_cast<std::size_t>(b);
             if (block_spread[bb] == 0) continue;
             const std::int64_t c = count_in(h.footprint, block_lo[bb], block_hi[bb]);
-            if (c > 0) g.members.emplace_back(block_channel(b), static_cast<double>(c) / static_cast<double>(std::max<std::int64_t>(block_used[bb], 1)));
+            if (c > 0) g.members.emplace_back(block_channel(b), static_cast<double>(c));
           }
           for (std::int32_t l : pinned_links_of[k]) {
             if (pinned_count[static_cast<std::size_t>(l)] == 0) continue;
@@ -449,57 +752,67 @@ struct FlowNetwork::State {
     std::vector<std::int32_t> fresh;
     if (pending.empty()) return fresh;
     const bool aggregate = options.aggregate;
-    std::vector<char> spreadable(static_cast<std::size_t>(num_classes), 0);
-    std::vector<char> block_spreadable(static_cast<std::size_t>(num_blocks), 0);
-    if (aggregate) {
-      for_each_pending_flow([&](std::int64_t, std::int64_t s, std::int64_t d, std::int64_t) {
-        const Route r = topo.route(s, d);
-        for (std::int32_t i = 0; i < r.num_hops(); ++i) {
-          const auto l = static_cast<std::size_t>(r.hop(i));
-          if (batch_count[l]++ == 0) batch_touched.push_back(static_cast<std::int32_t>(l));
-          if (!link_used[l]) {
-            link_used[l] = 1;
-            ++class_used[static_cast<std::size_t>(link_class[l])];
-            ++block_used[static_cast<std::size_t>(block_of[l])];
-            need_full = true;
-          }
-        }
-      });
-      // Even enough to spread: the busiest link carries at most (1 + tolerance) x the mean over
-      // the links in use, in the class and in each block.
-      std::vector<std::int64_t> max_count(static_cast<std::size_t>(num_classes), 0);
-      std::vector<std::int64_t> total(static_cast<std::size_t>(num_classes), 0);
+    // Optimistic first: every block and class spreadable, the links' loads counted in the same
+    // pass; the decisions below then say where that was wrong, and only then is it regrouped.
+    std::vector<char> spreadable(static_cast<std::size_t>(num_classes), aggregate ? 1 : 0);
+    std::vector<char> block_spreadable(static_cast<std::size_t>(num_blocks), aggregate ? 1 : 0);
+    std::vector<char> class_ok(static_cast<std::size_t>(num_classes), 1);
+    std::vector<char> block_ok(static_cast<std::size_t>(num_blocks), 1);
+    auto decide = [&]() {
+      std::vector<char>& spreadable_out = class_ok;
+      std::vector<char>& block_spreadable_out = block_ok;
+      // Spread over a block or a class only where this instant's flows load it evenly: the links
+      // they touch are at least spread_min_coverage of the links of it in use (covered by spread
+      // groups, these included), and the busiest carries at most (1 + spread_tolerance) x the
+      // mean over the touched ones.
+      const auto nc = static_cast<std::size_t>(num_classes);
+      std::vector<std::int64_t> max_count(nc, 0);
+      std::vector<std::int64_t> total(nc, 0);
+      std::vector<std::int64_t> links_touched(nc, 0);
+      std::vector<std::int64_t> newly_covered(nc, 0);
       std::vector<std::int32_t> blocks_touched;
       for (std::int32_t l : batch_touched) {
-        const auto k = static_cast<std::size_t>(link_class[static_cast<std::size_t>(l)]);
-        const std::int64_t c = batch_count[static_cast<std::size_t>(l)];
+        const auto li = static_cast<std::size_t>(l);
+        const auto k = static_cast<std::size_t>(link_class[li]);
+        const std::int64_t c = batch_count[li];
         max_count[k] = std::max(max_count[k], c);
         total[k] += c;
-        const std::int32_t b = block_of[static_cast<std::size_t>(l)];
-        if (block_max_[static_cast<std::size_t>(b)] == 0) blocks_touched.push_back(b);
-        block_max_[static_cast<std::size_t>(b)] = std::max(block_max_[static_cast<std::size_t>(b)], c);
-        block_total_[static_cast<std::size_t>(b)] += c;
-        batch_count[static_cast<std::size_t>(l)] = 0;
+        ++links_touched[k];
+        const auto b = static_cast<std::size_t>(block_of[li]);
+        if (block_touched_[b] == 0) blocks_touched.push_back(static_cast<std::int32_t>(b));
+        ++block_touched_[b];
+        if (cover_[li] == 0) {
+          ++newly_covered[k];
+          ++block_new_[b];
+        }
+        block_max_[b] = std::max(block_max_[b], c);
+        block_total_[b] += c;
+        batch_count[li] = 0;
       }
       batch_touched.clear();
       const double slack = 1 + options.spread_tolerance;
-      for (std::size_t k = 0; k < spreadable.size(); ++k) {
-        if (total[k] == 0) continue;
-        const double mean = static_cast<double>(total[k]) / static_cast<double>(class_used[k]);
-        spreadable[k] = static_cast<double>(max_count[k]) <= slack * mean ? 1 : 0;
+      auto even = [&](std::int64_t max_c, std::int64_t sum, std::int64_t touched_links, std::int64_t used) {
+        const double mean = static_cast<double>(sum) / static_cast<double>(touched_links);
+        return static_cast<double>(max_c) <= slack * mean &&
+               static_cast<double>(touched_links) >= options.spread_min_coverage * static_cast<double>(used);
+      };
+      // "In use": the links spread groups cover now, with those this instant adds.
+      for (std::size_t k = 0; k < nc; ++k) {
+        if (total[k] > 0) spreadable_out[k] = even(max_count[k], total[k], links_touched[k], union_class_[k] + newly_covered[k]) ? 1 : 0;
       }
       for (std::int32_t b : blocks_touched) {
         const auto bb = static_cast<std::size_t>(b);
-        const double mean = static_cast<double>(block_total_[bb]) / static_cast<double>(block_used[bb]);
-        block_spreadable[bb] = static_cast<double>(block_max_[bb]) <= slack * mean ? 1 : 0;
+        block_spreadable_out[bb] = even(block_max_[bb], block_total_[bb], block_touched_[bb], union_block_[bb] + block_new_[bb]) ? 1 : 0;
         block_max_[bb] = 0;
         block_total_[bb] = 0;
+        block_touched_[bb] = 0;
+        block_new_[bb] = 0;
       }
       // A class spreads only where each of its blocks does.
       for (std::int32_t b : blocks_touched) {
-        if (!block_spreadable[static_cast<std::size_t>(b)]) spreadable[static_cast<std::size_t>(block_class[static_cast<std::size_t>(b)])] = 0;
+        if (!block_spreadable_out[static_cast<std::size_t>(b)]) spreadable_out[static_cast<std::size_t>(block_class[static_cast<std::size_t>(b)])] = 0;
       }
-    }
+    };
 
     // Rows in source order: footprints then grow in link order (runs stay few).
     std::stable_sort(pending.begin(), pending.end(), [](const PendingRow& a, const PendingRow& b) { return a.src < b.src; });
@@ -511,9 +824,20 @@ struct FlowNetwork::State {
     index.clear();
     building.clear();
     last = -1;
+    std::fill(by_dst_.begin(), by_dst_.end(), -1);
     for_each_pending_flow([&](std::int64_t tag, std::int64_t s, std::int64_t d, std::int64_t bytes) {
       const Route r = topo.route(s, d);
       const std::int32_t hops = r.num_hops();
+      if (round == 0 && aggregate) {
+        for (std::int32_t i = 0; i < hops; ++i) {
+          const auto l = static_cast<std::size_t>(r.hop(i));
+          if (batch_count[l]++ == 0) batch_touched.push_back(static_cast<std::int32_t>(l));
+          if (!link_used[l]) {
+            link_used[l] = 1;
+            ++class_used[static_cast<std::size_t>(link_class[l])];
+          }
+        }
+      }
       HPSIM_ASSERT(hops <= kMaxHops, "path of {} hops from gpu{} to gpu{}: at most {} supported", hops, s, d, kMaxHops);
       key.tag = tag;
       key.bytes = bytes;
@@ -531,8 +855,13 @@ struct FlowNetwork::State {
         key.pins[static_cast<std::size_t>(i)] = pin;
       }
       std::int32_t b = -1;
+      auto& cached = by_dst_[static_cast<std::size_t>(d)];
       if (last >= 0 && building[static_cast<std::size_t>(last)].key == key) {
         b = last;
+      } else if (cached >= 0 && cached < static_cast<std::int32_t>(building.size()) &&
+                 building[static_cast<std::size_t>(cached)].key == key) {
+        b = cached;
+        last = b;
       } else {
         auto it = index.find(key);
         if (it == index.end()) {
@@ -552,6 +881,7 @@ struct FlowNetwork::State {
         b = it->second;
         last = b;
       }
+      cached = b;
       Building& bb = building[static_cast<std::size_t>(b)];
       ++bb.num_flows;
       bb.senders.add(static_cast<std::int32_t>(s), num_gpus);
@@ -566,13 +896,33 @@ struct FlowNetwork::State {
         }
       }
     });
-    // A group spreads over links only if it puts as many flows on each (ECMP hashing, for one,
-    // does not): otherwise tell its flows apart there and group again.
+    if (round == 0 && aggregate) decide();
+    // A group spreads over links only where the block and class allow it, and only if it puts as
+    // many flows on each link (ECMP hashing, for one, does not): otherwise tell its flows apart
+    // there and group again.
     bool regroup = false;
     for (const Building& bb : building) {
       for (std::int32_t i = 0; i < bb.key.num_hops; ++i) {
         const auto ii = static_cast<std::size_t>(i);
         if (bb.key.pins[ii] >= 0 || bb.same[ii]) continue;
+        {
+          const auto l = static_cast<std::size_t>(bb.first[ii]);
+          const auto b = static_cast<std::size_t>(block_of[l]);
+          const auto k = static_cast<std::size_t>(link_class[l]);
+          bool wrong = false;
+          if (!block_ok[b] && block_spreadable[b]) {
+            block_spreadable[b] = 0;
+            wrong = true;
+          }
+          if (bb.key.pins[ii] == -1 && !class_ok[k] && spreadable[k]) {
+            spreadable[k] = 0;
+            wrong = true;
+          }
+          if (wrong) {
+            regroup = true;
+            continue;
+          }
+        }
         std::int32_t lo = 0;
         std::int32_t hi = 0;
         if (bb.footprints[ii].uniform(&lo, &hi)) continue;
@@ -621,10 +971,14 @@ struct FlowNetwork::State {
       g.receivers = bb.receivers.take();
       const auto gi = static_cast<std::int32_t>(groups.size());
       add_hop_counts(g, +1);
+      cover(g, +1);
       in_flight_bytes += static_cast<double>(g.num_flows) * static_cast<double>(g.bytes);
       stats.flows += g.num_flows;
       ++stats.groups;
       groups.push_back(std::move(g));
+      ++num_alive;
+      in_u_.push_back(0);
+      list_levels(gi);
       active.push_back(gi);
       fresh.push_back(gi);
     }
@@ -637,24 +991,30 @@ struct FlowNetwork::State {
     ++stats.full_recomputes;
     std::erase_if(active, [&](std::int32_t gi) { return !groups[static_cast<std::size_t>(gi)].alive; });
     problem.clear_groups();
+    problem.capacity = capacity;
     for (std::int32_t gi : active) {
       Group& g = groups[static_cast<std::size_t>(gi)];
       build_members(g);
       problem.add_group(g.members);
     }
-    solve_max_min(problem, solution);
+    solve_max_min(problem, solution, workspace_);
     const std::size_t nch = capacity.size();
     for (std::size_t c = 0; c < nch; ++c) {
       members[c].clear();
       bottlenecked[c].clear();
+      dead_in_[c] = 0;
     }
     load = solution.load;
     level = solution.level;
     std::fill(class_load.begin(), class_load.end(), 0.0);
     total_rate = 0;
+    for (auto& list : class_groups_) list.clear();
+    for (auto& list : block_groups_) list.clear();
     for (std::size_t i = 0; i < active.size(); ++i) {
       const std::int32_t gi = active[i];
       Group& g = groups[static_cast<std::size_t>(gi)];
+      g.listed = true;
+      list_levels(gi);
       for (const auto& [c, w] : g.members) members[static_cast<std::size_t>(c)].push_back(gi);
       g.bottleneck = solution.bottleneck[i];
       bottlenecked[static_cast<std::size_t>(g.bottleneck)].push_back(gi);
@@ -668,27 +1028,20 @@ struct FlowNetwork::State {
     for (std::size_t i = 0; i < active.size(); ++i) set_rate(active[i], solution.rate[i]);
   }
 
-  // After groups ended: is every remaining group still bottlenecked somewhere untouched?
-  bool keep_after_end() {
-    bool ok = true;
+  // After groups ended: the remaining groups whose bottleneck was a link the ended ones used and
+  // that have no other full link on which they are the fastest. Their rates need repair.
+  std::vector<std::int32_t> invalid_after_end() {
+    std::vector<std::int32_t> invalid;
     for (std::int32_t c : touched_list) {
-      if (!ok) break;
       if (level[static_cast<std::size_t>(c)] < 0) continue;
       for (std::int32_t gi : bottlenecked[static_cast<std::size_t>(c)]) {
         Group& g = groups[static_cast<std::size_t>(gi)];
         if (!g.alive || g.bottleneck != c) continue;
-        std::int32_t alternative = -1;
-        for (const auto& [c2, w] : g.members) {
-          const auto k = static_cast<std::size_t>(c2);
-          if (touched[k] || level[k] < 0) continue;
-          if (g.rate >= level[k] * (1 - kRateTolerance)) {
-            alternative = c2;
-            break;
-          }
-        }
+        const std::int32_t alternative = find_bottleneck(g, /*skip_touched=*/true);
         if (alternative < 0) {
-          ok = false;
-          break;
+          g.bottleneck = -1;
+          invalid.push_back(gi);
+          continue;
         }
         g.bottleneck = alternative;
         bottlenecked[static_cast<std::size_t>(alternative)].push_back(gi);
@@ -701,63 +1054,206 @@ struct FlowNetwork::State {
       bottlenecked[k].clear();
     }
     touched_list.clear();
-    return ok;
+    return invalid;
   }
 
-  // New groups into the spare capacity; false when that would not be max-min fair.
-  bool keep_after_start(const std::vector<std::int32_t>& fresh) {
-    // Classes with hops at several levels couple their channels: recompute.
-    for (std::int32_t gi : fresh) {
-      for (const Hop& h : groups[static_cast<std::size_t>(gi)].hops) {
-        if (mixed(static_cast<std::size_t>(h.link_class))) return false;
-      }
+  // The groups whose bottleneck is channel k (entries of groups that died or moved dropped).
+  const std::vector<std::int32_t>& live_bottlenecked(std::size_t k) {
+    auto& list = bottlenecked[k];
+    const auto c = static_cast<std::int32_t>(k);
+    std::erase_if(list, [&](std::int32_t gi) {
+      const Group& g = groups[static_cast<std::size_t>(gi)];
+      return !g.alive || g.bottleneck != c;
+    });
+    return list;
+  }
+
+  // The groups on channel k, dead ones dropped first when they are many.
+  const std::vector<std::int32_t>& alive_members(std::size_t k) {
+    auto& list = members[k];
+    if (list.size() > 64 && dead_in_[k] * 2 > list.size()) {
+      std::erase_if(list, [&](std::int32_t gi) { return !groups[static_cast<std::size_t>(gi)].alive; });
+      dead_in_[k] = 0;
     }
+    return list;
+  }
+
+  // A full channel of g on which g's rate is the highest, or -1.
+  std::int32_t find_bottleneck(const Group& g, bool skip_touched) const {
+    for (const auto& [c, w] : g.members) {
+      const auto k = static_cast<std::size_t>(c);
+      if ((skip_touched && touched[k]) || level[k] < 0) continue;
+      if (load[k] < capacity[k] * (1 - 1e-7)) continue;
+      if (g.rate >= level[k] * (1 - kRateTolerance)) return c;
+    }
+    return -1;
+  }
+
+  // Local repair: new rates for the groups in `u` with every other group's rate held, widening
+  // `u` until the result meets the max-min condition (each group has a full channel on which no
+  // group is faster). False when `u` grows past a quarter of the groups: recompute everything.
+  bool repair(std::vector<std::int32_t> u) {
+    const std::size_t limit = static_cast<std::size_t>(num_alive) + 1;
+    ++stamp_;
+    for (std::int32_t gi : u) in_u_[static_cast<std::size_t>(gi)] = stamp_;
     std::vector<std::int32_t> channels;
-    std::unordered_map<std::int32_t, std::int32_t> local;
-    MaxMinProblem residual;
-    for (std::int32_t gi : fresh) {
-      Group& g = groups[static_cast<std::size_t>(gi)];
-      build_members(g);
+    std::vector<double> before;  // U's load per local channel before
+    std::vector<double> after;
+    MaxMinProblem& residual = repair_problem_;
+    MaxMinSolution& fill = repair_solution_;
+    std::vector<std::pair<std::int32_t, std::int32_t>> repoint;
+    for (int round = 0; round < 16; ++round) {
+      if (u.size() > limit) return false;
+      // Local channels and U's current share of them.
+      channels.clear();
+      before.clear();
+      residual.capacity.clear();
+      residual.clear_groups();
+      ++channel_stamp_;
       std::vector<std::pair<std::int32_t, double>> mapped;
-      for (const auto& [c, w] : g.members) {
-        auto [it, inserted] = local.emplace(c, static_cast<std::int32_t>(channels.size()));
-        if (inserted) {
-          channels.push_back(c);
-          const double spare = capacity[static_cast<std::size_t>(c)] - load[static_cast<std::size_t>(c)];
-          if (level[static_cast<std::size_t>(c)] >= 0 || spare <= capacity[static_cast<std::size_t>(c)] * kRateTolerance) {
-            return false;  // a full channel: someone must give way
+      for (std::int32_t gi : u) {
+        const Group& g = groups[static_cast<std::size_t>(gi)];
+        mapped.clear();
+        for (const auto& [c, w] : g.members) {
+          const auto k = static_cast<std::size_t>(c);
+          if (channel_seen_[k] != channel_stamp_) {
+            channel_seen_[k] = channel_stamp_;
+            local_of_[k] = static_cast<std::int32_t>(channels.size());
+            channels.push_back(c);
+            before.push_back(0.0);
+            residual.capacity.push_back(0.0);  // set below
           }
-          residual.capacity.push_back(spare);
+          const auto local = static_cast<std::size_t>(local_of_[k]);
+          if (g.has_rate) before[local] += w * g.rate;
+          mapped.emplace_back(static_cast<std::int32_t>(local), w);
         }
-        mapped.emplace_back(it->second, w);
+        residual.add_group(mapped);
       }
-      residual.add_group(mapped);
-    }
-    MaxMinSolution fill;
-    solve_max_min(residual, fill);
-    for (std::size_t i = 0; i < fresh.size(); ++i) {
-      const double x = fill.rate[i];
-      const std::int32_t c = channels[static_cast<std::size_t>(fill.bottleneck[i])];
-      if (!(x > 0)) return false;
-      for (std::int32_t other : members[static_cast<std::size_t>(c)]) {
-        const Group& o = groups[static_cast<std::size_t>(other)];
-        if (o.alive && o.has_rate && o.rate > x * (1 + kRateTolerance)) return false;
+      std::vector<std::int32_t> additions;
+      auto add = [&](std::int32_t gi) {
+        if (in_u_[static_cast<std::size_t>(gi)] == stamp_) return;
+        in_u_[static_cast<std::size_t>(gi)] = stamp_;
+        additions.push_back(gi);
+      };
+      for (std::size_t i = 0; i < channels.size(); ++i) {
+        const auto k = static_cast<std::size_t>(channels[i]);
+        const double others = load[k] - before[i];
+        const double spare = capacity[k] - others;
+        if (spare <= capacity[k] * kRateTolerance) {
+          // Full with other groups: they must share it with U.
+          for (std::int32_t o : alive_members(k)) {
+            if (groups[static_cast<std::size_t>(o)].alive) add(o);
+          }
+        }
+        residual.capacity[i] = std::max(spare, capacity[k] * kRateTolerance);
       }
-    }
-    for (std::size_t i = 0; i < fresh.size(); ++i) {
-      const std::int32_t gi = fresh[i];
-      Group& g = groups[static_cast<std::size_t>(gi)];
-      for (const auto& [c, w] : g.members) {
-        load[static_cast<std::size_t>(c)] += w * fill.rate[i];
-        members[static_cast<std::size_t>(c)].push_back(gi);
+      if (!additions.empty()) {
+        u.insert(u.end(), additions.begin(), additions.end());
+        continue;
       }
-      const std::int32_t c = channels[static_cast<std::size_t>(fill.bottleneck[i])];
-      g.bottleneck = c;
-      level[static_cast<std::size_t>(c)] = std::max(level[static_cast<std::size_t>(c)], fill.rate[i]);
-      bottlenecked[static_cast<std::size_t>(c)].push_back(gi);
-      set_rate(gi, fill.rate[i]);
+      solve_max_min(residual, fill, workspace_);
+      after.assign(channels.size(), 0.0);
+      for (std::size_t i = 0; i < u.size(); ++i) {
+        for (std::int64_t m = residual.offsets[i]; m < residual.offsets[i + 1]; ++m) {
+          after[static_cast<std::size_t>(residual.channel[static_cast<std::size_t>(m)])] +=
+              residual.weight[static_cast<std::size_t>(m)] * fill.rate[i];
+        }
+      }
+      // Outsiders faster than a U group on that group's bottleneck must slow down: take them in.
+      // (Per channel, the slowest U group frozen there decides; each list is walked once.)
+      std::vector<double> slowest_frozen(channels.size(), -1.0);
+      for (std::size_t i = 0; i < u.size(); ++i) {
+        auto& x = slowest_frozen[static_cast<std::size_t>(fill.bottleneck[i])];
+        x = x < 0 ? fill.rate[i] : std::min(x, fill.rate[i]);
+      }
+      for (std::size_t i = 0; i < channels.size(); ++i) {
+        const double x = slowest_frozen[i];
+        if (x < 0) continue;
+        for (std::int32_t o : alive_members(static_cast<std::size_t>(channels[i]))) {
+          const Group& og = groups[static_cast<std::size_t>(o)];
+          if (og.alive && og.has_rate && in_u_[static_cast<std::size_t>(o)] != stamp_ && og.rate > x * (1 + kRateTolerance)) add(o);
+        }
+      }
+      // Outsiders bottlenecked on a channel U now loads less lose that bottleneck: another full
+      // channel where they are the fastest will do, else they are repaired too.
+      repoint.clear();
+      for (std::size_t i = 0; i < channels.size(); ++i) {
+        const auto k = static_cast<std::size_t>(channels[i]);
+        if (level[k] < 0 || after[i] >= before[i] - capacity[k] * kRateTolerance) continue;
+        for (std::int32_t o : live_bottlenecked(k)) {
+          const Group& og = groups[static_cast<std::size_t>(o)];
+          if (in_u_[static_cast<std::size_t>(o)] == stamp_) continue;
+          std::int32_t alternative = -1;
+          for (const auto& [c2, w2] : og.members) {
+            const auto k2 = static_cast<std::size_t>(c2);
+            if (level[k2] < 0 || og.rate < level[k2] * (1 - kRateTolerance)) continue;
+            if (channel_seen_[k2] == channel_stamp_) {
+              const auto l2 = static_cast<std::size_t>(local_of_[k2]);
+              if (after[l2] < before[l2] - capacity[k2] * kRateTolerance) continue;
+            }
+            alternative = c2;
+            break;
+          }
+          if (alternative < 0) {
+            add(o);
+          } else {
+            repoint.emplace_back(o, alternative);
+          }
+        }
+      }
+      // A U group faster than the groups bottlenecked on one of its channels takes their claim.
+      std::vector<double> fastest(channels.size(), 0.0);
+      for (std::size_t i = 0; i < u.size(); ++i) {
+        for (std::int64_t m = residual.offsets[i]; m < residual.offsets[i + 1]; ++m) {
+          auto& f = fastest[static_cast<std::size_t>(residual.channel[static_cast<std::size_t>(m)])];
+          f = std::max(f, fill.rate[i]);
+        }
+      }
+      for (std::size_t i = 0; i < channels.size(); ++i) {
+        const auto k = static_cast<std::size_t>(channels[i]);
+        if (level[k] < 0) continue;
+        for (std::int32_t o : live_bottlenecked(k)) {
+          const Group& og = groups[static_cast<std::size_t>(o)];
+          if (og.rate * (1 + kRateTolerance) < fastest[i]) add(o);
+        }
+      }
+      if (!additions.empty()) {
+        u.insert(u.end(), additions.begin(), additions.end());
+        continue;
+      }
+      // Accept.
+      stats.repaired_groups += static_cast<std::int64_t>(u.size());
+      for (const auto& [o, c] : repoint) {
+        groups[static_cast<std::size_t>(o)].bottleneck = c;
+        bottlenecked[static_cast<std::size_t>(c)].push_back(o);
+      }
+      for (std::size_t i = 0; i < channels.size(); ++i) {
+        const auto k = static_cast<std::size_t>(channels[i]);
+        load[k] += after[i] - before[i];
+        if (after[i] < before[i] - capacity[k] * kRateTolerance) {
+          level[k] = -1;
+          bottlenecked[k].clear();
+        } else if (level[k] >= 0) {
+          // Still full; its level is the fastest group on it.
+          level[k] = std::max(level[k], fastest[i]);
+        }
+      }
+      for (std::size_t i = 0; i < u.size(); ++i) {
+        const std::int32_t gi = u[i];
+        Group& g = groups[static_cast<std::size_t>(gi)];
+        if (!g.listed) {
+          g.listed = true;
+          for (const auto& [c, w] : g.members) members[static_cast<std::size_t>(c)].push_back(gi);
+        }
+        const std::int32_t c = channels[static_cast<std::size_t>(fill.bottleneck[i])];
+        g.bottleneck = c;
+        level[static_cast<std::size_t>(c)] = std::max(level[static_cast<std::size_t>(c)], fill.rate[i]);
+        bottlenecked[static_cast<std::size_t>(c)].push_back(gi);
+      }
+      for (std::size_t i = 0; i < u.size(); ++i) set_rate(u[i], fill.rate[i]);
+      return true;
     }
-    return true;
+    return false;
   }
 
   // --- events ------------------------------------------------------------------------------
@@ -768,35 +1264,87 @@ struct FlowNetwork::State {
     advance_in_flight(now);
     ++stats.instants;
     bool full = !options.incremental;
-    if (!ended_now.empty() && !full) {
-      const bool kept = keep_after_end();
-      if (kept) {
-        ++stats.kept_after_end;
-      } else {
-        full = true;
-      }
-    }
+    std::vector<std::int32_t> u;
+    if (!ended_now.empty() && !full) u = invalid_after_end();
     if (full) {
       for (std::int32_t c : touched_list) touched[static_cast<std::size_t>(c)] = 0;
       touched_list.clear();
     }
     ended_now.clear();
-    const std::vector<std::int32_t> fresh = build_groups();
+    std::vector<std::int32_t> fresh = build_groups();
     if (need_full) full = true;
     need_full = false;
-    if (!fresh.empty() && !full) {
-      if (keep_after_start(fresh)) {
-        ++stats.kept_after_start;
-      } else {
-        full = true;
+    // Links and blocks that became active couple (or carve) the groups already there; new groups
+    // carve against links already active; carved groups may activate further links.
+    process_activations();
+    {
+      std::vector<std::int32_t> round = fresh;
+      while (!round.empty()) {
+        round = carve_fresh(round);
+        process_activations();
+        fresh.insert(fresh.end(), round.begin(), round.end());
+      }
+      fresh.insert(fresh.end(), carved_.begin(), carved_.end());
+      carved_.clear();
+      if (!touched_list.empty()) {
+        if (full) {
+          for (std::int32_t c : touched_list) touched[static_cast<std::size_t>(c)] = 0;
+          touched_list.clear();
+        } else {
+          const auto more = invalid_after_end();
+          u.insert(u.end(), more.begin(), more.end());
+        }
+      }
+      std::sort(fresh.begin(), fresh.end());
+      fresh.erase(std::unique(fresh.begin(), fresh.end()), fresh.end());
+    }
+    if (!full) {
+      for (std::int32_t gi : fresh) build_members(groups[static_cast<std::size_t>(gi)]);
+      u.insert(u.end(), fresh.begin(), fresh.end());
+      u.insert(u.end(), affected_.begin(), affected_.end());
+      ++stamp_;
+      std::erase_if(u, [&](std::int32_t gi) {
+        auto& mark = in_u_[static_cast<std::size_t>(gi)];
+        if (mark == stamp_ || !groups[static_cast<std::size_t>(gi)].alive) return true;
+        mark = stamp_;
+        return false;
+      });
+      if (!u.empty()) {
+        if (repair(std::move(u))) {
+          ++stats.local_repairs;
+        } else {
+          full = true;
+        }
       }
     }
+    affected_.clear();
     if (full) full_recompute();
-    std::int64_t alive = 0;
-    for (std::int32_t gi : active) alive += groups[static_cast<std::size_t>(gi)].alive ? 1 : 0;
-    stats.max_active_groups = std::max(stats.max_active_groups, alive);
+    if (options.check_incremental && !full) check_against_recompute();
+    stats.max_active_groups = std::max(stats.max_active_groups, num_alive);
     record_samples(now);
     schedule_wake();
+  }
+
+  // NetworkOptions::check_incremental: the rates kept and repaired must be those a recomputation
+  // from scratch gives.
+  void check_against_recompute() {
+    MaxMinProblem p;
+    p.capacity = capacity;
+    std::vector<std::int32_t> ids;
+    for (std::int32_t gi : active) {
+      const Group& g = groups[static_cast<std::size_t>(gi)];
+      if (!g.alive) continue;
+      p.add_group(g.members);
+      ids.push_back(gi);
+    }
+    MaxMinSolution full;
+    solve_max_min(p, full);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const Group& g = groups[static_cast<std::size_t>(ids[i])];
+      HPSIM_ASSERT(std::abs(full.rate[i] - g.rate) <= 1e-6 * g.rate,
+                   "at {} ns the rate of group {} (tag {}, {} -> {}) is {} per ns, a recomputation gives {}", queue.now(),
+                   ids[i], g.tag, g.example_src, g.example_dst, g.rate, full.rate[i]);
+    }
   }
 
   void schedule_wake() {
@@ -839,6 +1387,7 @@ struct FlowNetwork::State {
     const double left = std::max(0.0, g.remaining - g.rate * static_cast<double>(now - g.updated_at));
     in_flight_bytes = std::max(0.0, in_flight_bytes - flows * left);
     g.alive = false;
+    --num_alive;
     g.sent = now;
     total_rate -= flows * g.rate;
     for (const Hop& h : g.hops) {
@@ -848,9 +1397,11 @@ struct FlowNetwork::State {
     }
     for (const auto& [c, w] : g.members) {
       load[static_cast<std::size_t>(c)] -= w * g.rate;
+      ++dead_in_[static_cast<std::size_t>(c)];
       mark_touched(c);
     }
     add_hop_counts(g, -1);
+    cover(g, -1);
     ended_now.push_back(gi);
     queue.schedule(now + g.latency_ns, &State::on_arrival, this, gi);
   }

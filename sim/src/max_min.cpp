@@ -1,7 +1,6 @@
 #include "hpsim/sim/max_min.h"
 
 #include <algorithm>
-#include <queue>
 
 #include "hpsim/core/error.h"
 
@@ -26,6 +25,11 @@ void MaxMinProblem::clear_groups() {
 }
 
 void solve_max_min(const MaxMinProblem& p, MaxMinSolution& s) {
+  MaxMinWorkspace w;
+  solve_max_min(p, s, w);
+}
+
+void solve_max_min(const MaxMinProblem& p, MaxMinSolution& s, MaxMinWorkspace& ws) {
   const auto num_groups = static_cast<std::size_t>(p.num_groups());
   const auto num_channels = static_cast<std::size_t>(p.num_channels());
   s.rate.assign(num_groups, 0.0);
@@ -34,49 +38,57 @@ void solve_max_min(const MaxMinProblem& p, MaxMinSolution& s) {
   s.level.assign(num_channels, -1.0);
 
   // Channel -> memberships (transpose), unfrozen weight and count per channel.
-  std::vector<std::int64_t> ch_offsets(num_channels + 1, 0);
+  auto& ch_offsets = ws.ch_offsets;
+  ch_offsets.assign(num_channels + 1, 0);
   for (std::int32_t c : p.channel) ++ch_offsets[static_cast<std::size_t>(c) + 1];
   for (std::size_t c = 0; c < num_channels; ++c) ch_offsets[c + 1] += ch_offsets[c];
-  std::vector<std::int64_t> ch_group(p.channel.size());
-  std::vector<double> ch_weight(p.channel.size());
-  {
-    std::vector<std::int64_t> fill(ch_offsets.begin(), ch_offsets.end() - 1);
-    for (std::size_t g = 0; g < num_groups; ++g) {
-      for (std::int64_t m = p.offsets[g]; m < p.offsets[g + 1]; ++m) {
-        const auto c = static_cast<std::size_t>(p.channel[static_cast<std::size_t>(m)]);
-        const auto slot = static_cast<std::size_t>(fill[c]++);
-        ch_group[slot] = static_cast<std::int64_t>(g);
-        ch_weight[slot] = p.weight[static_cast<std::size_t>(m)];
-      }
+  auto& ch_group = ws.ch_group;
+  auto& ch_weight = ws.ch_weight;
+  ch_group.resize(p.channel.size());
+  ch_weight.resize(p.channel.size());
+  ws.fill.assign(ch_offsets.begin(), ch_offsets.end() - 1);
+  for (std::size_t g = 0; g < num_groups; ++g) {
+    for (std::int64_t m = p.offsets[g]; m < p.offsets[g + 1]; ++m) {
+      const auto c = static_cast<std::size_t>(p.channel[static_cast<std::size_t>(m)]);
+      const auto slot = static_cast<std::size_t>(ws.fill[c]++);
+      ch_group[slot] = static_cast<std::int64_t>(g);
+      ch_weight[slot] = p.weight[static_cast<std::size_t>(m)];
     }
   }
-  std::vector<double> unfrozen_weight(num_channels, 0.0);
-  std::vector<std::int64_t> unfrozen_count(num_channels, 0);
+  auto& unfrozen_weight = ws.unfrozen_weight;
+  auto& unfrozen_count = ws.unfrozen_count;
+  unfrozen_weight.assign(num_channels, 0.0);
+  unfrozen_count.assign(num_channels, 0);
   for (std::size_t c = 0; c < num_channels; ++c) {
     for (std::int64_t m = ch_offsets[c]; m < ch_offsets[c + 1]; ++m) unfrozen_weight[c] += ch_weight[static_cast<std::size_t>(m)];
     unfrozen_count[c] = ch_offsets[c + 1] - ch_offsets[c];
   }
 
-  struct Entry {
-    double level;
-    std::int32_t channel;
-    std::uint32_t version;
-  };
+  using Entry = MaxMinWorkspace::Entry;
   auto later = [](const Entry& a, const Entry& b) {
     if (a.level != b.level) return a.level > b.level;
     return a.channel > b.channel;
   };
-  std::priority_queue<Entry, std::vector<Entry>, decltype(later)> heap(later);
-  std::vector<std::uint32_t> version(num_channels, 0);
+  auto& heap = ws.heap;
+  heap.clear();
+  auto push = [&](Entry e) {
+    heap.push_back(e);
+    std::push_heap(heap.begin(), heap.end(), later);
+  };
+  auto& version = ws.version;
+  version.assign(num_channels, 0);
   auto level_of = [&](std::size_t c) { return std::max(0.0, p.capacity[c] - s.load[c]) / unfrozen_weight[c]; };
   for (std::size_t c = 0; c < num_channels; ++c) {
-    if (unfrozen_count[c] > 0) heap.push(Entry{level_of(c), static_cast<std::int32_t>(c), 0});
+    if (unfrozen_count[c] > 0) heap.push_back(Entry{level_of(c), static_cast<std::int32_t>(c), 0});
   }
-  std::vector<char> frozen(num_groups, 0);
+  std::make_heap(heap.begin(), heap.end(), later);
+  auto& frozen = ws.frozen;
+  frozen.assign(num_groups, 0);
   double water = 0;
   while (!heap.empty()) {
-    const Entry top = heap.top();
-    heap.pop();
+    std::pop_heap(heap.begin(), heap.end(), later);
+    const Entry top = heap.back();
+    heap.pop_back();
     const auto c = static_cast<std::size_t>(top.channel);
     if (top.version != version[c] || unfrozen_count[c] == 0) continue;
     water = std::max(water, top.level);  // levels only rise; rounding must not undo that
@@ -93,9 +105,7 @@ void solve_max_min(const MaxMinProblem& p, MaxMinSolution& s) {
         s.load[c2] += w * water;
         unfrozen_weight[c2] -= w;
         --unfrozen_count[c2];
-        if (c2 != c && unfrozen_count[c2] > 0) {
-          heap.push(Entry{level_of(c2), static_cast<std::int32_t>(c2), ++version[c2]});
-        }
+        if (c2 != c && unfrozen_count[c2] > 0) push(Entry{level_of(c2), static_cast<std::int32_t>(c2), ++version[c2]});
       }
     }
   }

@@ -97,7 +97,9 @@ TEST(Engine, HotRankDelaysEveryRanksCombine) {
     }
   }
   for (const auto& rec : r.collectives) {
-    if (plan.stages[static_cast<std::size_t>(rec.stage)].name == "combine" && rec.rank != 0) EXPECT_EQ(rec.last_sender, 0);
+    if (plan.stages[static_cast<std::size_t>(rec.stage)].name == "combine" && rec.rank != 0) {
+      EXPECT_EQ(rec.last_sender, 0);
+    }
   }
 }
 

@@ -146,6 +146,9 @@ std::map<std::tuple<std::int64_t, std::int32_t, std::int32_t>, Arrived> run_rand
   }
   q.run();
   EXPECT_EQ(c.by_flow.size(), 120u);
+  if (options.incremental) {
+    EXPECT_GT(net.stats().local_repairs, 0);
+  }
   return c.by_flow;
 }
 
@@ -165,7 +168,9 @@ TEST(FlowNetwork, IncrementalRatesMatchRecomputingEverything) {
   ASSERT_TRUE(t.has_value());
   NetworkOptions full{false};
   full.incremental = false;
-  const auto a = run_random(*t, NetworkOptions{false});
+  NetworkOptions checked{false};
+  checked.check_incremental = true;  // also asserts, after every update, that a recomputation agrees
+  const auto a = run_random(*t, checked);
   const auto b = run_random(*t, full);
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [key, arrived] : a) {

@@ -9,22 +9,28 @@
 //
 // Aggregation (NetworkOptions::aggregate, on by default). Flows that leave at the same instant
 // with the same tag, the same size and the same path class (the same sequence of link classes)
-// form one group that moves as one: same rate, same end. At each hop a group either
-//  - is pinned to one link, when all its flows cross that link (weight = its number of flows), or
-//  - is spread over the link's class, treated as its flows spread evenly over the class's links
-//    in use (weight = flows / links of the class in use).
-// Spreading is allowed for a class only when the flows of that instant load its links evenly
-// (the busiest link carries at most 1 + spread_tolerance times the mean); otherwise flows are
-// also told apart by their link there and pinned. Links of a class that carry both pinned groups
-// and spread ones see both. This is exact when the traffic is symmetric under the grouping
-// (HP's equal all-to-all, EP's per-destination sizes with the same start), and an approximation
-// otherwise; docs/simulator.md gives the measured difference. With aggregate = false every flow
-// is its own group: plain per-link max-min.
+// form one group that moves as one: same rate, same end. At each hop a group is
+//  - on one link, when all its flows cross it (weight there = its number of flows);
+//  - spread over a block: the links of one class that share a switch end (the NIC uplinks under
+//    one leaf, the spine links into one leaf, ...), when its flows stay in one block; or
+//  - spread over the class, otherwise.
+// A block or class channel stands for its average link in use: weight = flows / links in use.
+// Where a spread group also crosses links or blocks that carry groups of a lower level, it loads
+// those with the flows it really has there (its footprint is kept per link), so mixed levels stay
+// consistent. Spreading is allowed only where the flows of that instant load the block or class
+// evenly: they touch at least spread_min_coverage of its links in use, the busiest link carries at
+// most 1 + spread_tolerance times the mean over the links touched, and each group puts as many
+// flows on every link it touches; otherwise flows are told apart by block or by link there. This
+// is exact when the traffic is symmetric under the grouping (HP's equal all-to-all; EP's
+// per-destination sizes leaving together) and an approximation otherwise; docs/simulator.md
+// gives measured differences. With aggregate = false every flow is its own group: plain per-link
+// max-min.
 //
-// Incremental rates: when groups end, the old allocation is kept if every remaining group still
-// has a full link on which its rate is the highest (the max-min condition); when groups start,
-// they are first filled into the spare capacity and kept if that again satisfies the condition.
-// Otherwise all rates are recomputed. Both shortcuts give the same allocation as a recomputation.
+// Incremental rates: after groups end, a remaining group keeps its rate if it still has a full
+// link on which no group is faster (the max-min condition). The groups that lose that, the new
+// groups, and those whose links changed are re-rated with every other rate held, and the set is
+// widened until the condition holds for all; only when it grows past three quarters of the groups
+// are all rates recomputed. The result is the same allocation as a recomputation.
 
 #include <cstdint>
 #include <memory>
@@ -43,8 +49,10 @@ std::int64_t flow_bytes(double bytes);
 
 struct NetworkOptions {
   bool aggregate = true;
-  double spread_tolerance = 0.25;
+  double spread_tolerance = 0.1;       // busiest link / mean over the touched links, minus 1
+  double spread_min_coverage = 0.75;   // touched links / links of the block or class in use
   bool incremental = true;            // false: recompute all rates at every change (for checking)
+  bool check_incremental = false;     // assert after each incremental update that a recomputation agrees
   std::int64_t max_samples = 200000;  // per series (utilisation per link class, bytes in flight)
 };
 
@@ -96,8 +104,8 @@ struct NetworkStats {
   std::int64_t groups = 0;
   std::int64_t instants = 0;           // instants with a rate update
   std::int64_t full_recomputes = 0;
-  std::int64_t kept_after_end = 0;     // ends that kept the allocation
-  std::int64_t kept_after_start = 0;   // starts filled into spare capacity
+  std::int64_t local_repairs = 0;      // instants settled by re-rating only the groups affected
+  std::int64_t repaired_groups = 0;    // groups re-rated by those, summed
   std::int64_t max_active_groups = 0;
 };
 

@@ -42,8 +42,27 @@ struct MaxMinSolution {
   std::vector<double> level;
 };
 
+// Scratch space of the solver, reused between calls to save allocations.
+struct MaxMinWorkspace {
+  std::vector<std::int64_t> ch_offsets;
+  std::vector<std::int64_t> ch_group;
+  std::vector<double> ch_weight;
+  std::vector<std::int64_t> fill;
+  std::vector<double> unfrozen_weight;
+  std::vector<std::int64_t> unfrozen_count;
+  std::vector<std::uint32_t> version;
+  std::vector<char> frozen;
+  struct Entry {
+    double level;
+    std::int32_t channel;
+    std::uint32_t version;
+  };
+  std::vector<Entry> heap;
+};
+
 // Solves `problem` into `solution` (its vectors are reused).
 void solve_max_min(const MaxMinProblem& problem, MaxMinSolution& solution);
+void solve_max_min(const MaxMinProblem& problem, MaxMinSolution& solution, MaxMinWorkspace& workspace);
 
 // Relative tolerance under which two rates or a load and a capacity count as equal.
 inline constexpr double kRateTolerance = 1e-9;
