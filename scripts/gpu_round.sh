@@ -8,7 +8,8 @@
 # Environment: JOBS (build parallelism, default 16), BENCH_FILTER (Google Benchmark filter regex),
 # BENCH_TIMEOUT (seconds, default 420), CTEST_FILTER (ctest -R regex), SKIP_TESTS=1 to go straight
 # to the benchmarks, NCU_FILTER (a benchmark filter: profile those cases' kernels with Nsight
-# Compute, SpeedOfLight section, one timed iteration; NCU_KERNELS narrows the kernel names).
+# Compute, SpeedOfLight section, one timed iteration; NCU_KERNELS narrows the kernel names),
+# TABLE_FILTER (regex: only those cases in the printed table; the JSON has all of them).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -93,16 +94,20 @@ for (kid, name), m in seen.items():
 PY
 fi
 
-python3 - "$out_dir/bench.json" "$tests_summary" <<'PY'
-import json, sys
-path, tests = sys.argv[1], sys.argv[2]
+python3 - "$out_dir/bench.json" "$tests_summary" "${TABLE_FILTER:-.}" <<'PY'
+import json, re, sys
+path, tests, keep = sys.argv[1], sys.argv[2], re.compile(sys.argv[3])
 try:
     data = json.load(open(path))
 except Exception as e:  # noqa: BLE001
     print(f"no benchmark JSON ({e})"); print("tests:", tests); sys.exit(0)
 rows = []
+errors = 0
 for b in data.get("benchmarks", []):
     name = b["name"]
+    errors += 1 if b.get("error_occurred") else 0
+    if not keep.search(name) and not b.get("error_occurred"):
+        continue
     if b.get("error_occurred"):
         rows.append((name, "ERROR", b.get("error_message", "")[:60], "", "")); continue
     c = b
@@ -116,5 +121,6 @@ for b in data.get("benchmarks", []):
 print(f"{'case':58s} {'median us':>10s} {'ceil%':>6s} {'TFLOP/s  GB/s':>18s}")
 for r in rows:
     print(f"{r[0][:58]:58s} {r[1]:>10s} {r[2]:>6s} {r[3]:>18s} {r[4]}")
+print(f"cases: {len(data.get('benchmarks', []))}, with errors: {errors}")
 print("tests:", tests)
 PY
