@@ -26,10 +26,10 @@ int main(int argc, char** argv) {
   simulate->add_option("--strategy", sim.strategy, "Which strategies to model")
       ->check(CLI::IsMember({"both", "ep", "hp"}))
       ->capture_default_str();
-  simulate->add_option("--engine", sim.engine, "analytic (closed form); sim (discrete-event simulator) is not built yet")
+  simulate->add_option("--engine", sim.engine, "analytic (closed form, no contention) or sim (discrete-event simulator: topology, link sharing, waits)")
       ->check(CLI::IsMember({"analytic", "sim"}))
       ->capture_default_str();
-  simulate->add_option("--trace", sim.trace_file, "Chrome trace output (comes with the simulator; not built yet)");
+  simulate->add_option("--trace", sim.trace_file, "Write the timeline as a Chrome trace (Perfetto); one file per scenario and strategy when there are several");
   simulate->add_option("--ep-buffers", sim.ep_buffers,
                        "EP receive buffers: sized to the counts of the metadata exchange (actual) or to the worst case")
       ->check(CLI::IsMember({"actual", "worst-case"}))

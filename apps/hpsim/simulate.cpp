@@ -12,6 +12,9 @@
 #include "hpsim/model/cost.h"
 #include "hpsim/model/estimate.h"
 #include "hpsim/model/metrics.h"
+#include "hpsim/model/plan_builder.h"
+#include "hpsim/sim/engine.h"
+#include "hpsim/traces/chrome_trace.h"
 
 namespace hpsim::cli {
 namespace {
@@ -19,7 +22,7 @@ namespace {
 constexpr double kMB = 1e6;
 constexpr double kGBytes = 1e9;
 
-std::string scenario_header(const core::Scenario& s, const core::Profile& profile) {
+std::string scenario_header(const core::Scenario& s, const core::Profile& profile, const std::string& engine) {
   const auto& m = s.model;
   const auto& c = s.cluster;
   const auto& w = s.workload;
@@ -38,8 +41,8 @@ std::string scenario_header(const core::Scenario& s, const core::Profile& profil
   out += fmt::format("  W={} ranks on {} ({} x {} {}, {} GB), collectives on {} | n={} tokens per rank\n",
                      s.parallel.num_ranks, c.name, c.num_nodes, c.gpus_per_node, c.gpu.name, c.gpu.memory_gb, tier,
                      w.tokens_per_rank);
-  out += fmt::format("  routing {}, {} ownership | profile {} ({}) | engine analytic\n", routing,
-                     core::to_string(w.ownership), profile.name, core::to_string(profile.source));
+  out += fmt::format("  routing {}, {} ownership | profile {} ({}) | engine {}\n", routing,
+                     core::to_string(w.ownership), profile.name, core::to_string(profile.source), engine);
   return out;
 }
 
@@ -146,17 +149,65 @@ std::string summary_table(const std::vector<core::StrategyReport>& reports, cons
   return out;
 }
 
+// "<stem>.<scenario>.<strategy>.json" when one file would not tell the runs apart.
+std::string trace_path(const std::string& base, const std::string& scenario, const std::string& strategy,
+                       bool one_scenario, bool one_strategy) {
+  std::filesystem::path p(base);
+  std::string stem = p.stem().string();
+  if (!one_scenario) stem += "." + scenario;
+  if (!one_strategy) stem += "." + strategy;
+  return (p.parent_path() / (stem + (p.has_extension() ? p.extension().string() : ".json"))).string();
+}
+
+// Engine "sim": each strategy's plan placed in time on the cluster's topology by the
+// discrete-event simulator; its stage rows, layer times and timeline replace the analytic
+// walk's. --trace writes the timeline (the simulator's, or the analytic one) as a Chrome trace
+// with the transfers as arrows and bytes in flight as a counter.
+core::Status apply_simulator(const core::Scenario& s, const core::Profile& profile, const SimulateOptions& options,
+                             std::size_t num_scenarios, core::Report& report) {
+  const bool use_sim = options.engine == "sim";
+  if (use_sim) report.engine = "sim";
+  for (auto& sr : report.strategies) {
+    const core::Strategy strategy = sr.strategy == "ep" ? core::Strategy::kEp : core::Strategy::kHp;
+    core::Scenario sc = s;
+    sc.parallel.strategy = strategy;
+    model::PlanOptions po;
+    po.save_expert_hidden = !options.recompute_hidden;
+    auto plan = model::build_layer_plan(sc, profile, strategy, po);
+    if (!plan) return plan.error();
+    traces::TraceExtras extras;
+    core::Timeline timeline;
+    if (use_sim) {
+      auto result = sim::run_scenario(sc, *plan, sim::SimOptions{});
+      if (!result) return result.error();
+      sr.stages = sim::stage_costs(*plan, result->timeline);
+      const auto times = sim::layer_times(result->timeline);
+      sr.layer_forward_us = times.forward_us;
+      sr.layer_backward_us = times.backward_us;
+      sr.layer_total_us = times.total_us;
+      timeline = result->timeline;
+      for (const auto& t : result->transfers) {
+        extras.flows.push_back({plan->stages[static_cast<std::size_t>(t.stage)].name, t.src, t.dst, t.start_ns,
+                                t.end_ns, t.bytes, t.num_flows, core::Lane::kComm, core::Lane::kComm});
+      }
+      for (const auto& v : result->bytes_in_flight) extras.counters.push_back({"bytes in flight", -1, v.t_ns, v.value});
+    } else {
+      timeline = model::analytic_timeline(*plan, model::walk_plan(*plan));
+    }
+    if (options.json) sr.timeline = timeline;
+    if (!options.trace_file.empty()) {
+      const std::string path = trace_path(options.trace_file, s.name, sr.strategy, num_scenarios == 1,
+                                          report.strategies.size() == 1);
+      HPSIM_TRY(traces::write_chrome_trace(path, timeline, extras));
+      print_note(fmt::format("{} {}: trace written to {}", s.name, sr.strategy, path));
+    }
+  }
+  return core::Status::ok();
+}
+
 }  // namespace
 
 int run_simulate(const SimulateOptions& options) {
-  if (options.engine == "sim") {
-    return print_error(core::Error::field(
-        "--engine", "the discrete-event simulator (sim) is not built yet; use --engine analytic"));
-  }
-  if (!options.trace_file.empty()) {
-    return print_error(core::Error::field(
-        "--trace", "Chrome trace output comes with the simulator engine, which is not built yet"));
-  }
   auto profile = load_profile_arg(options.profile);
   if (!profile) return print_error(profile.error());
 
@@ -189,13 +240,16 @@ int run_simulate(const SimulateOptions& options) {
     const auto& s = scenarios[i];
     auto e = model::estimate(s, *profile, strategies_of(options.strategy), estimate_options);
     if (!e) return print_error(e.error());
+    if (options.engine == "sim" || !options.trace_file.empty()) {
+      if (auto st = apply_simulator(s, *profile, options, scenarios.size(), e->report); !st) return print_error(st.error());
+    }
     if (options.json) {
       for (const auto& note : e->notes) print_note(fmt::format("{}: {} left out", s.name, note));
       json_reports.push_back(core::to_json(e->report));
       continue;
     }
     if (i > 0) text += "\n";
-    text += scenario_header(s, *profile);
+    text += scenario_header(s, *profile, options.engine);
     for (const auto& note : e->notes) text += "  note: left out " + note + "\n";
     text += stage_table(e->report.strategies);
     text += summary_table(e->report.strategies, s);

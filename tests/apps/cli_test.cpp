@@ -124,9 +124,31 @@ TEST(CliSimulate, UsageErrorsExitTwo) {
   EXPECT_EQ(run_cli({"sweep", "--format", "xml"}).exit_code, 2);
 }
 
-TEST(CliSimulate, SimEngineIsReservedAndSaysSo) {
-  expect_bad_input(run_cli({"simulate", "--engine", "sim"}), "--engine: the discrete-event simulator (sim) is not built yet");
-  expect_bad_input(run_cli({"simulate", "--trace", (temp_dir() / "t.json").string()}), "--trace:");
+TEST(CliSimulate, SimEngineReportsSimulatedTimelinesAndWritesAChromeTrace) {
+  const auto trace = temp_dir() / "sim-trace.json";
+  const auto r = run_cli({"simulate", "paper-4.2b-h200x8-zipf1", "--engine", "sim", "--strategy", "ep", "--json",
+                          "--trace", trace.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json reports = json::parse(r.out);
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0]["engine"], "sim");
+  const json& ep = reports[0]["strategies"][0];
+  EXPECT_EQ(ep["timeline"]["source"], "simulated");
+  EXPECT_EQ(ep["timeline"]["ranks"].size(), 8u);
+  EXPECT_GT(ep["layer_total_us"].get<double>(), 0.0);
+  // The trace opens as Chrome Trace Event JSON: complete events for the stages, arrows for flows.
+  const json t = json::parse(read_file(trace));
+  bool has_dispatch = false, has_flow = false;
+  for (const auto& ev : t["traceEvents"]) {
+    if (ev.value("ph", "") == "X" && ev.value("name", "") == "dispatch") has_dispatch = true;
+    if (ev.value("ph", "") == "s") has_flow = true;
+  }
+  EXPECT_TRUE(has_dispatch);
+  EXPECT_TRUE(has_flow);
+}
+
+TEST(CliSimulate, UnknownEngineIsAUsageError) {
+  EXPECT_EQ(run_cli({"simulate", "--engine", "magic"}).exit_code, 2);
 }
 
 TEST(CliHelp, EveryCommandExplainsItsOptionsWithDefaults) {
