@@ -10,6 +10,7 @@
 #include <QSignalSpy>
 #include <QTest>
 
+#include "hpsim/core/json.h"
 #include "hpsim/core/validate.h"
 #include "hpsim/gui/models/workbench.h"
 #include "hpsim/gui/widgets/main_window.h"
@@ -162,6 +163,26 @@ TEST_F(Interaction, SweepCanBeCancelled) {
   EXPECT_TRUE(finished.front().front().toBool());  // cancelled
   EXPECT_LT(workbench->sweepModel()->rowCount(), 2000);
   EXPECT_TRUE(view->statusText().startsWith(QStringLiteral("cancelled")));
+}
+
+TEST_F(Interaction, MeasuredTimelineIsOverlaidOnItsStrategy) {
+  core::Timeline measured;
+  measured.source = "executed";
+  measured.strategy = "hp";
+  measured.ranks.push_back({0, {{"dispatch", core::Phase::kForward, core::Lane::kComm, 0, 5000, 1, 0, 0, 0}}});
+  const QString path = QDir::temp().filePath(QStringLiteral("hpsim-gui-measured.json"));
+  ASSERT_TRUE(static_cast<bool>(core::write_text_file(path.toStdString(), core::to_json(measured))));
+  QSignalSpy changed(workbench.get(), &Workbench::measuredTimelineChanged);
+  EXPECT_TRUE(workbench->loadMeasuredTimeline(path).isEmpty());
+  EXPECT_EQ(changed.count(), 1);
+  ASSERT_NE(workbench->measuredTimeline(QStringLiteral("hp"))->timeline(), nullptr);
+  EXPECT_EQ(workbench->measuredTimeline(QStringLiteral("ep"))->timeline(), nullptr);
+  measured.strategy = "xp";
+  ASSERT_TRUE(static_cast<bool>(core::write_text_file(path.toStdString(), core::to_json(measured))));
+  const QString error = workbench->loadMeasuredTimeline(path);
+  EXPECT_TRUE(error.contains(QStringLiteral("\"xp\""))) << error.toStdString();
+  workbench->clearMeasuredTimelines();
+  EXPECT_EQ(workbench->measuredTimeline(QStringLiteral("hp"))->timeline(), nullptr);
 }
 
 TEST_F(Interaction, OpenRemembersTheFileInRecentFiles) {
