@@ -89,13 +89,13 @@ void RankBarsWidget::paintPanel(QPainter& p, const QRect& area, bool sent) {
       p.setRenderHint(QPainter::Antialiasing, false);
     }
   }
-  // Legend in the panel's corner.
-  int lx = area.right() - 110;
+  // Legend on the title row, right of the panel: never over a bar.
+  int lx = area.right() - 90;
   for (int s = 0; s < 2; ++s) {
-    p.fillRect(QRect(lx, area.top() + 4, 10, 10), strategyColor(s == 0 ? QStringLiteral("ep") : QStringLiteral("hp")));
+    p.fillRect(QRect(lx, 5, 10, 10), strategyColor(s == 0 ? QStringLiteral("ep") : QStringLiteral("hp")));
     p.setPen(palette().color(QPalette::WindowText));
-    p.drawText(QRect(lx + 14, area.top(), 40, 18), Qt::AlignLeft | Qt::AlignVCenter, s == 0 ? tr("EP") : tr("HP"));
-    lx += 50;
+    p.drawText(QRect(lx + 14, 0, 40, kTop - 2), Qt::AlignLeft | Qt::AlignVCenter, s == 0 ? tr("EP") : tr("HP"));
+    lx += 45;
   }
   p.drawText(QRect(area.left(), area.bottom() + 2, area.width(), kBottom), Qt::AlignHCenter,
              tr("rank 0 … %1").arg(n - 1));
