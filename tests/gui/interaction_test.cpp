@@ -181,6 +181,14 @@ TEST_F(Interaction, MeasuredTimelineIsOverlaidOnItsStrategy) {
   ASSERT_TRUE(static_cast<bool>(core::write_text_file(path.toStdString(), core::to_json(measured))));
   const QString error = workbench->loadMeasuredTimeline(path);
   EXPECT_TRUE(error.contains(QStringLiteral("\"xp\""))) << error.toStdString();
+  // A timeline that names no strategy: the caller learns it, and can say which one.
+  measured.strategy.clear();
+  ASSERT_TRUE(static_cast<bool>(core::write_text_file(path.toStdString(), core::to_json(measured))));
+  bool unnamed = false;
+  EXPECT_FALSE(workbench->loadMeasuredTimeline(path, QString(), &unnamed).isEmpty());
+  EXPECT_TRUE(unnamed);
+  EXPECT_TRUE(workbench->loadMeasuredTimeline(path, QStringLiteral("ep")).isEmpty());
+  EXPECT_NE(workbench->measuredTimeline(QStringLiteral("ep"))->timeline(), nullptr);
   workbench->clearMeasuredTimelines();
   EXPECT_EQ(workbench->measuredTimeline(QStringLiteral("hp"))->timeline(), nullptr);
 }

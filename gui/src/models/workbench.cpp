@@ -56,9 +56,12 @@ void Workbench::setTrafficPhase(const QString& phase) {
   emit trafficPhaseChanged(phase);
 }
 
-QString Workbench::loadMeasuredTimeline(const QString& path) {
+QString Workbench::loadMeasuredTimeline(const QString& path, const QString& strategyIfUnnamed, bool* unnamed) {
+  if (unnamed) *unnamed = false;
   auto timeline = Engine::load_timeline(path.toStdString());
   if (!timeline) return QString::fromStdString(timeline.error().message);
+  if (timeline->strategy.empty() && !strategyIfUnnamed.isEmpty()) timeline->strategy = strategyIfUnnamed.toStdString();
+  if (timeline->strategy.empty() && unnamed) *unnamed = true;
   const QString strategy = QString::fromStdString(timeline->strategy);
   if (strategy != QLatin1String("ep") && strategy != QLatin1String("hp")) {
     return tr("%1: the timeline's \"strategy\" is \"%2\"; expected \"ep\" or \"hp\"").arg(path, strategy);

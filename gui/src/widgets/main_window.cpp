@@ -1,5 +1,6 @@
 #include "hpsim/gui/widgets/main_window.h"
 
+#include <QPushButton>
 #include <QAction>
 #include <QApplication>
 #include <QCloseEvent>
@@ -365,7 +366,19 @@ void MainWindow::loadMeasuredTrace() {
       QFileDialog::getOpenFileName(this, tr("Overlay measured timeline"), lastDir(), tr("Timeline (*.json)"));
   if (path.isEmpty()) return;
   rememberDir(path);
-  const QString error = m_workbench->loadMeasuredTimeline(path);
+  bool unnamed = false;
+  QString error = m_workbench->loadMeasuredTimeline(path, QString(), &unnamed);
+  if (unnamed) {
+    // A trace from another tool: it does not say which strategy it measured.
+    QMessageBox ask(QMessageBox::Question, tr("Overlay measured timeline"),
+                    tr("%1 does not say which strategy it measured. Overlay it on:").arg(QFileInfo(path).fileName()),
+                    QMessageBox::Cancel, this);
+    QPushButton* ep = ask.addButton(tr("EP"), QMessageBox::AcceptRole);
+    ask.addButton(tr("HP"), QMessageBox::AcceptRole);
+    ask.exec();
+    if (!ask.clickedButton() || ask.clickedButton() == ask.button(QMessageBox::Cancel)) return;
+    error = m_workbench->loadMeasuredTimeline(path, ask.clickedButton() == ep ? QStringLiteral("ep") : QStringLiteral("hp"));
+  }
   if (!error.isEmpty()) {
     QMessageBox::warning(this, tr("Overlay measured timeline"), error);
     return;

@@ -53,8 +53,10 @@ class Workbench : public QObject {
   void setTrafficPhase(const QString& phase);
 
   // Reads a timeline file (hpsim timeline JSON, or Chrome trace with hpsim::traces) and shows it
-  // over the strategy it names. Returns the error text, or empty.
-  QString loadMeasuredTimeline(const QString& path);
+  // over the strategy it names, or over `strategyIfUnnamed` ("ep"/"hp") when the file names none
+  // (traces from other tools). Returns the error text, or empty; `unnamed` tells the caller that
+  // asking the user for the strategy would help.
+  QString loadMeasuredTimeline(const QString& path, const QString& strategyIfUnnamed = {}, bool* unnamed = nullptr);
   void clearMeasuredTimelines();
 
   // Starts a sweep from the current scenario with the current engine. Returns the error, or empty.
