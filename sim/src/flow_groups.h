@@ -141,6 +141,27 @@ class FootprintBuilder {
     return same;
   }
 
+  // The runs so far, without consuming them.
+  std::vector<Run> snapshot() const {
+    std::vector<Run> out;
+    auto push = [&](std::int32_t lo, std::int32_t hi, std::int32_t c) {
+      if (!out.empty() && out.back().hi + 1 == lo && out.back().count == c) {
+        out.back().hi = hi;
+      } else {
+        out.push_back(Run{lo, hi, c});
+      }
+    };
+    if (!dense_.empty()) {
+      for (std::size_t i = 0; i < dense_.size(); ++i) {
+        if (dense_[i] > 0) push(static_cast<std::int32_t>(i), static_cast<std::int32_t>(i), dense_[i]);
+      }
+      return out;
+    }
+    for (const Run& r : runs_) push(r.lo, r.hi, r.count);
+    if (current_ >= 0) push(current_, current_, current_count_);
+    return out;
+  }
+
   std::vector<Run> take() {
     if (dense_.empty()) {
       flush();

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <map>
 #include <queue>
 #include <tuple>
 #include <unordered_map>
@@ -19,7 +20,10 @@
 
 namespace hpsim::sim {
 
-std::int64_t flow_bytes(double bytes) { return bytes >= 0.5 && std::isfinite(bytes) ? std::llround(bytes) : 0; }
+std::int64_t flow_bytes(double bytes) {
+  // Round half up; a plan's bytes are far below 2^53.
+  return bytes >= 0.5 && bytes < 9e15 ? static_cast<std::int64_t>(bytes + 0.5) : 0;
+}
 
 namespace {
 
@@ -372,6 +376,20 @@ struct FlowNetwork::State {
     in_flight_bytes -= total_rate * static_cast<double>(now - in_flight_at);
     if (in_flight_bytes < 0) in_flight_bytes = 0;
     in_flight_at = now;
+  }
+
+  // Rate changes leave stale entries behind in the finish heap: rebuild it when they dominate.
+  void compact_finish_heap() {
+    if (finish_heap.size() < 4096 || finish_heap.size() < 4 * static_cast<std::size_t>(num_alive)) return;
+    std::vector<Finish> live;
+    live.reserve(static_cast<std::size_t>(num_alive));
+    while (!finish_heap.empty()) {
+      const Finish f = finish_heap.top();
+      finish_heap.pop();
+      const Group& g = groups[static_cast<std::size_t>(f.group)];
+      if (g.alive && g.version == f.version) live.push_back(f);
+    }
+    finish_heap = std::priority_queue<Finish, std::vector<Finish>, FinishLater>(FinishLater{}, std::move(live));
   }
 
   void schedule_finish(std::int32_t gi) {
@@ -808,10 +826,8 @@ struct FlowNetwork::State {
         block_touched_[bb] = 0;
         block_new_[bb] = 0;
       }
-      // A class spreads only where each of its blocks does.
-      for (std::int32_t b : blocks_touched) {
-        if (!block_spreadable_out[static_cast<std::size_t>(b)]) spreadable_out[static_cast<std::size_t>(block_class[static_cast<std::size_t>(b)])] = 0;
-      }
+      // Flows through an uneven block are pinned by link (below) and leave the class-level groups
+      // to the even blocks.
     };
 
     // Rows in source order: footprints then grow in link order (runs stay few).
@@ -892,7 +908,7 @@ struct FlowNetwork::State {
         if (key.pins[static_cast<std::size_t>(i)] < 0) {
           const auto lc = static_cast<std::size_t>(link_class[static_cast<std::size_t>(l)]);
           bb.footprints[static_cast<std::size_t>(i)].add(class_index[static_cast<std::size_t>(l)],
-                                                         static_cast<std::int32_t>(topo.link_classes()[lc].num_links));
+                                                         static_cast<std::int32_t>(class_links_[lc].size()));
         }
       }
     });
@@ -926,10 +942,27 @@ struct FlowNetwork::State {
         std::int32_t lo = 0;
         std::int32_t hi = 0;
         if (bb.footprints[ii].uniform(&lo, &hi)) continue;
-        const auto l = static_cast<std::size_t>(bb.first[ii]);
-        const auto b = static_cast<std::size_t>(block_of[l]);
-        spreadable[static_cast<std::size_t>(link_class[l])] = 0;
-        if (bb.key.pins[ii] != -1 || (lo >= block_lo[b] && hi <= block_hi[b])) block_spreadable[b] = 0;
+        // Uneven: the links that carry other than the usual count of this group's flows have
+        // their blocks' flows told apart by link; the rest may still spread.
+        const auto k = static_cast<std::size_t>(link_class[static_cast<std::size_t>(bb.first[ii])]);
+        const std::vector<Run> runs = bb.footprints[ii].snapshot();
+        std::map<std::int32_t, std::int64_t> links_with;
+        for (const Run& r : runs) links_with[r.count] += r.hi - r.lo + 1;
+        std::int32_t usual = 0;
+        std::int64_t most = -1;
+        for (const auto& [count, n] : links_with) {
+          if (n > most) {
+            most = n;
+            usual = count;
+          }
+        }
+        for (const Run& r : runs) {
+          if (r.count == usual) continue;
+          for (std::int32_t idx = r.lo; idx <= r.hi; ++idx) {
+            const auto b = static_cast<std::size_t>(block_of[static_cast<std::size_t>(class_links_[k][static_cast<std::size_t>(idx)])]);
+            block_spreadable[b] = 0;
+          }
+        }
         regroup = true;
       }
     }
@@ -1348,6 +1381,7 @@ struct FlowNetwork::State {
   }
 
   void schedule_wake() {
+    compact_finish_heap();
     while (!finish_heap.empty()) {
       const Finish& top = finish_heap.top();
       const Group& g = groups[static_cast<std::size_t>(top.group)];

@@ -75,11 +75,11 @@ void solve_max_min(const MaxMinProblem& p, MaxMinSolution& s, MaxMinWorkspace& w
     heap.push_back(e);
     std::push_heap(heap.begin(), heap.end(), later);
   };
-  auto& version = ws.version;
-  version.assign(num_channels, 0);
+  // Freezing groups elsewhere only raises a channel's level, so a channel's key in the heap is a
+  // lower bound: when it comes up, its level is recomputed and, if it rose, it goes back in.
   auto level_of = [&](std::size_t c) { return std::max(0.0, p.capacity[c] - s.load[c]) / unfrozen_weight[c]; };
   for (std::size_t c = 0; c < num_channels; ++c) {
-    if (unfrozen_count[c] > 0) heap.push_back(Entry{level_of(c), static_cast<std::int32_t>(c), 0});
+    if (unfrozen_count[c] > 0) heap.push_back(Entry{level_of(c), static_cast<std::int32_t>(c)});
   }
   std::make_heap(heap.begin(), heap.end(), later);
   auto& frozen = ws.frozen;
@@ -90,8 +90,13 @@ void solve_max_min(const MaxMinProblem& p, MaxMinSolution& s, MaxMinWorkspace& w
     const Entry top = heap.back();
     heap.pop_back();
     const auto c = static_cast<std::size_t>(top.channel);
-    if (top.version != version[c] || unfrozen_count[c] == 0) continue;
-    water = std::max(water, top.level);  // levels only rise; rounding must not undo that
+    if (unfrozen_count[c] == 0) continue;
+    const double current = level_of(c);
+    if (current > top.level && current > water) {
+      push(Entry{current, top.channel});
+      continue;
+    }
+    water = std::max(water, current);  // levels only rise; rounding must not undo that
     s.level[c] = water;
     for (std::int64_t m = ch_offsets[c]; m < ch_offsets[c + 1]; ++m) {
       const auto g = static_cast<std::size_t>(ch_group[static_cast<std::size_t>(m)]);
@@ -105,7 +110,6 @@ void solve_max_min(const MaxMinProblem& p, MaxMinSolution& s, MaxMinWorkspace& w
         s.load[c2] += w * water;
         unfrozen_weight[c2] -= w;
         --unfrozen_count[c2];
-        if (c2 != c && unfrozen_count[c2] > 0) push(Entry{level_of(c2), static_cast<std::int32_t>(c2), ++version[c2]});
       }
     }
   }

@@ -10,7 +10,8 @@
 // All unfrozen groups rise together; when a channel fills, every unfrozen group on it freezes at
 // that level, which is then its rate. The result is the unique max-min fair allocation: no
 // group's rate can grow without shrinking the rate of a group that has no more than it.
-// Cost O(M log C) for M memberships and C channels. Ties go to the lower channel index, so the
+// Cost O(M + C log C) for M memberships and C channels (keys in the heap are lower bounds,
+// refreshed when they come up). Ties go to the lower channel index, so the
 // same problem always gives the same bottlenecks.
 
 #include <cstdint>
@@ -50,12 +51,10 @@ struct MaxMinWorkspace {
   std::vector<std::int64_t> fill;
   std::vector<double> unfrozen_weight;
   std::vector<std::int64_t> unfrozen_count;
-  std::vector<std::uint32_t> version;
   std::vector<char> frozen;
   struct Entry {
     double level;
     std::int32_t channel;
-    std::uint32_t version;
   };
   std::vector<Entry> heap;
 };
