@@ -1,6 +1,5 @@
 #include "hpsim/gui/widgets/main_window.h"
 
-#include <QPushButton>
 #include <QAction>
 #include <QApplication>
 #include <QCloseEvent>
@@ -10,6 +9,7 @@
 #include <QLabel>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QPushButton>
 #include <QSettings>
 #include <QStatusBar>
 #include <QTabWidget>
@@ -377,7 +377,8 @@ void MainWindow::loadMeasuredTrace() {
     ask.addButton(tr("HP"), QMessageBox::AcceptRole);
     ask.exec();
     if (!ask.clickedButton() || ask.clickedButton() == ask.button(QMessageBox::Cancel)) return;
-    error = m_workbench->loadMeasuredTimeline(path, ask.clickedButton() == ep ? QStringLiteral("ep") : QStringLiteral("hp"));
+    error = m_workbench->loadMeasuredTimeline(path,
+                                              ask.clickedButton() == ep ? QStringLiteral("ep") : QStringLiteral("hp"));
   }
   if (!error.isEmpty()) {
     QMessageBox::warning(this, tr("Overlay measured timeline"), error);
