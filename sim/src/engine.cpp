@@ -84,22 +84,26 @@ class Engine final : public FlowListener {
 
   void on_arrival(const FlowArrival& a) override {
     Collective& c = collectives_[static_cast<std::size_t>(collective_of_[static_cast<std::size_t>(a.tag)])];
-    for (const RankCount& rc : a.senders) {
-      auto& left = c.sends_left[static_cast<std::size_t>(rc.rank)];
-      left -= rc.count;
-      if (left == 0) {
-        c.records[static_cast<std::size_t>(rc.rank)].sent_ns = a.end_ns;
-        maybe_finish(c, rc.rank);
+    for (const RankRun& run : a.senders) {
+      for (std::int32_t rank = run.first; rank <= run.last; ++rank) {
+        auto& left = c.sends_left[static_cast<std::size_t>(rank)];
+        left -= run.count;
+        if (left == 0) {
+          c.records[static_cast<std::size_t>(rank)].sent_ns = a.end_ns;
+          maybe_finish(c, rank);
+        }
       }
     }
-    for (const RankCount& rc : a.receivers) {
-      auto& left = c.recvs_left[static_cast<std::size_t>(rc.rank)];
-      left -= rc.count;
-      if (left == 0) {
-        CollectiveRecord& rec = c.records[static_cast<std::size_t>(rc.rank)];
-        rec.received_ns = a.end_ns;
-        rec.last_sender = a.example_src;
-        maybe_finish(c, rc.rank);
+    for (const RankRun& run : a.receivers) {
+      for (std::int32_t rank = run.first; rank <= run.last; ++rank) {
+        auto& left = c.recvs_left[static_cast<std::size_t>(rank)];
+        left -= run.count;
+        if (left == 0) {
+          CollectiveRecord& rec = c.records[static_cast<std::size_t>(rank)];
+          rec.received_ns = a.end_ns;
+          rec.last_sender = a.example_src;
+          maybe_finish(c, rank);
+        }
       }
     }
     ++result_.num_transfers;

@@ -46,41 +46,6 @@ struct GroupKeyHash {
   }
 };
 
-// Flows per rank, compact while few ranks, dense when many.
-class RankCounter {
- public:
-  void add(std::int32_t rank, std::int64_t num_ranks) {
-    if (!dense_.empty()) {
-      ++dense_[static_cast<std::size_t>(rank)];
-      return;
-    }
-    if (!list_.empty() && list_.back().rank == rank) {
-      ++list_.back().count;
-      return;
-    }
-    list_.push_back(RankCount{rank, 1});
-    if (list_.size() > 512) {
-      dense_.assign(static_cast<std::size_t>(num_ranks), 0);
-      for (const RankCount& rc : list_) dense_[static_cast<std::size_t>(rc.rank)] += rc.count;
-      list_.clear();
-      list_.shrink_to_fit();
-    }
-  }
-  std::vector<RankCount> take() {
-    if (dense_.empty()) return std::move(list_);
-    std::vector<RankCount> out;
-    for (std::size_t r = 0; r < dense_.size(); ++r) {
-      if (dense_[r] > 0) out.push_back(RankCount{static_cast<std::int32_t>(r), dense_[r]});
-    }
-    dense_.clear();
-    return out;
-  }
-
- private:
-  std::vector<RankCount> list_;
-  std::vector<std::int32_t> dense_;
-};
-
 // Flows per link of one class at one hop of a spread group, as runs of consecutive class-local
 // link indices [lo, hi] that carry `count` flows each. Exact, and a handful of runs for the
 // usual all-to-all patterns (e.g. "every uplink but those of the destination's node").
@@ -199,6 +164,14 @@ class FootprintBuilder {
   std::int32_t current_count_ = 0;
   std::vector<std::int32_t> dense_;
 };
+
+// Runs of ranks (same coding as footprints) as the public RankRun.
+inline std::vector<RankRun> to_rank_runs(const std::vector<Run>& runs) {
+  std::vector<RankRun> out;
+  out.reserve(runs.size());
+  for (const Run& r : runs) out.push_back(RankRun{r.lo, r.hi, r.count});
+  return out;
+}
 
 inline std::int32_t count_at(const std::vector<Run>& runs, std::int32_t index) {
   auto it = std::upper_bound(runs.begin(), runs.end(), index, [](std::int32_t i, const Run& r) { return i < r.lo; });

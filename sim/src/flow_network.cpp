@@ -33,7 +33,7 @@ using detail::FootprintBuilder;
 using detail::GroupKey;
 using detail::GroupKeyHash;
 using detail::kMaxHops;
-using detail::RankCounter;
+using detail::to_rank_runs;
 using detail::Run;
 
 // Where a group's flows cross one hop: all on one link, spread over one block, or over a class.
@@ -65,8 +65,8 @@ struct Group {
   std::int32_t bottleneck = -1;
   std::vector<Hop> hops;
   std::vector<std::pair<std::int32_t, double>> members;  // channel, weight
-  std::vector<RankCount> senders;
-  std::vector<RankCount> receivers;
+  std::vector<RankRun> senders;
+  std::vector<RankRun> receivers;
 };
 
 struct Building {
@@ -78,8 +78,8 @@ struct Building {
   std::array<LinkId, kMaxHops> first{};
   std::array<bool, kMaxHops> same{};
   std::vector<FootprintBuilder> footprints;  // per hop (used where the key does not pin it)
-  RankCounter senders;
-  RankCounter receivers;
+  FootprintBuilder senders;    // runs of GPU indices
+  FootprintBuilder receivers;
 };
 
 struct PendingRow {
@@ -559,11 +559,12 @@ struct FlowNetwork::State {
     {
       const Group& g = groups[static_cast<std::size_t>(gi)];
       const auto last_hop = static_cast<std::int32_t>(g.hops.size()) - 1;
-      if (hop == 0 && g.receivers.size() == 1) {
+      const auto single = [](const std::vector<RankRun>& runs) { return runs.size() == 1 && runs[0].first == runs[0].last; };
+      if (hop == 0 && single(g.receivers)) {
         src = topo.link(l).from;
-        dst = g.receivers[0].rank;
-      } else if (hop == last_hop && g.senders.size() == 1) {
-        src = g.senders[0].rank;
+        dst = g.receivers[0].first;
+      } else if (hop == last_hop && single(g.senders)) {
+        src = g.senders[0].first;
         dst = topo.link(l).to;
       } else {
         return -1;
@@ -594,8 +595,8 @@ struct FlowNetwork::State {
       n.remaining = g.has_rate ? std::max(0.0, g.remaining - g.rate * static_cast<double>(now - g.updated_at)) : g.remaining;
       n.example_src = src;
       n.example_dst = dst;
-      n.senders = {RankCount{src, count}};
-      n.receivers = {RankCount{dst, count}};
+      n.senders = {RankRun{src, src, count}};
+      n.receivers = {RankRun{dst, dst, count}};
       for (std::int32_t i = 0; i < r.num_hops(); ++i) {
         const LinkId hl = r.hop(i);
         n.hops.push_back(Hop{hl, link_class[static_cast<std::size_t>(hl)], Level::kLink, {}});
@@ -603,11 +604,11 @@ struct FlowNetwork::State {
       // Take the flows out of the parent: its counts, footprints and the links it covers.
       cover(g, -1);
       g.num_flows -= count;
-      auto take = [&](std::vector<RankCount>& list, std::int32_t rank) {
-        for (auto& rc : list) {
-          if (rc.rank == rank) rc.count -= count;
-        }
-        std::erase_if(list, [](const RankCount& rc) { return rc.count <= 0; });
+      auto take = [&](std::vector<RankRun>& list, std::int32_t rank) {
+        std::vector<Run> runs;
+        for (const RankRun& run : list) runs.push_back(Run{run.first, run.last, run.count});
+        remove_from(runs, rank, count);
+        list = to_rank_runs(runs);
       };
       take(g.senders, src);
       take(g.receivers, dst);
@@ -863,10 +864,14 @@ struct FlowNetwork::State {
       // the class is, not at all where both are even.
       for (std::int32_t i = 0; i < hops; ++i) {
         const LinkId l = r.hop(i);
-        const auto li = static_cast<std::size_t>(l);
         std::int32_t pin = l;
-        if (aggregate && block_spreadable[static_cast<std::size_t>(block_of[li])]) {
-          pin = spreadable[static_cast<std::size_t>(link_class[li])] ? -1 : -2 - block_of[li];
+        if (round == 0) {
+          pin = aggregate ? -1 : l;  // the optimistic first pass
+        } else if (aggregate) {
+          const auto li = static_cast<std::size_t>(l);
+          if (block_spreadable[static_cast<std::size_t>(block_of[li])]) {
+            pin = spreadable[static_cast<std::size_t>(link_class[li])] ? -1 : -2 - block_of[li];
+          }
         }
         key.pins[static_cast<std::size_t>(i)] = pin;
       }
@@ -900,8 +905,8 @@ struct FlowNetwork::State {
       cached = b;
       Building& bb = building[static_cast<std::size_t>(b)];
       ++bb.num_flows;
-      bb.senders.add(static_cast<std::int32_t>(s), num_gpus);
-      bb.receivers.add(static_cast<std::int32_t>(d), num_gpus);
+      bb.senders.add(static_cast<std::int32_t>(s), static_cast<std::int32_t>(num_gpus));
+      bb.receivers.add(static_cast<std::int32_t>(d), static_cast<std::int32_t>(num_gpus));
       for (std::int32_t i = 0; i < hops; ++i) {
         const LinkId l = r.hop(i);
         if (bb.first[static_cast<std::size_t>(i)] != l) bb.same[static_cast<std::size_t>(i)] = false;
@@ -1000,8 +1005,8 @@ struct FlowNetwork::State {
           g.hops.push_back(Hop{k, k, Level::kClass, std::move(footprint)});
         }
       }
-      g.senders = bb.senders.take();
-      g.receivers = bb.receivers.take();
+      g.senders = to_rank_runs(bb.senders.take());
+      g.receivers = to_rank_runs(bb.receivers.take());
       const auto gi = static_cast<std::int32_t>(groups.size());
       add_hop_counts(g, +1);
       cover(g, +1);
@@ -1454,8 +1459,8 @@ struct FlowNetwork::State {
     a.senders = g.senders;
     a.receivers = g.receivers;
     listener.on_arrival(a);
-    std::vector<RankCount>().swap(g.senders);
-    std::vector<RankCount>().swap(g.receivers);
+    std::vector<RankRun>().swap(g.senders);
+    std::vector<RankRun>().swap(g.receivers);
     std::vector<std::pair<std::int32_t, double>>().swap(g.members);
     for (Hop& h : g.hops) std::vector<Run>().swap(h.footprint);
   }

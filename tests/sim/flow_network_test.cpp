@@ -22,7 +22,9 @@ class Collector final : public FlowListener {
     auto& slot = by_flow[{a.tag, a.example_src, a.example_dst}];
     slot.sent_ns = a.sent_ns;
     slot.end_ns = a.end_ns;
-    for (const RankCount& rc : a.receivers) received[rc.rank] += rc.count;
+    for (const RankRun& run : a.receivers) {
+      for (std::int32_t r = run.first; r <= run.last; ++r) received[r] += run.count;
+    }
   }
   Arrived at(std::int64_t tag, std::int32_t src, std::int32_t dst) const {
     const auto it = by_flow.find({tag, src, dst});

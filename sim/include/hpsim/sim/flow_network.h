@@ -56,9 +56,11 @@ struct NetworkOptions {
   std::int64_t max_samples = 200000;  // per series (utilisation per link class, bytes in flight)
 };
 
-struct RankCount {
-  std::int32_t rank = 0;   // GPU index
-  std::int32_t count = 0;  // flows
+// GPUs first .. last each send (or receive) `count` flows of a group.
+struct RankRun {
+  std::int32_t first = 0;
+  std::int32_t last = 0;
+  std::int32_t count = 0;
 };
 
 // A group of flows that has arrived.
@@ -71,8 +73,8 @@ struct FlowArrival {
   TimeNs end_ns = 0;                // last byte arrived (sent_ns + path latency)
   std::int32_t example_src = 0;     // one flow of the group
   std::int32_t example_dst = 0;
-  std::span<const RankCount> senders;    // flows per sending GPU
-  std::span<const RankCount> receivers;  // flows per receiving GPU
+  std::span<const RankRun> senders;    // flows per sending GPU, as runs of GPUs
+  std::span<const RankRun> receivers;  // flows per receiving GPU
 };
 
 class FlowListener {
