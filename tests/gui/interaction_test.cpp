@@ -8,6 +8,7 @@
 #include <QLineEdit>
 #include <QPushButton>
 #include <QSignalSpy>
+#include <QTabWidget>
 #include <QTest>
 
 #include "hpsim/core/json.h"
@@ -191,6 +192,20 @@ TEST_F(Interaction, MeasuredTimelineIsOverlaidOnItsStrategy) {
   EXPECT_NE(workbench->measuredTimeline(QStringLiteral("ep"))->timeline(), nullptr);
   workbench->clearMeasuredTimelines();
   EXPECT_EQ(workbench->measuredTimeline(QStringLiteral("hp"))->timeline(), nullptr);
+}
+
+TEST_F(Interaction, ShortcutsSwitchViewsAndTheTabIsRememberedOnClose) {
+  window->activateWindow();
+  ASSERT_TRUE(QTest::qWaitForWindowActive(window.get()));
+  QTest::keyClick(window.get(), Qt::Key_4, Qt::ControlModifier);
+  EXPECT_EQ(window->tabs()->currentWidget(), window->memoryView());
+  QTest::keyClick(window.get(), Qt::Key_3, Qt::ControlModifier);
+  EXPECT_EQ(window->tabs()->currentWidget(), window->timelineView());
+  EXPECT_TRUE(window->close());
+  MainWindow again(workbench.get());
+  EXPECT_EQ(again.tabs()->currentWidget(), again.timelineView());
+  again.tabs()->setCurrentIndex(0);
+  EXPECT_TRUE(again.close());  // leave the next tests on the Overview
 }
 
 TEST_F(Interaction, OpenRemembersTheFileInRecentFiles) {
