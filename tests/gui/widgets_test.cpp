@@ -2,12 +2,14 @@
 // visible" claim of the Gantt chart.
 #include <gtest/gtest.h>
 
+#include <QApplication>
 #include <QDir>
 #include <QFile>
 #include <QImage>
 #include <QPainter>
 #include <QSignalSpy>
 #include <QTest>
+#include <QWheelEvent>
 
 #include "hpsim/gui/models/memory_model.h"
 #include "hpsim/gui/models/timeline_model.h"
@@ -112,8 +114,22 @@ TEST(GanttWidget, WheelZoomsAtTheCursorAndDragPans) {
   gantt.zoomToFit();
   const double width = gantt.viewEnd() - gantt.viewStart();
   QSignalSpy changed(&gantt, &GanttWidget::timeRangeChanged);
+  // Wheel up over the middle of the plot: narrower window, the time under the cursor stays put.
+  const QPointF at(500, 100);
+  auto timeAt = [&](double x) {
+    const double plotLeft = 86;  // the row labels' gutter
+    const double plotWidth = gantt.width() - plotLeft - 4;
+    return gantt.viewStart() + (x - plotLeft) / plotWidth * (gantt.viewEnd() - gantt.viewStart());
+  };
+  const double before = timeAt(at.x());
+  QWheelEvent wheel(at, gantt.mapToGlobal(at), QPoint(), QPoint(0, 120), Qt::NoButton, Qt::NoModifier,
+                    Qt::NoScrollPhase, false);
+  QApplication::sendEvent(&gantt, &wheel);
+  EXPECT_LT(gantt.viewEnd() - gantt.viewStart(), width * 0.9);
+  EXPECT_NEAR(timeAt(at.x()), before, width * 1e-6);
   gantt.zoom(2.0, gantt.viewStart());  // anchored at the left edge
-  EXPECT_NEAR(gantt.viewEnd() - gantt.viewStart(), width / 2, width * 1e-9);
+  const double zoomed = gantt.viewEnd() - gantt.viewStart();
+  EXPECT_LT(zoomed, width / 2);
   const double start = gantt.viewStart();
   QTest::mousePress(&gantt, Qt::LeftButton, {}, QPoint(400, 100));
   QTest::mouseMove(&gantt, QPoint(300, 100));
