@@ -88,7 +88,12 @@ core::Status launch(const ExpertMlpForwardArgs& args, void* workspace, Stream st
   p.y = nv(args.y);
   char* cursor = static_cast<char*>(workspace);
   bool use_wgmma = args.algo == ExpertMlpAlgo::kWgmma;
-  if (args.algo == ExpertMlpAlgo::kAuto) use_wgmma = wgmma_supported();
+  // The wgmma kernel divides pair indices by k in fp32: exact below 2^24 pairs per head.
+  const bool small_enough = args.num_tokens * args.top_k < (1ll << 24);
+  if (use_wgmma && !small_enough)
+    return core::Error{core::ErrorCode::kUnsupported,
+                       "ExpertMlpForwardArgs.num_tokens: the wgmma forward takes num_tokens * top_k < 2^24"};
+  if (args.algo == ExpertMlpAlgo::kAuto) use_wgmma = small_enough && wgmma_supported();
   if (use_wgmma) {
     const Schedule sched = carve_schedule(cursor, args.rows, args.num_heads * args.num_experts, kWgmmaRows);
     HPSIM_CUDA_TRY(build_schedule(args.offsets, sched, /*item_for_empty=*/false, stream));

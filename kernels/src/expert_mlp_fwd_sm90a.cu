@@ -8,6 +8,8 @@
 //   Y += P V_c       wgmma m64n128k16 x 4, A from registers, B from shared memory
 // The rows x f activation never leaves registers. Symbols as in expert_mlp.h. Compiled for
 // sm_90a only (wgmma).
+#include <cuda_fp16.h>
+
 #include "expert_mlp_wgmma.h"
 #include "wgmma.cuh"
 
@@ -29,116 +31,149 @@ constexpr int kSmemBytes = (kXElems + kStagesW * kStageElems) * 2 + 1024;  // + 
 // Element offset of (r, c) in a swizzled tile of 64-element rows (atoms stacked along rows).
 __device__ __forceinline__ int sw64(int r, int c) { return r * 64 + ((((c >> 3) ^ (r & 7))) << 3) + (c & 7); }
 
+// GELU (tanh form) of two values in f16x2 arithmetic (half the instructions of fp32; f16 keeps
+// 11 significant bits, more than the bf16 the result is rounded to), packed as bf16x2.
+__device__ __forceinline__ std::uint32_t gelu_bf16x2(float a, float b) {
+  const __half2 s = __floats2half2_rn(a, b);
+  const __half2 inner = __hfma2(__hmul2(__hmul2(s, s), __float2half2_rn(kGeluCubic)), s, s);
+  const __half2 u = __hmul2(inner, __float2half2_rn(kSqrt2OverPi));
+  std::uint32_t t_bits;
+  asm("tanh.approx.f16x2 %0, %1;" : "=r"(t_bits) : "r"(*reinterpret_cast<const std::uint32_t*>(&u)));
+  const __half2 t = *reinterpret_cast<const __half2*>(&t_bits);
+  const __half2 hs = __hmul2(s, __float2half2_rn(0.5f));
+  const float2 g = __half22float2(__hfma2(hs, t, hs));
+  return pack_bf16x2(g.x, g.y);
+}
+
+// pair / k for 0 <= pair < 2^24 and 1 <= k <= 8, without an integer division.
+__device__ __forceinline__ int div_small(int pair, int k, float inv_k) {
+  int t = __float2int_rz(__int2float_rn(pair) * inv_k);
+  t += (t + 1) * k <= pair ? 1 : 0;
+  t -= t * k > pair ? 1 : 0;
+  return t;
+}
+
+// Persistent: each block walks the work items with a grid stride (no idle blocks past the items).
 __global__ void __launch_bounds__(kThreadsW, 1) expert_mlp_fwd_wgmma_kernel(MlpParams p, Schedule sched) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   const std::uint32_t misalign = smem_u32(smem_raw) & 1023u;
   __nv_bfloat16* base = reinterpret_cast<__nv_bfloat16*>(smem_raw + (misalign ? 1024u - misalign : 0u));
   __nv_bfloat16* xs = base;                // [2][kRowsW][64]: h 0-63, then h 64-127
   __nv_bfloat16* stages = base + kXElems;  // kStagesW x (K chunk 2 atoms, V^T chunk 2 atoms)
-  if (static_cast<int>(blockIdx.x) >= sched.counters[0]) return;
-  const WorkItem item = sched.items[blockIdx.x];
-  const int rows = item.row_end - item.row_begin;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int wg = warp / 4;                 // this thread's warpgroup: rows 64 wg .. 64 wg + 63
-  const bool active = wg * 64 < rows;
-  const int l = item.segment / p.E;
-  const __nv_bfloat16* kp = p.wk + static_cast<long long>(item.segment) * p.f * kH;
-  const __nv_bfloat16* vtp = p.wv + static_cast<long long>(item.segment) * kH * p.f;
+  const int wg = warp / 4;  // this thread's warpgroup: rows 64 wg .. 64 wg + 63
   const int nchunks = p.f / kFw;
+  const float inv_k = 1.0f / static_cast<float>(p.k);
+  // Descriptors of the first k16 step; later steps add constant byte offsets (>> 4) to them.
+  const std::uint64_t desc_x = wgmma_desc(xs + wg * kAtom);
+  const std::uint64_t desc_stage0 = wgmma_desc(stages);
+  const int num_items = sched.counters[0];
 
-  // X rows (gathered through perm; missing rows zero).
+  for (int it = blockIdx.x; it < num_items; it += gridDim.x) {
+    const WorkItem item = sched.items[it];
+    const int rows = item.row_end - item.row_begin;
+    const bool active = wg * 64 < rows;
+    const int l = item.segment / p.E;
+    const __nv_bfloat16* kp = p.wk + static_cast<long long>(item.segment) * p.f * kH;
+    const __nv_bfloat16* vtp = p.wv + static_cast<long long>(item.segment) * kH * p.f;
+
+    // X rows (gathered through perm; missing rows zero).
 #pragma unroll
-  for (int i = 0; i < (kRowsW * kH / 8) / kThreadsW; ++i) {  // 8
-    const int c = tid + i * kThreadsW;
-    const int r = c / 16, cc = c % 16;
-    int pair = -1;
-    if (r < rows) pair = p.perm[item.row_begin + r];
-    const bool valid = pair >= 0;
-    const __nv_bfloat16* src = p.x + (valid ? ((static_cast<long long>(pair / p.k) * p.L + l) * kH + cc * 8) : 0);
-    cp_async16(smem_u32(xs + (cc / 8) * kGroups * kAtom + sw64(r, (cc % 8) * 8)), src, valid);
-  }
-  auto load_chunk = [&](int j, int buf) {
-    __nv_bfloat16* kb = stages + buf * kStageElems;
-    __nv_bfloat16* vb = kb + 2 * kAtom;
-    for (int c = tid; c < kFw * kH / 8; c += kThreadsW) {  // K rows j*64 .. j*64+63
+    for (int i = 0; i < (kRowsW * kH / 8) / kThreadsW; ++i) {  // 8
+      const int c = tid + i * kThreadsW;
       const int r = c / 16, cc = c % 16;
-      cp_async16(smem_u32(kb + (cc / 8) * kAtom + sw64(r, (cc % 8) * 8)), kp + static_cast<long long>(j * kFw + r) * kH + cc * 8,
-                 true);
+      int pair = -1;
+      if (r < rows) pair = p.perm[item.row_begin + r];
+      const bool valid = pair >= 0;
+      const __nv_bfloat16* src =
+          p.x + (valid ? ((static_cast<long long>(div_small(pair, p.k, inv_k)) * p.L + l) * kH + cc * 8) : 0);
+      cp_async16(smem_u32(xs + (cc / 8) * kGroups * kAtom + sw64(r, (cc % 8) * 8)), src, valid);
     }
-    for (int c = tid; c < kH * kFw / 8; c += kThreadsW) {  // V^T rows h 0..127, columns j*64 ..
-      const int r = c / 8, cc = c % 8;
-      cp_async16(smem_u32(vb + sw64(r, cc * 8)), vtp + static_cast<long long>(r) * p.f + j * kFw + cc * 8, true);
-    }
-  };
-  load_chunk(0, 0);
-  cp_async_commit();
-#pragma unroll
-  for (int st = 1; st < kStagesW - 1; ++st) {
-    if (st < nchunks) load_chunk(st, st);
+    auto load_chunk = [&](int j, int buf) {
+      __nv_bfloat16* kb = stages + buf * kStageElems;
+      __nv_bfloat16* vb = kb + 2 * kAtom;
+      for (int c = tid; c < kFw * kH / 8; c += kThreadsW) {  // K rows j*64 .. j*64+63
+        const int r = c / 16, cc = c % 16;
+        cp_async16(smem_u32(kb + (cc / 8) * kAtom + sw64(r, (cc % 8) * 8)),
+                   kp + static_cast<long long>(j * kFw + r) * kH + cc * 8, true);
+      }
+      for (int c = tid; c < kH * kFw / 8; c += kThreadsW) {  // V^T rows h 0..127, columns j*64 ..
+        const int r = c / 8, cc = c % 8;
+        cp_async16(smem_u32(vb + sw64(r, cc * 8)), vtp + static_cast<long long>(r) * p.f + j * kFw + cc * 8, true);
+      }
+    };
+    load_chunk(0, 0);
     cp_async_commit();
-  }
-
-  float y[64];
 #pragma unroll
-  for (int i = 0; i < 64; ++i) y[i] = 0.0f;
+    for (int st = 1; st < kStagesW - 1; ++st) {
+      if (st < nchunks) load_chunk(st, st);
+      cp_async_commit();
+    }
 
-  for (int j = 0; j < nchunks; ++j) {
-    cp_async_wait<kStagesW - 2>();
-    fence_proxy_async();
+    float y[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) y[i] = 0.0f;
+
+    for (int j = 0; j < nchunks; ++j) {
+      cp_async_wait<kStagesW - 2>();
+      fence_proxy_async();
+      __syncthreads();
+      if (j + kStagesW - 1 < nchunks) load_chunk(j + kStagesW - 1, (j + kStagesW - 1) % kStagesW);
+      cp_async_commit();
+      if (!active) continue;
+      const std::uint64_t desc_k = desc_stage0 + static_cast<std::uint64_t>(((j % kStagesW) * kStageElems * 2) >> 4);
+      const std::uint64_t desc_v = desc_k + static_cast<std::uint64_t>((2 * kAtom * 2) >> 4);
+
+      float s[32];
+#pragma unroll
+      for (int i = 0; i < 32; ++i) s[i] = 0.0f;
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kH / 16; ++kk)
+        wgmma_m64n64k16_ss(s, desc_x + static_cast<std::uint64_t>(((kk / 4) * kGroups * kAtom * 2 + (kk % 4) * 32) >> 4),
+                           desc_k + static_cast<std::uint64_t>(((kk / 4) * kAtom * 2 + (kk % 4) * 32) >> 4), 1);
+      wgmma_commit();
+      wgmma_wait<0>();
+
+      std::uint32_t pa[4][4];
+#pragma unroll
+      for (int ks = 0; ks < 4; ++ks) {
+        const int i0 = 2 * ks, i1 = 2 * ks + 1;
+        pa[ks][0] = gelu_bf16x2(s[4 * i0 + 0], s[4 * i0 + 1]);
+        pa[ks][1] = gelu_bf16x2(s[4 * i0 + 2], s[4 * i0 + 3]);
+        pa[ks][2] = gelu_bf16x2(s[4 * i1 + 0], s[4 * i1 + 1]);
+        pa[ks][3] = gelu_bf16x2(s[4 * i1 + 2], s[4 * i1 + 3]);
+      }
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < kFw / 16; ++ks)
+        wgmma_m64n128k16_rs(y, pa[ks], desc_v + static_cast<std::uint64_t>((ks * 32) >> 4), 1);
+      wgmma_commit();
+      wgmma_wait<0>();
+    }
+    cp_async_wait<0>();
     __syncthreads();
-    if (j + kStagesW - 1 < nchunks) load_chunk(j + kStagesW - 1, (j + kStagesW - 1) % kStagesW);
-    cp_async_commit();
-    if (!active) continue;
-    const __nv_bfloat16* kb = stages + (j % kStagesW) * kStageElems;
-    const __nv_bfloat16* vb = kb + 2 * kAtom;
 
-    float s[32];
+    // Epilogue: stage Y as bf16 in the X tile's space, then 16-byte stores of the valid rows.
+    const int g = lane / 4, t = lane % 4;
+    if (active) {
 #pragma unroll
-    for (int i = 0; i < 32; ++i) s[i] = 0.0f;
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < kH / 16; ++kk)
-      wgmma_m64n64k16_ss(s, wgmma_desc(xs + (kk / 4) * kGroups * kAtom + wg * kAtom + (kk % 4) * 16),
-                         wgmma_desc(kb + (kk / 4) * kAtom + (kk % 4) * 16), 1);
-    wgmma_commit();
-    wgmma_wait<0>();
-
-    std::uint32_t pa[4][4];
-#pragma unroll
-    for (int ks = 0; ks < 4; ++ks) {
-      const int i0 = 2 * ks, i1 = 2 * ks + 1;
-      pa[ks][0] = pack_bf16x2(gelu(s[4 * i0 + 0]), gelu(s[4 * i0 + 1]));
-      pa[ks][1] = pack_bf16x2(gelu(s[4 * i0 + 2]), gelu(s[4 * i0 + 3]));
-      pa[ks][2] = pack_bf16x2(gelu(s[4 * i1 + 0]), gelu(s[4 * i1 + 1]));
-      pa[ks][3] = pack_bf16x2(gelu(s[4 * i1 + 2]), gelu(s[4 * i1 + 3]));
+      for (int i = 0; i < 16; ++i) {
+        const int col = i * 8 + 2 * t;
+        *reinterpret_cast<std::uint32_t*>(xs + swz(warp * 16 + g, col, kH)) = pack_bf16x2(y[4 * i + 0], y[4 * i + 1]);
+        *reinterpret_cast<std::uint32_t*>(xs + swz(warp * 16 + g + 8, col, kH)) = pack_bf16x2(y[4 * i + 2], y[4 * i + 3]);
+      }
     }
-    wgmma_fence();
+    __syncthreads();
 #pragma unroll
-    for (int ks = 0; ks < kFw / 16; ++ks) wgmma_m64n128k16_rs(y, pa[ks], wgmma_desc(vb + ks * 16), 1);
-    wgmma_commit();
-    wgmma_wait<0>();
-  }
-  cp_async_wait<0>();
-  __syncthreads();
-
-  // Epilogue: stage Y as bf16 in the X tile's space, then 16-byte stores of the valid rows.
-  const int g = lane / 4, t = lane % 4;
-  if (active) {
-#pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      const int col = i * 8 + 2 * t;
-      *reinterpret_cast<std::uint32_t*>(xs + swz(warp * 16 + g, col, kH)) = pack_bf16x2(y[4 * i + 0], y[4 * i + 1]);
-      *reinterpret_cast<std::uint32_t*>(xs + swz(warp * 16 + g + 8, col, kH)) = pack_bf16x2(y[4 * i + 2], y[4 * i + 3]);
+    for (int i = 0; i < (kRowsW * kH / 8) / kThreadsW; ++i) {
+      const int c = tid + i * kThreadsW;
+      const int r = c / 16, col = (c % 16) * 8;
+      if (r < rows)
+        *reinterpret_cast<uint4*>(p.y + static_cast<long long>(item.row_begin + r) * kH + col) =
+            *reinterpret_cast<const uint4*>(xs + swz(r, col, kH));
     }
-  }
-  __syncthreads();
-#pragma unroll
-  for (int i = 0; i < (kRowsW * kH / 8) / kThreadsW; ++i) {
-    const int c = tid + i * kThreadsW;
-    const int r = c / 16, col = (c % 16) * 8;
-    if (r < rows)
-      *reinterpret_cast<uint4*>(p.y + static_cast<long long>(item.row_begin + r) * kH + col) =
-          *reinterpret_cast<const uint4*>(xs + swz(r, col, kH));
+    __syncthreads();  // the next item's X loads overwrite the staging area
   }
 }
 
@@ -157,7 +192,12 @@ cudaError_t launch_expert_mlp_fwd_wgmma(const mlp::MlpParams& p, const Schedule&
       cudaFuncSetAttribute(expert_mlp_fwd_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
   if (attr != cudaSuccess) return attr;
   if (sched.max_items == 0) return cudaSuccess;
-  expert_mlp_fwd_wgmma_kernel<<<static_cast<unsigned>(sched.max_items), kThreadsW, kSmemBytes, stream>>>(p, sched);
+  int device = 0, sms = 0;
+  cudaError_t e = cudaGetDevice(&device);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (e != cudaSuccess) return e;
+  const long long blocks = sched.max_items < sms ? sched.max_items : sms;
+  expert_mlp_fwd_wgmma_kernel<<<static_cast<unsigned>(blocks), kThreadsW, kSmemBytes, stream>>>(p, sched);
   return cudaGetLastError();
 }
 
