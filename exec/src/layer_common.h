@@ -15,6 +15,7 @@
 #include "hpsim/kernels/comm.h"
 #include "hpsim/kernels/cuda_check.h"
 #include "hpsim/kernels/dense.h"
+#include "hpsim/kernels/router.h"
 #include "hpsim/kernels/types.h"
 #include "stage_recorder.h"
 
@@ -24,6 +25,10 @@ using core::Lane;
 using core::Phase;
 using core::Status;
 using kernels::Bf16;
+
+// The router the layers run: the error-compensated tensor-core scheme (bf16x3), which selects the
+// same experts as plain fp32 on the kernels' test data and is about twice as fast (docs/kernels.md).
+inline constexpr kernels::RouterAlgo kRouterAlgo = kernels::RouterAlgo::kBf16x3;
 
 // Short names of the memory parts, for the allocation lists of the layers.
 inline constexpr MemTag kW = MemTag::kWeights;
