@@ -3,7 +3,10 @@
 // numbers.
 //
 //   hpsim-sim-scale [--gpus N] [--per-node G] [--skew S] [--experts-per-rank X] [--hp]
-//                   [--sampled] [--no-aggregate] [--spines N] [--trace FILE]
+//                   [--sampled] [--no-aggregate] [--spines N] [--trace FILE] [--compare]
+//
+// --compare also runs the same plan with one group per flow and prints the largest difference
+// between the two timelines' span ends, relative to the layer time.
 //
 // The scenario is the shipped preset ep-zipf1-h200-128x8 (paper 4.2B-G widths, Zipf routing over
 // experts owned contiguously, expectation mode) scaled to N GPUs; the plan comes from
@@ -11,6 +14,7 @@
 // printed is the process's.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -39,7 +43,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 int usage_error(const char* what) {
   std::fprintf(stderr, "error: %s\nusage: hpsim-sim-scale [--gpus N] [--per-node G] [--skew S] [--experts-per-rank X] "
-               "[--hp] [--sampled] [--no-aggregate] [--spines N] [--trace FILE]\n", what);
+               "[--hp] [--sampled] [--no-aggregate] [--spines N] [--trace FILE] [--compare]\n", what);
   return 2;
 }
 
@@ -55,6 +59,7 @@ int main(int argc, char** argv) {
   bool aggregate = true;
   std::int64_t spines = 1;
   std::string trace;
+  bool compare = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
@@ -74,6 +79,8 @@ int main(int argc, char** argv) {
       sampled = true;
     } else if (a == "--no-aggregate") {
       aggregate = false;
+    } else if (a == "--compare") {
+      compare = true;
     } else {
       return usage_error(("unknown argument " + a).c_str());
     }
@@ -106,6 +113,7 @@ int main(int argc, char** argv) {
   }
   const double plan_s = seconds_since(t_plan);
   const double rss_after_plan = peak_rss_mb();
+  std::fprintf(stderr, "plan built in %.3f s, peak RSS %.0f MB; simulating\n", plan_s, rss_after_plan);
 
   hpsim::sim::SimOptions options;
   options.network.aggregate = aggregate;
@@ -127,6 +135,25 @@ int main(int argc, char** argv) {
       gpus, hp ? "hp" : "ep", skew, sampled ? "sampled" : "expectation", aggregate ? "on" : "off", spines, plan_s,
       sim_s, net.instants, net.local_repairs, rss_peak, rss_after_plan, net.flows, net.groups, result->num_events, net.full_recomputes, times.total_us,
       times.forward_us, times.backward_us);
+
+  if (compare) {
+    options.network.aggregate = !aggregate;
+    const auto t_other = std::chrono::steady_clock::now();
+    auto other = hpsim::sim::run_scenario(s, *plan, options);
+    if (!other) {
+      std::fprintf(stderr, "error: %s\n", other.error().message.c_str());
+      return 1;
+    }
+    std::int64_t worst = 0;
+    for (std::size_t r = 0; r < result->timeline.ranks.size(); ++r) {
+      const auto& a = result->timeline.ranks[r].spans;
+      const auto& b = other->timeline.ranks[r].spans;
+      for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) worst = std::max(worst, std::abs(a[i].end_ns - b[i].end_ns));
+    }
+    fmt::print("compare: aggregate={} took {:.3f} s, {} groups; largest span-end difference {} ns = {:.2e} of the layer\n",
+               options.network.aggregate ? "on" : "off", seconds_since(t_other), other->network.groups, worst,
+               static_cast<double>(worst) / static_cast<double>(result->timeline.end_ns()));
+  }
 
   if (!trace.empty()) {
     hpsim::traces::TraceExtras extras;

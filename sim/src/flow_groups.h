@@ -25,10 +25,11 @@ struct GroupKey {
   std::int64_t bytes = 0;
   std::int32_t path_class = 0;
   std::int32_t num_hops = 0;
+  std::int32_t dst = -1;                // the destination, where flows are told apart by it
   std::array<LinkId, kMaxHops> pins{};  // the link at each hop where the key tells flows apart, else -1
 
   bool operator==(const GroupKey& o) const {
-    if (tag != o.tag || bytes != o.bytes || path_class != o.path_class || num_hops != o.num_hops) return false;
+    if (tag != o.tag || bytes != o.bytes || path_class != o.path_class || num_hops != o.num_hops || dst != o.dst) return false;
     for (int i = 0; i < num_hops; ++i) {
       if (pins[static_cast<std::size_t>(i)] != o.pins[static_cast<std::size_t>(i)]) return false;
     }
@@ -41,6 +42,7 @@ struct GroupKeyHash {
     std::uint64_t h = mix64(static_cast<std::uint64_t>(k.tag));
     h = mix64(h ^ static_cast<std::uint64_t>(k.bytes));
     h = mix64(h ^ static_cast<std::uint64_t>(k.path_class));
+    h = mix64(h ^ static_cast<std::uint64_t>(static_cast<std::uint32_t>(k.dst)));
     for (int i = 0; i < k.num_hops; ++i) h = mix64(h ^ static_cast<std::uint64_t>(static_cast<std::uint32_t>(k.pins[static_cast<std::size_t>(i)])));
     return static_cast<std::size_t>(h);
   }

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <map>
 #include <queue>
+#include <set>
 #include <tuple>
 #include <unordered_map>
 
@@ -834,6 +835,7 @@ struct FlowNetwork::State {
     // Rows in source order: footprints then grow in link order (runs stay few).
     std::stable_sort(pending.begin(), pending.end(), [](const PendingRow& a, const PendingRow& b) { return a.src < b.src; });
     std::unordered_map<GroupKey, std::int32_t, GroupKeyHash> index;
+    std::set<std::pair<std::int64_t, std::int64_t>> by_destination;  // (tag, bytes) told apart by destination
     std::vector<Building> building;
     GroupKey key;
     std::int32_t last = -1;
@@ -860,6 +862,7 @@ struct FlowNetwork::State {
       key.bytes = bytes;
       key.path_class = r.path_class;
       key.num_hops = hops;
+      key.dst = !by_destination.empty() && by_destination.count(std::make_pair(tag, bytes)) != 0 ? static_cast<std::int32_t>(d) : -1;
       // The key tells flows apart by link where the link's block is uneven, by block where only
       // the class is, not at all where both are even.
       for (std::int32_t i = 0; i < hops; ++i) {
@@ -947,7 +950,17 @@ struct FlowNetwork::State {
         std::int32_t lo = 0;
         std::int32_t hi = 0;
         if (bb.footprints[ii].uniform(&lo, &hi)) continue;
-        // Uneven: the links that carry other than the usual count of this group's flows have
+        // Uneven. Flows of equal size to several destinations that met by chance: tell them apart
+        // by destination first.
+        std::int32_t first_dst = 0;
+        std::int32_t last_dst = 0;
+        bb.receivers.uniform(&first_dst, &last_dst);
+        if (bb.key.dst < 0 && first_dst != last_dst) {
+          by_destination.emplace(bb.key.tag, bb.key.bytes);
+          regroup = true;
+          break;
+        }
+        // Otherwise the links that carry other than the usual count of this group's flows have
         // their blocks' flows told apart by link; the rest may still spread.
         const auto k = static_cast<std::size_t>(link_class[static_cast<std::size_t>(bb.first[ii])]);
         const std::vector<Run> runs = bb.footprints[ii].snapshot();
