@@ -26,9 +26,13 @@ using core::Phase;
 using core::Status;
 using kernels::Bf16;
 
-// The router the layers run: the error-compensated tensor-core scheme (bf16x3), which selects the
-// same experts as plain fp32 on the kernels' test data and is about twice as fast (docs/kernels.md).
-inline constexpr kernels::RouterAlgo kRouterAlgo = kernels::RouterAlgo::kBf16x3;
+// The router the layers run: the error-compensated tensor-core scheme (bf16x3) where it takes the
+// width (it selects the same experts as plain fp32 on the kernels' test data and is about twice
+// as fast, docs/kernels.md), else plain fp32 (EP's router of width d = 1024).
+inline kernels::RouterAlgo router_algo_for(std::int64_t dim) {
+  return (dim == 64 || dim == 128 || dim == 192 || dim == 256) ? kernels::RouterAlgo::kBf16x3
+                                                                 : kernels::RouterAlgo::kFfma;
+}
 
 // Short names of the memory parts, for the allocation lists of the layers.
 inline constexpr MemTag kW = MemTag::kWeights;
