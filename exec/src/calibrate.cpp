@@ -32,6 +32,29 @@ double median_of(std::vector<double> v) {
   return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
+// Median over 10 runs (after 3 warm-ups) of fn() timed with CUDA events on the default stream.
+template <typename Fn>
+core::Expected<double> median_event_ms(Fn&& fn) {
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  std::vector<double> t;
+  core::Status st;
+  for (int i = 0; i < 13 && st; ++i) {
+    cudaEventRecord(start);
+    st = fn();
+    cudaEventRecord(stop);
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    if (i >= 3) t.push_back(static_cast<double>(ms));
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  if (!st) return st.error();
+  return median_of(t);
+}
+
 // Device-to-device copy bandwidth (bytes read + written per second), median of 10.
 core::Expected<double> measure_copy_gbps(int device) {
   HPSIM_CUDA_TRY(cudaSetDevice(device));
@@ -43,25 +66,14 @@ core::Expected<double> measure_copy_gbps(int device) {
     HPSIM_CUDA_TRY(e);
   }
   cudaMemset(a, 1, bytes);
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  std::vector<double> t;
-  for (int i = 0; i < 13; ++i) {
-    cudaEventRecord(start);
+  const double ms = median_event_ms([&] {
     cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice);
-    cudaEventRecord(stop);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    if (i >= 3) t.push_back(static_cast<double>(ms));
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
+    return core::Status::ok();
+  }).value();
   cudaFree(a);
   cudaFree(b);
   HPSIM_CUDA_TRY(cudaGetLastError());
-  return 2.0 * static_cast<double>(bytes) / (median_of(t) * 1e-3) / 1e9;
+  return 2.0 * static_cast<double>(bytes) / (ms * 1e-3) / 1e9;
 }
 
 // Dense bf16 GEMM rate at 8192^3 through the project's cuBLAS launcher, on random data.
@@ -87,28 +99,13 @@ core::Expected<double> measure_gemm_tflops(int device) {
   HPSIM_CUDA_TRY(cudaMalloc(&ws, static_cast<std::size_t>(std::max<std::int64_t>(ws_bytes, 256))));
   cudaMemcpy(x, host.data(), bytes, cudaMemcpyHostToDevice);
   cudaMemcpy(w, host.data(), bytes, cudaMemcpyHostToDevice);
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  std::vector<double> t;
-  core::Status st;
-  for (int i = 0; i < 13 && st; ++i) {
-    cudaEventRecord(start);
-    st = kernels::launch(args, ws, nullptr);
-    cudaEventRecord(stop);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    if (i >= 3) t.push_back(static_cast<double>(ms));
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
+  auto ms = median_event_ms([&] { return kernels::launch(args, ws, nullptr); });
   cudaFree(x);
   cudaFree(w);
   cudaFree(y);
   cudaFree(ws);
-  if (!st) return st.error();
-  return 2.0 * static_cast<double>(m * m * m) / (median_of(t) * 1e-3) / 1e12;
+  if (!ms) return ms.error();
+  return 2.0 * static_cast<double>(m * m * m) / (*ms * 1e-3) / 1e12;
 }
 
 // One collective over message sizes on every GPU (one thread each): the slowest rank's median.
