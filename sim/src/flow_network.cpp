@@ -98,15 +98,11 @@ void FlowNetwork::State::advance_in_flight(TimeNs now) {
 
 void FlowNetwork::State::compact_finish_heap() {
   if (finish_heap.size() < 4096 || finish_heap.size() < 4 * static_cast<std::size_t>(num_alive)) return;
-  std::vector<Finish> live;
-  live.reserve(static_cast<std::size_t>(num_alive));
-  while (!finish_heap.empty()) {
-    const Finish f = finish_heap.top();
-    finish_heap.pop();
+  std::erase_if(finish_heap, [&](const Finish& f) {
     const Group& g = groups[static_cast<std::size_t>(f.group)];
-    if (g.alive && g.version == f.version) live.push_back(f);
-  }
-  finish_heap = std::priority_queue<Finish, std::vector<Finish>, FinishLater>(FinishLater{}, std::move(live));
+    return !g.alive || g.version != f.version;
+  });
+  std::make_heap(finish_heap.begin(), finish_heap.end(), FinishLater{});
 }
 
 void FlowNetwork::State::schedule_finish(std::int32_t gi) {
@@ -117,7 +113,7 @@ void FlowNetwork::State::schedule_finish(std::int32_t gi) {
   if (t < queue.now()) t = queue.now();
   g.sent = t;
   ++g.version;
-  finish_heap.push(Finish{t, gi, g.version});
+  push_finish(Finish{t, gi, g.version});
 }
 
 void FlowNetwork::State::set_rate(std::int32_t gi, double rate) {
@@ -236,23 +232,23 @@ void FlowNetwork::State::check_against_recompute() {
 void FlowNetwork::State::schedule_wake() {
   compact_finish_heap();
   while (!finish_heap.empty()) {
-    const Finish& top = finish_heap.top();
+    const Finish& top = finish_heap.front();
     const Group& g = groups[static_cast<std::size_t>(top.group)];
     if (g.alive && g.version == top.version) break;
-    finish_heap.pop();
+    pop_finish();
   }
   if (finish_heap.empty()) return;
   ++wake_generation;
-  queue.schedule(finish_heap.top().t, &State::on_wake, this, static_cast<std::int64_t>(wake_generation));
+  queue.schedule(finish_heap.front().t, &State::on_wake, this, static_cast<std::int64_t>(wake_generation));
 }
 
 void FlowNetwork::State::wake(std::uint64_t generation) {
   if (generation != wake_generation) return;
   const TimeNs now = queue.now();
   bool ended = false;
-  while (!finish_heap.empty() && finish_heap.top().t <= now) {
-    const Finish f = finish_heap.top();
-    finish_heap.pop();
+  while (!finish_heap.empty() && finish_heap.front().t <= now) {
+    const Finish f = finish_heap.front();
+    pop_finish();
     Group& g = groups[static_cast<std::size_t>(f.group)];
     if (!g.alive || g.version != f.version) continue;
     end_group(f.group);

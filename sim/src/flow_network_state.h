@@ -9,8 +9,8 @@
 // one leaf, the spine links into one leaf, ...); block and class channels stand for their average
 // covered link: capacity = one link's x the links spread groups cover, weight = flows.
 
+#include <algorithm>
 #include <cstdint>
-#include <queue>
 #include <span>
 #include <utility>
 #include <vector>
@@ -150,7 +150,16 @@ struct FlowNetwork::State {
   std::vector<std::int64_t> union_class_;                   // per class: links covered
   std::vector<double> link_capacity_;                       // per channel: one link's capacity
 
-  std::priority_queue<Finish, std::vector<Finish>, FinishLater> finish_heap;
+  // Min-heap of (finish time, group, version) under FinishLater; stale entries are skipped.
+  std::vector<Finish> finish_heap;
+  void push_finish(const Finish& f) {
+    finish_heap.push_back(f);
+    std::push_heap(finish_heap.begin(), finish_heap.end(), FinishLater{});
+  }
+  void pop_finish() {
+    std::pop_heap(finish_heap.begin(), finish_heap.end(), FinishLater{});
+    finish_heap.pop_back();
+  }
   std::uint64_t wake_generation = 0;
 
   NetworkStats stats;

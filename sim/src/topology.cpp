@@ -260,6 +260,14 @@ core::Expected<Topology> Topology::from_links(std::string name, std::int64_t num
       return core::Error::field(origin + ": links", fmt::format("gpu{} needs at least one link out and one link in", g));
     }
   }
+  impl->last_hop_offsets.assign(static_cast<std::size_t>(num_gpus) + 1, 0);
+  for (std::int64_t g = 0; g < num_gpus; ++g) {
+    for (LinkId id : impl->in_links[static_cast<std::size_t>(g)]) {
+      const Link& l = impl->links[static_cast<std::size_t>(id)];
+      impl->last_hops.push_back(Impl::LastHop{Impl::weight(l), l.latency_ns, l.from, id, l.link_class});
+    }
+    impl->last_hop_offsets[static_cast<std::size_t>(g) + 1] = static_cast<std::int32_t>(impl->last_hops.size());
+  }
   impl->compute_distances();
   impl->sources.resize(static_cast<std::size_t>(num_gpus));
   impl->intern_prefix({});  // prefix class 0: direct GPU-to-GPU link
@@ -365,34 +373,34 @@ Route Topology::route(std::int64_t src_gpu, std::int64_t dst_gpu) const {
                "route({}, {}) on a topology of {} GPUs", src_gpu, dst_gpu, impl.num_gpus);
   const Impl::SourceCache& cache = impl.source(src_gpu);
   std::int64_t best = kUnreachable;
-  LinkId best_last = -1;
+  const Impl::LastHop* best_last = nullptr;
   const Impl::PrefixEntry* best_prefix = nullptr;
   static const Impl::PrefixEntry kDirect{0, 0, 0, 0, 0};
-  for (LinkId id : impl.in_links[static_cast<std::size_t>(dst_gpu)]) {
-    const Link& l = impl.links[static_cast<std::size_t>(id)];
+  const auto d = static_cast<std::size_t>(dst_gpu);
+  for (std::int32_t i = impl.last_hop_offsets[d]; i < impl.last_hop_offsets[d + 1]; ++i) {
+    const Impl::LastHop& hop = impl.last_hops[static_cast<std::size_t>(i)];
     const Impl::PrefixEntry* prefix = nullptr;
-    if (l.from == src_gpu) {
+    if (hop.from == src_gpu) {
       prefix = &kDirect;
-    } else if (l.from >= impl.num_gpus) {
-      prefix = &cache.to_switch[static_cast<std::size_t>(l.from - impl.num_gpus)];
+    } else if (hop.from >= impl.num_gpus) {
+      prefix = &cache.to_switch[static_cast<std::size_t>(hop.from - impl.num_gpus)];
       if (prefix->cost >= kUnreachable) continue;
     } else {
       continue;  // never through another GPU
     }
-    const std::int64_t cost = prefix->cost + Impl::weight(l);
+    const std::int64_t cost = prefix->cost + hop.weight;
     if (cost < best) {
       best = cost;
-      best_last = id;
+      best_last = &hop;
       best_prefix = prefix;
     }
   }
-  HPSIM_ASSERT(best_last >= 0, "no path from gpu{} to gpu{}", src_gpu, dst_gpu);
-  const Link& last = impl.links[static_cast<std::size_t>(best_last)];
+  HPSIM_ASSERT(best_last != nullptr, "no path from gpu{} to gpu{}", src_gpu, dst_gpu);
   Route route;
   route.prefix = std::span<const LinkId>(cache.arena.data() + best_prefix->offset, static_cast<std::size_t>(best_prefix->length));
-  route.last = best_last;
-  route.path_class = impl.path_class_of(best_prefix->prefix_class, last.link_class);
-  route.latency_ns = best_prefix->latency_ns + last.latency_ns;
+  route.last = best_last->link;
+  route.path_class = impl.path_class_of(best_prefix->prefix_class, best_last->link_class);
+  route.latency_ns = best_prefix->latency_ns + best_last->latency_ns;
   return route;
 }
 

@@ -23,6 +23,16 @@ struct Topology::Impl {
   std::unordered_map<std::string, VertexId> vertex_index;
   std::vector<std::vector<LinkId>> out_links;  // per vertex, in link order
   std::vector<std::vector<LinkId>> in_links;
+  // The links into each GPU, flat, with what route() needs of them (one cache line per GPU).
+  struct LastHop {
+    std::int64_t weight = 0;
+    std::int64_t latency_ns = 0;
+    VertexId from = 0;
+    LinkId link = 0;
+    std::int32_t link_class = 0;
+  };
+  std::vector<std::int32_t> last_hop_offsets;  // per GPU, into last_hops
+  std::vector<LastHop> last_hops;
 
   // Switch-level all-pairs distances: dist[a * num_switches + b], switch index = vertex - num_gpus.
   std::int64_t num_switches = 0;
