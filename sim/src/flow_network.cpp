@@ -156,8 +156,6 @@ void FlowNetwork::State::settle() {
   }
   ended_now.clear();
   std::vector<std::int32_t> fresh = build_groups();
-  if (need_full) full = true;
-  need_full = false;
   // Links and blocks that became active couple (or carve) the groups already there; new groups
   // carve against links already active; carved groups may activate further links.
   process_activations();

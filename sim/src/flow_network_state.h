@@ -122,7 +122,6 @@ struct FlowNetwork::State {
   std::vector<PendingRow> pending;
   std::vector<std::int32_t> ended_now;
   bool settle_scheduled = false;
-  bool need_full = false;
 
   std::vector<double> load;
   std::vector<double> level;
@@ -289,7 +288,7 @@ struct FlowNetwork::State {
     }
   }
 
-  // Turns the pending flows into groups; returns them. Sets need_full when a class gets new links.
+  // Turns the pending flows into groups; returns them.
   std::vector<std::int32_t> build_groups();
 
   // --- allocation ----------------------------------------------------------------------------

@@ -14,17 +14,21 @@
 //  - spread over a block: the links of one class that share a switch end (the NIC uplinks under
 //    one leaf, the spine links into one leaf, ...), when its flows stay in one block; or
 //  - spread over the class, otherwise.
-// A block or class channel stands for its average link in use: weight = flows / links in use.
-// Where a spread group also crosses links or blocks that carry groups of a lower level, it loads
-// those with the flows it really has there (its footprint is kept per link), so mixed levels stay
-// consistent. Spreading is allowed only where the flows of that instant load the block or class
-// evenly: they touch at least spread_min_coverage of its links in use, the busiest link carries at
-// most 1 + spread_tolerance times the mean over the links touched, and each group puts as many
-// flows on every link it touches; otherwise flows are told apart by block or by link there. This
-// is exact when the traffic is symmetric under the grouping (HP's equal all-to-all; EP's
-// per-destination sizes leaving together) and an approximation otherwise; docs/simulator.md
-// gives measured differences. With aggregate = false every flow is its own group: plain per-link
-// max-min.
+// A block or class channel stands for its average covered link: its capacity is one link's times
+// the number of its links that spread groups cover now, and a spread hop weighs its number of
+// flows there. Where a spread group also crosses links or blocks that carry groups of a lower
+// level, it loads those with the flows it really has there (its footprint is kept per link), so
+// mixed levels stay consistent; where such a link is the first or last hop of a group with one
+// receiver or one sender, the flows on it are carved out into a group of their own.
+//
+// Spreading is allowed only where the flows of that instant load the block or class evenly: they
+// touch at least spread_min_coverage of its covered links (theirs included), the busiest link
+// carries at most 1 + spread_tolerance times the mean over the links touched, and each group puts
+// as many flows on every link it touches; otherwise flows are told apart by destination, block or
+// link there. This is exact when the traffic is symmetric under the grouping (HP's equal
+// all-to-all; EP's per-destination sizes leaving together) and an approximation otherwise
+// (docs/simulator.md gives measured differences). With aggregate = false every flow is its own
+// group: plain per-link max-min.
 //
 // Incremental rates: after groups end, a remaining group keeps its rate if it still has a full
 // link on which no group is faster (the max-min condition). The groups that lose that, the new
@@ -50,7 +54,7 @@ std::int64_t flow_bytes(double bytes);
 struct NetworkOptions {
   bool aggregate = true;
   double spread_tolerance = 0.1;       // busiest link / mean over the touched links, minus 1
-  double spread_min_coverage = 0.75;   // touched links / links of the block or class in use
+  double spread_min_coverage = 0.75;   // touched links / links of the block or class covered
   bool incremental = true;            // false: recompute all rates at every change (for checking)
   bool check_incremental = false;     // assert after each incremental update that a recomputation agrees
   std::int64_t max_samples = 200000;  // per series (utilisation per link class, bytes in flight)
