@@ -7,7 +7,8 @@
 #
 # Environment: JOBS (build parallelism, default 16), BENCH_FILTER (Google Benchmark filter regex),
 # BENCH_TIMEOUT (seconds, default 420), CTEST_FILTER (ctest -R regex), SKIP_TESTS=1 to go straight
-# to the benchmarks, NCU_FILTER (a benchmark filter: profile those cases' kernels with Nsight
+# to the benchmarks, BUILD_ALL=1 to build every target (default: the kernels' tests and
+# hpsim-bench), NCU_FILTER (a benchmark filter: profile those cases' kernels with Nsight
 # Compute, SpeedOfLight section, one timed iteration; NCU_KERNELS narrows the kernel names),
 # TABLE_FILTER (regex: only those cases in the printed table; the JSON has all of them).
 set -uo pipefail
@@ -43,7 +44,9 @@ if ! cmake --preset gpu "${prefix[@]}" > "$out_dir/configure.log" 2>&1; then
 fi
 stamp "build"
 # Keep going past other modules' failures; the kernels' targets are what this round needs.
-cmake --build "$build" -j"$jobs" -- -k 0 > "$out_dir/build.log" 2>&1
+targets=(hpsim-bench hpsim_kernels_gpu_tests hpsim_kernels_ref_tests)
+if [ "${BUILD_ALL:-0}" = "1" ]; then targets=(all); fi
+cmake --build "$build" -j"$jobs" --target "${targets[@]}" -- -k 0 > "$out_dir/build.log" 2>&1
 if [ ! -x "$build/apps/hpsim-bench/hpsim-bench" ] || [ ! -x "$build/tests/kernels/hpsim_kernels_gpu_tests" ]; then
   grep -E "error|FAILED" "$out_dir/build.log" | head -40; echo "gpu_round: build of the kernels failed"; exit 1
 fi

@@ -190,6 +190,16 @@ TEST(ExpertMlpForwardGpu, WgmmaMatchesFloat64OnAwkwardSegmentsAndOneExpertTaking
   check_forward_shapes(ExpertMlpAlgo::kWgmma);
 }
 
+// More work items than an H200 has SMs (132), so each block of the persistent kernel walks
+// several items and loads the next item's rows and weights while computing the current one:
+// f = 256, 128 and 192 (4, 2 and 3 chunks per item), segments of about 160, 80 and 150 rows.
+TEST(ExpertMlpForwardGpu, WgmmaMatchesFloat64WhenEveryBlockWalksSeveralItems) {
+  HPSIM_REQUIRE_GPUS(1);
+  check_forward({2, 4000, 4, 100, 256, 1, Routing::kUniform}, 11, ExpertMlpAlgo::kWgmma);
+  check_forward({4, 3001, 8, 300, 128, 1, Routing::kUniform}, 12, ExpertMlpAlgo::kWgmma);
+  check_forward({2, 3000, 4, 80, 192, 8, Routing::kUniform}, 13, ExpertMlpAlgo::kWgmma);
+}
+
 TEST(ExpertMlpBackwardGpu, MatchesFloat64OnAwkwardSegments) {
   HPSIM_REQUIRE_GPUS(1);
   check_backward({2, 300, 4, 13, 256, 1, Routing::kUniform}, 5);
