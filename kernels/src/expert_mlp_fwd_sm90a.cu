@@ -1,13 +1,14 @@
 // HP expert MLP forward on wgmma (sm_90a). A block of three warpgroups owns up to 192 grouped rows
 // of one (head, expert) segment (64 rows per warpgroup), so a typical segment streams its expert's
 // weights once rather than once per 64 rows. The block is persistent and streams its items' chunks
-// without a break between items (4-stage cp.async ring, two X buffers). Per chunk of 64 hidden
+// without a break between items (4-stage ring filled by TMA, two X buffers gathered by cp.async). Per chunk of 64 hidden
 // units (of K_e rows and V_e^T columns, 128-byte swizzled, K-major, shared by the three warpgroups):
 //   S = X K_c^T      wgmma m64n64k16 x 8, A and B from shared memory (each read once per block)
 //   P = GELU(S)      in registers, repacked as the A operand of the next wgmma
 //   Y += P V_c       wgmma m64n128k16 x 4, A from registers, B from shared memory
 // The rows x f activation never leaves registers. Symbols as in expert_mlp.h. Compiled for
 // sm_90a only (wgmma).
+#include <cuda.h>
 #include <cuda_fp16.h>
 
 #include "expert_mlp_wgmma.h"
@@ -54,26 +55,52 @@ __device__ __forceinline__ int div_small(int pair, int k, float inv_k) {
   return t;
 }
 
-// cp.async.wait_group with a run-time count (0 .. kStagesW - 1 groups still pending).
-__device__ __forceinline__ void cp_async_wait_upto(int pending) {
+// Single-thread TMA and mbarrier helpers (sm_90).
+__device__ __forceinline__ void mbar_init(std::uint32_t bar, std::uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(std::uint32_t bar, std::uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ bool mbar_try_wait(std::uint32_t bar, std::uint32_t parity) {
+  std::uint32_t done;
+  asm volatile(
+      "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+      : "=r"(done)
+      : "r"(bar), "r"(parity)
+      : "memory");
+  return done != 0;
+}
+// Box (c0, c1) of a 2-D tensor map into shared memory at `dst`, completing on `bar`; the weights
+// are read once, so they are marked first to leave L2 (the gathered X rows are reused k times).
+__device__ __forceinline__ void tma_load_2d(std::uint32_t dst, const CUtensorMap* map, std::uint32_t bar, int c0, int c1,
+                                            std::uint64_t policy) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%3, %4}], "
+      "[%2], %5;\n" ::"r"(dst),
+      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "l"(policy)
+      : "memory");
+}
+
+// cp.async.wait_group with a run-time count of 0 or 1 groups still pending.
+__device__ __forceinline__ void cp_async_wait_upto1(int pending) {
   if (pending <= 0) {
     cp_async_wait<0>();
-  } else if (pending == 1) {
-    cp_async_wait<1>();
-  } else if (pending == 2) {
-    cp_async_wait<2>();
   } else {
-    cp_async_wait<3>();
+    cp_async_wait<1>();
   }
 }
-static_assert(kStagesW - 1 <= 3, "cp_async_wait_upto covers up to three pending groups");
 
 // Persistent: each block walks its work items (grid stride) as one stream of weight chunks, item
 // after item, so the next item's X rows and first chunks load while the current item computes.
-// Chunk c of the block's stream (item c / nchunks) sits in stage c % kStagesW; item q's X rows in
-// X buffer q % 2 and travel in the same cp.async group as its first chunk.
-__global__ void __launch_bounds__(kThreadsW, 1) expert_mlp_fwd_wgmma_kernel(MlpParams p, Schedule sched) {
+// Chunk c of the block's stream (item c / nchunks) sits in stage c % kStagesW, loaded by TMA (one
+// thread issues; `full[stage]` counts the bytes in); item q's X rows, gathered through perm with
+// cp.async by every thread (one commit group per item), in X buffer q % 2.
+__global__ void __launch_bounds__(kThreadsW, 1)
+    expert_mlp_fwd_wgmma_kernel(MlpParams p, Schedule sched, const __grid_constant__ CUtensorMap map_k,
+                                const __grid_constant__ CUtensorMap map_vt) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
+  __shared__ __align__(8) std::uint64_t full[kStagesW];
   const std::uint32_t misalign = smem_u32(smem_raw) & 1023u;
   __nv_bfloat16* base = reinterpret_cast<__nv_bfloat16*>(smem_raw + (misalign ? 1024u - misalign : 0u));
   __nv_bfloat16* xbufs = base;                       // [2][2][kRowsW][64]: per buffer h 0-63, then h 64-127
@@ -90,10 +117,19 @@ __global__ void __launch_bounds__(kThreadsW, 1) expert_mlp_fwd_wgmma_kernel(MlpP
   if (first >= num_items) return;
   const int nloc = (num_items - 1 - first) / stride + 1;  // this block's items
   const int total = nloc * nchunks;                        // this block's chunks
+  const std::uint32_t full0 = smem_u32(full);
+  std::uint64_t policy = 0;
+  if (tid == 0) {
+    for (int st = 0; st < kStagesW; ++st) mbar_init(full0 + 8u * st, 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+  }
+  __syncthreads();
 
   WorkItem cur = sched.items[first];                            // item q
   WorkItem nxt = nloc > 1 ? sched.items[first + stride] : cur;  // item q + 1
-  int issued = 0;  // chunks of the stream issued so far
+  int issued = 0;    // chunks of the stream issued so far
+  int x_issued = 0;  // items whose X rows were issued (one cp.async group each)
 
   // Issues the stream's chunks below `limit` that belong to items up to q + 1 (`cur` is item q).
   auto issue_upto = [&](int limit, int q) {
@@ -117,21 +153,19 @@ __global__ void __launch_bounds__(kThreadsW, 1) expert_mlp_fwd_wgmma_kernel(MlpP
               p.x + (valid ? ((static_cast<long long>(div_small(pair, p.k, inv_k)) * p.L + l) * kH + cc * 8) : 0);
           cp_async16(smem_u32(xs + (cc / 8) * kGroups * kAtom + sw64(r, (cc % 8) * 8)), src, valid);
         }
+        cp_async_commit();
+        ++x_issued;
       }
-      const __nv_bfloat16* kp = p.wk + static_cast<long long>(w.segment) * p.f * kH;
-      const __nv_bfloat16* vtp = p.wv + static_cast<long long>(w.segment) * kH * p.f;
-      __nv_bfloat16* kb = stages + (issued % kStagesW) * kStageElems;
-      __nv_bfloat16* vb = kb + 2 * kAtom;
-      for (int c = tid; c < kFw * kH / 8; c += kThreadsW) {  // K rows j*64 .. j*64+63
-        const int r = c / 16, cc = c % 16;
-        cp_async16(smem_u32(kb + (cc / 8) * kAtom + sw64(r, (cc % 8) * 8)),
-                   kp + static_cast<long long>(j * kFw + r) * kH + cc * 8, true);
+      if (tid == 0) {  // K_e rows j*64 .. j*64+63 (two 64-column atoms), V^T_e columns j*64 .. (one atom column)
+        const int st = issued % kStagesW;
+        const std::uint32_t bar = full0 + 8u * st;
+        const std::uint32_t kb = smem_u32(stages + st * kStageElems);
+        const int krow = w.segment * p.f + j * kFw;
+        mbar_expect_tx(bar, kStageElems * 2);
+        tma_load_2d(kb, &map_k, bar, 0, krow, policy);
+        tma_load_2d(kb + kAtom * 2, &map_k, bar, 64, krow, policy);
+        tma_load_2d(kb + 2 * kAtom * 2, &map_vt, bar, j * kFw, w.segment * kH, policy);
       }
-      for (int c = tid; c < kH * kFw / 8; c += kThreadsW) {  // V^T rows h 0..127, columns j*64 ..
-        const int r = c / 8, cc = c % 8;
-        cp_async16(smem_u32(vb + sw64(r, cc * 8)), vtp + static_cast<long long>(r) * p.f + j * kFw + cc * 8, true);
-      }
-      cp_async_commit();
       ++issued;
     }
   };
@@ -149,8 +183,12 @@ __global__ void __launch_bounds__(kThreadsW, 1) expert_mlp_fwd_wgmma_kernel(MlpP
 
     for (int j = 0; j < nchunks; ++j) {
       const int g = q * nchunks + j;
-      cp_async_wait_upto(issued - (g + 1));  // chunk g (and, for j = 0, the item's X) has landed
-      fence_proxy_async();
+      if (j == 0) {
+        cp_async_wait_upto1(x_issued - (q + 1));  // this item's X rows have landed ...
+        fence_proxy_async();
+      }
+      while (!mbar_try_wait(full0 + 8u * (g % kStagesW), static_cast<std::uint32_t>((g / kStagesW) & 1))) {
+      }
       __syncthreads();  // ... for every thread; and every warpgroup is done with chunk g - 1
       issue_upto(g + kStagesW, q);  // refill the stage chunk g - 1 used
       if (!active) continue;
@@ -214,6 +252,39 @@ __global__ void __launch_bounds__(kThreadsW, 1) expert_mlp_fwd_wgmma_kernel(MlpP
   cp_async_wait<0>();
 }
 
+// cuTensorMapEncodeTiled, looked up in the driver at run time (no link against libcuda).
+using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                 const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                 CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
+EncodeTiled encode_tiled() {
+  static EncodeTiled fn = [] {
+    void* ptr = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &ptr, 12000, cudaEnableDefault, &found) !=
+            cudaSuccess ||
+        found != cudaDriverEntryPointSuccess)
+      return static_cast<EncodeTiled>(nullptr);
+    return reinterpret_cast<EncodeTiled>(ptr);
+  }();
+  return fn;
+}
+
+// A row-major bf16 matrix [rows][cols] read in boxes of 64 columns (128 bytes, the swizzle span)
+// by `box_rows` rows, 128-byte swizzled in shared memory (the layout sw64() and wgmma_desc() use).
+cudaError_t make_map(CUtensorMap* map, const __nv_bfloat16* ptr, long long rows, long long cols, int box_rows) {
+  const EncodeTiled encode = encode_tiled();
+  if (encode == nullptr) return cudaErrorNotSupported;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(cols) * 2};
+  const cuuint32_t box[2] = {64, static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t elem_strides[2] = {1, 1};
+  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(ptr), dims, strides,
+                            box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+}
+
 }  // namespace
 
 bool wgmma_supported() {
@@ -229,12 +300,17 @@ cudaError_t launch_expert_mlp_fwd_wgmma(const mlp::MlpParams& p, const Schedule&
       cudaFuncSetAttribute(expert_mlp_fwd_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
   if (attr != cudaSuccess) return attr;
   if (sched.max_items == 0) return cudaSuccess;
+  CUtensorMap map_k{}, map_vt{};
+  const long long segments = static_cast<long long>(p.L) * p.E;
+  cudaError_t e = make_map(&map_k, p.wk, segments * p.f, kH, 64);  // K: [L E f][h]
+  if (e == cudaSuccess) e = make_map(&map_vt, p.wv, segments * kH, p.f, kH);  // V^T: [L E h][f]
+  if (e != cudaSuccess) return e;
   int device = 0, sms = 0;
-  cudaError_t e = cudaGetDevice(&device);
+  e = cudaGetDevice(&device);
   if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (e != cudaSuccess) return e;
   const long long blocks = sched.max_items < sms ? sched.max_items : sms;
-  expert_mlp_fwd_wgmma_kernel<<<static_cast<unsigned>(blocks), kThreadsW, kSmemBytes, stream>>>(p, sched);
+  expert_mlp_fwd_wgmma_kernel<<<static_cast<unsigned>(blocks), kThreadsW, kSmemBytes, stream>>>(p, sched, map_k, map_vt);
   return cudaGetLastError();
 }
 
