@@ -1,9 +1,12 @@
-// HP expert MLP forward on wgmma (sm_90a). A block of three warpgroups owns up to 192 grouped rows
-// of one (head, expert) segment (64 rows per warpgroup), so a typical segment streams its expert's
-// weights once rather than once per 64 rows. The block is persistent and streams its items' chunks
-// without a break between items (4-stage ring filled by TMA, two X buffers gathered by cp.async). Per chunk of 64 hidden
-// units (of K_e rows and V_e^T columns, 128-byte swizzled, K-major, shared by the three warpgroups):
-//   S = X K_c^T      wgmma m64n64k16 x 8, A and B from shared memory (each read once per block)
+// HP expert MLP forward on wgmma (sm_90a). A block of three consumer warpgroups owns up to 192
+// grouped rows of one (head, expert) segment (64 rows per warpgroup), so a typical segment streams
+// its expert's weights once rather than once per 64 rows. The block is persistent and
+// warp-specialised: one producer warp gathers each item's X rows (cp.async, two buffers) and
+// streams the weight chunks (TMA, four stages), item after item without a break; the consumer
+// warpgroups wait on mbarriers, not on each other, so one warpgroup's GELU and epilogue overlap
+// the others' tensor work. Per chunk of 64 hidden units (K_e rows and V_e^T columns, 128-byte
+// swizzled, K-major, shared by the three consumer warpgroups):
+//   S = X K_c^T      wgmma m64n64k16 x 8, A and B from shared memory
 //   P = GELU(S)      in registers, repacked as the A operand of the next wgmma
 //   Y += P V_c       wgmma m64n128k16 x 4, A from registers, B from shared memory
 // The rows x f activation never leaves registers. Symbols as in expert_mlp.h. Compiled for
@@ -20,11 +23,12 @@ namespace {
 using namespace mlp;
 
 constexpr int kRowsW = kWgmmaRows;       // 192
-constexpr int kGroups = kRowsW / 64;     // warpgroups
-constexpr int kThreadsW = kGroups * 128;
+constexpr int kGroups = kRowsW / 64;     // consumer warpgroups
+constexpr int kConsumerThreads = kGroups * 128;
+constexpr int kThreadsW = kConsumerThreads + 128;  // + the producer warpgroup (one warp of it works)
 constexpr int kFw = 64;                  // hidden units per chunk
 constexpr int kAtom = 64 * 64;           // elements of one [64][64] 128-byte-swizzle atom (8 KB)
-constexpr int kStagesW = 4;  // three chunks ahead of the one computing, across item boundaries
+constexpr int kStagesW = 4;  // weight chunks in flight, across item boundaries
 constexpr int kStageElems = 4 * kAtom;   // K chunk [64][128] (2 atoms) + V^T chunk [128][64] (2 atoms)
 constexpr int kXElems = 2 * kGroups * kAtom;  // X tile: 2 atoms (h 0-63, 64-127) of kRowsW rows
 constexpr int kXBufs = 2;                     // item q computes from one while item q + 1's rows load
@@ -82,174 +86,204 @@ __device__ __forceinline__ void tma_load_2d(std::uint32_t dst, const CUtensorMap
       : "memory");
 }
 
-// cp.async.wait_group with a run-time count of 0 or 1 groups still pending.
-__device__ __forceinline__ void cp_async_wait_upto1(int pending) {
-  if (pending <= 0) {
-    cp_async_wait<0>();
-  } else {
-    cp_async_wait<1>();
+__device__ __forceinline__ void mbar_arrive(std::uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Arrives on `bar` once all of this thread's earlier cp.async copies have landed (the arrival is
+// counted in the barrier's expected count).
+__device__ __forceinline__ void cp_async_mbar_arrive(std::uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(std::uint32_t bar, std::uint32_t parity) {
+  while (!mbar_try_wait(bar, parity)) {
   }
 }
+// Barrier of one warpgroup's 128 threads (ids 1 .. kGroups; 0 is __syncthreads).
+__device__ __forceinline__ void warpgroup_sync(int wg) {
+  asm volatile("bar.sync %0, 128;\n" ::"r"(wg + 1) : "memory");
+}
 
-// Persistent: each block walks its work items (grid stride) as one stream of weight chunks, item
-// after item, so the next item's X rows and first chunks load while the current item computes.
-// Chunk c of the block's stream (item c / nchunks) sits in stage c % kStagesW, loaded by TMA (one
-// thread issues; `full[stage]` counts the bytes in); item q's X rows, gathered through perm with
-// cp.async by every thread (one commit group per item), in X buffer q % 2.
+// Element offset of (r, c), c < 128, in an X buffer: two column halves of kRowsW swizzled rows.
+__device__ __forceinline__ int xoff(int r, int c) { return (c >> 6) * kGroups * kAtom + sw64(r, c & 63); }
+
+struct Barriers {
+  std::uint64_t full_w[kStagesW];   // stage filled (TMA bytes)
+  std::uint64_t empty_w[kStagesW];  // stage released by the 12 consumer warps
+  std::uint64_t full_x[kXBufs];     // X rows landed (32 producer lanes, cp.async)
+  std::uint64_t empty_x[kXBufs];    // X buffer (and Y staging) released by the 12 consumer warps
+};
+
+// Persistent: block b walks items b, b + gridDim.x, ...; item q of the walk uses X buffer q % 2,
+// chunk c of the walk (item c / nchunks) weight stage c % kStagesW.
+// Launched at 128 registers per thread; the producer warpgroup gives registers back (56) so the
+// consumers can hold their accumulators (64 + 32 + 16 fragments) in 152: 3 x 152 + 56 = 4 x 128.
 __global__ void __launch_bounds__(kThreadsW, 1)
     expert_mlp_fwd_wgmma_kernel(MlpParams p, Schedule sched, const __grid_constant__ CUtensorMap map_k,
                                 const __grid_constant__ CUtensorMap map_vt) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
-  __shared__ __align__(8) std::uint64_t full[kStagesW];
+  __shared__ Barriers bars;
   const std::uint32_t misalign = smem_u32(smem_raw) & 1023u;
   __nv_bfloat16* base = reinterpret_cast<__nv_bfloat16*>(smem_raw + (misalign ? 1024u - misalign : 0u));
   __nv_bfloat16* xbufs = base;                       // [2][2][kRowsW][64]: per buffer h 0-63, then h 64-127
   __nv_bfloat16* stages = base + kXBufs * kXElems;   // kStagesW x (K chunk 2 atoms, V^T chunk 2 atoms)
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int wg = warp / 4;  // this thread's warpgroup: rows 64 wg .. 64 wg + 63
   const int nchunks = p.f / kFw;
-  const float inv_k = 1.0f / static_cast<float>(p.k);
-  // Descriptors of the first k16 step; later steps add constant byte offsets (>> 4) to them.
-  const std::uint64_t desc_x0 = wgmma_desc(xbufs + wg * kAtom);
-  const std::uint64_t desc_stage0 = wgmma_desc(stages);
   const int num_items = sched.counters[0];
   const int first = static_cast<int>(blockIdx.x), stride = static_cast<int>(gridDim.x);
   if (first >= num_items) return;
   const int nloc = (num_items - 1 - first) / stride + 1;  // this block's items
-  const int total = nloc * nchunks;                        // this block's chunks
-  const std::uint32_t full0 = smem_u32(full);
-  std::uint64_t policy = 0;
+  const std::uint32_t full_w = smem_u32(bars.full_w), empty_w = smem_u32(bars.empty_w);
+  const std::uint32_t full_x = smem_u32(bars.full_x), empty_x = smem_u32(bars.empty_x);
   if (tid == 0) {
-    for (int st = 0; st < kStagesW; ++st) mbar_init(full0 + 8u * st, 1);
+    for (int st = 0; st < kStagesW; ++st) {
+      mbar_init(full_w + 8u * st, 1);
+      mbar_init(empty_w + 8u * st, kGroups * 4);
+    }
+    for (int b = 0; b < kXBufs; ++b) {
+      mbar_init(full_x + 8u * b, 32);
+      mbar_init(empty_x + 8u * b, kGroups * 4);
+    }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
   }
   __syncthreads();
 
-  WorkItem cur = sched.items[first];                            // item q
-  WorkItem nxt = nloc > 1 ? sched.items[first + stride] : cur;  // item q + 1
-  int issued = 0;    // chunks of the stream issued so far
-  int x_issued = 0;  // items whose X rows were issued (one cp.async group each)
-
-  // Issues the stream's chunks below `limit` that belong to items up to q + 1 (`cur` is item q).
-  auto issue_upto = [&](int limit, int q) {
-    while (issued < total && issued < limit) {
-      const int iq = issued / nchunks;
-      if (iq > q + 1) break;
-      const int j = issued - iq * nchunks;
-      const WorkItem w = iq == q ? cur : nxt;
-      if (j == 0) {  // X rows, gathered through perm; missing rows zero
-        __nv_bfloat16* xs = xbufs + (iq & 1) * kXElems;
-        const int rows = w.row_end - w.row_begin;
-        const int l = w.segment / p.E;
+  if (warp >= kGroups * 4) {  // ---- producer warpgroup: its first warp works, the others leave ----
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
+    if (warp != kGroups * 4) return;
+    const float inv_k = 1.0f / static_cast<float>(p.k);
+    std::uint64_t policy = 0;
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+    int g = 0;  // chunk of the walk
+    for (int q = 0; q < nloc; ++q) {
+      const WorkItem w = sched.items[first + q * stride];
+      const int rows = w.row_end - w.row_begin;
+      const int l = w.segment / p.E;
+      const int b = q & 1;
+      // X rows, gathered through perm (missing rows zero): lane i fetches the sub-token index of
+      // rows i, i + 32, ...; each cp.async then covers two whole rows (16 lanes x 16 bytes each).
+      int tok[kRowsW / 32];
 #pragma unroll
-        for (int i = 0; i < (kRowsW * kH / 8) / kThreadsW; ++i) {  // 8
-          const int c = tid + i * kThreadsW;
-          const int r = c / 16, cc = c % 16;
-          int pair = -1;
-          if (r < rows) pair = p.perm[w.row_begin + r];
-          const bool valid = pair >= 0;
-          const __nv_bfloat16* src =
-              p.x + (valid ? ((static_cast<long long>(div_small(pair, p.k, inv_k)) * p.L + l) * kH + cc * 8) : 0);
-          cp_async16(smem_u32(xs + (cc / 8) * kGroups * kAtom + sw64(r, (cc % 8) * 8)), src, valid);
+      for (int m = 0; m < kRowsW / 32; ++m) {
+        const int r = lane + 32 * m;
+        const int pair = r < rows ? p.perm[w.row_begin + r] : -1;
+        tok[m] = pair >= 0 ? div_small(pair, p.k, inv_k) : -1;
+      }
+      mbar_wait(empty_x + 8u * b, static_cast<std::uint32_t>(((q >> 1) & 1) ^ 1));
+      __nv_bfloat16* xs = xbufs + b * kXElems;
+#pragma unroll
+      for (int m = 0; m < kRowsW / 32; ++m) {
+#pragma unroll
+        for (int half = 0; half < 16; ++half) {
+          const int r = 32 * m + 2 * half + lane / 16, cc = lane % 16;
+          const int t = __shfl_sync(0xffffffffu, tok[m], 2 * half + lane / 16);
+          const __nv_bfloat16* src = p.x + (t >= 0 ? ((static_cast<long long>(t) * p.L + l) * kH + cc * 8) : 0);
+          cp_async16(smem_u32(xs + xoff(r, cc * 8)), src, t >= 0);
         }
-        cp_async_commit();
-        ++x_issued;
       }
-      if (tid == 0) {  // K_e rows j*64 .. j*64+63 (two 64-column atoms), V^T_e columns j*64 .. (one atom column)
-        const int st = issued % kStagesW;
-        const std::uint32_t bar = full0 + 8u * st;
-        const std::uint32_t kb = smem_u32(stages + st * kStageElems);
-        const int krow = w.segment * p.f + j * kFw;
-        mbar_expect_tx(bar, kStageElems * 2);
-        tma_load_2d(kb, &map_k, bar, 0, krow, policy);
-        tma_load_2d(kb + kAtom * 2, &map_k, bar, 64, krow, policy);
-        tma_load_2d(kb + 2 * kAtom * 2, &map_vt, bar, j * kFw, w.segment * kH, policy);
+      cp_async_mbar_arrive(full_x + 8u * b);
+      // Weight chunks: K_e rows j*64 .. j*64+63 (two 64-column atoms), V^T_e columns j*64 .. (one).
+      for (int j = 0; j < nchunks; ++j, ++g) {
+        if (lane == 0) {
+          const int st = g % kStagesW;
+          mbar_wait(empty_w + 8u * st, static_cast<std::uint32_t>(((g / kStagesW) & 1) ^ 1));
+          const std::uint32_t bar = full_w + 8u * st;
+          const std::uint32_t kb = smem_u32(stages + st * kStageElems);
+          const int krow = w.segment * p.f + j * kFw;
+          mbar_expect_tx(bar, kStageElems * 2);
+          tma_load_2d(kb, &map_k, bar, 0, krow, policy);
+          tma_load_2d(kb + kAtom * 2, &map_k, bar, 64, krow, policy);
+          tma_load_2d(kb + 2 * kAtom * 2, &map_vt, bar, j * kFw, w.segment * kH, policy);
+        }
+        __syncwarp();
       }
-      ++issued;
     }
-  };
+    cp_async_wait<0>();  // the last gathers land before the warp exits
+    return;
+  }
 
-  issue_upto(kStagesW - 1, 0);
+  // ---- consumer warpgroups: rows 64 wg .. 64 wg + 63 of each item ----
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 152;\n" ::: "memory");
+  const int wg = warp / 4, ltid = tid % 128;
+  // Descriptors of the first k16 step; later steps add constant byte offsets (>> 4) to them.
+  const std::uint64_t desc_x0 = wgmma_desc(xbufs + wg * kAtom);
+  const std::uint64_t desc_stage0 = wgmma_desc(stages);
+  WorkItem nxt = sched.items[first];
+  int g = 0;
   for (int q = 0; q < nloc; ++q) {
+    const WorkItem cur = nxt;
+    if (q + 1 < nloc) nxt = sched.items[first + (q + 1) * stride];
     const int rows = cur.row_end - cur.row_begin;
     const bool active = wg * 64 < rows;
-    __nv_bfloat16* xs = xbufs + (q & 1) * kXElems;
-    const std::uint64_t desc_x = desc_x0 + static_cast<std::uint64_t>(((q & 1) * kXElems * 2) >> 4);
+    const int b = q & 1;
+    __nv_bfloat16* xs = xbufs + b * kXElems;
+    const std::uint64_t desc_x = desc_x0 + static_cast<std::uint64_t>((b * kXElems * 2) >> 4);
+    mbar_wait(full_x + 8u * b, static_cast<std::uint32_t>((q >> 1) & 1));
+    fence_proxy_async();  // the rows landed through cp.async (generic proxy); wgmma reads them (async proxy)
 
     float y[64];
 #pragma unroll
     for (int i = 0; i < 64; ++i) y[i] = 0.0f;
 
-    for (int j = 0; j < nchunks; ++j) {
-      const int g = q * nchunks + j;
-      if (j == 0) {
-        cp_async_wait_upto1(x_issued - (q + 1));  // this item's X rows have landed ...
-        fence_proxy_async();
-      }
-      while (!mbar_try_wait(full0 + 8u * (g % kStagesW), static_cast<std::uint32_t>((g / kStagesW) & 1))) {
-      }
-      __syncthreads();  // ... for every thread; and every warpgroup is done with chunk g - 1
-      issue_upto(g + kStagesW, q);  // refill the stage chunk g - 1 used
-      if (!active) continue;
-      const std::uint64_t desc_k = desc_stage0 + static_cast<std::uint64_t>(((g % kStagesW) * kStageElems * 2) >> 4);
-      const std::uint64_t desc_v = desc_k + static_cast<std::uint64_t>((2 * kAtom * 2) >> 4);
+    for (int j = 0; j < nchunks; ++j, ++g) {
+      const int st = g % kStagesW;
+      mbar_wait(full_w + 8u * st, static_cast<std::uint32_t>((g / kStagesW) & 1));
+      if (active) {
+        const std::uint64_t desc_k = desc_stage0 + static_cast<std::uint64_t>((st * kStageElems * 2) >> 4);
+        const std::uint64_t desc_v = desc_k + static_cast<std::uint64_t>((2 * kAtom * 2) >> 4);
+        float s[32];
+#pragma unroll
+        for (int i = 0; i < 32; ++i) s[i] = 0.0f;
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < kH / 16; ++kk)
+          wgmma_m64n64k16_ss(s, desc_x + static_cast<std::uint64_t>(((kk / 4) * kGroups * kAtom * 2 + (kk % 4) * 32) >> 4),
+                             desc_k + static_cast<std::uint64_t>(((kk / 4) * kAtom * 2 + (kk % 4) * 32) >> 4), 1);
+        wgmma_commit();
+        wgmma_wait<0>();
 
-      float s[32];
+        std::uint32_t pa[4][4];
 #pragma unroll
-      for (int i = 0; i < 32; ++i) s[i] = 0.0f;
-      wgmma_fence();
+        for (int ks = 0; ks < 4; ++ks) {
+          const int i0 = 2 * ks, i1 = 2 * ks + 1;
+          pa[ks][0] = gelu_bf16x2(s[4 * i0 + 0], s[4 * i0 + 1]);
+          pa[ks][1] = gelu_bf16x2(s[4 * i0 + 2], s[4 * i0 + 3]);
+          pa[ks][2] = gelu_bf16x2(s[4 * i1 + 0], s[4 * i1 + 1]);
+          pa[ks][3] = gelu_bf16x2(s[4 * i1 + 2], s[4 * i1 + 3]);
+        }
+        wgmma_fence();
 #pragma unroll
-      for (int kk = 0; kk < kH / 16; ++kk)
-        wgmma_m64n64k16_ss(s, desc_x + static_cast<std::uint64_t>(((kk / 4) * kGroups * kAtom * 2 + (kk % 4) * 32) >> 4),
-                           desc_k + static_cast<std::uint64_t>(((kk / 4) * kAtom * 2 + (kk % 4) * 32) >> 4), 1);
-      wgmma_commit();
-      wgmma_wait<0>();
-
-      std::uint32_t pa[4][4];
-#pragma unroll
-      for (int ks = 0; ks < 4; ++ks) {
-        const int i0 = 2 * ks, i1 = 2 * ks + 1;
-        pa[ks][0] = gelu_bf16x2(s[4 * i0 + 0], s[4 * i0 + 1]);
-        pa[ks][1] = gelu_bf16x2(s[4 * i0 + 2], s[4 * i0 + 3]);
-        pa[ks][2] = gelu_bf16x2(s[4 * i1 + 0], s[4 * i1 + 1]);
-        pa[ks][3] = gelu_bf16x2(s[4 * i1 + 2], s[4 * i1 + 3]);
+        for (int ks = 0; ks < kFw / 16; ++ks)
+          wgmma_m64n128k16_rs(y, pa[ks], desc_v + static_cast<std::uint64_t>((ks * 32) >> 4), 1);
+        wgmma_commit();
+        wgmma_wait<0>();
       }
-      wgmma_fence();
-#pragma unroll
-      for (int ks = 0; ks < kFw / 16; ++ks)
-        wgmma_m64n128k16_rs(y, pa[ks], desc_v + static_cast<std::uint64_t>((ks * 32) >> 4), 1);
-      wgmma_commit();
-      wgmma_wait<0>();
+      __syncwarp();
+      if (lane == 0) mbar_arrive(empty_w + 8u * st);  // this warp is done with the stage
     }
-    __syncthreads();  // every warpgroup's last S is done: the X buffer becomes Y's staging area
 
-    // Epilogue: stage Y as bf16 in the X buffer, then 16-byte stores of the valid rows. The next
-    // item's loads stay in flight meanwhile.
-    const int g8 = lane / 4, t = lane % 4;
+    // Epilogue: stage this warpgroup's Y rows as bf16 in its own rows of the X buffer (its S
+    // products are done; the other warpgroups read only their own rows), then 16-byte stores.
     if (active) {
+      const int g8 = lane / 4, t = lane % 4;
 #pragma unroll
       for (int i = 0; i < 16; ++i) {
         const int col = i * 8 + 2 * t;
-        *reinterpret_cast<std::uint32_t*>(xs + swz(warp * 16 + g8, col, kH)) = pack_bf16x2(y[4 * i + 0], y[4 * i + 1]);
-        *reinterpret_cast<std::uint32_t*>(xs + swz(warp * 16 + g8 + 8, col, kH)) = pack_bf16x2(y[4 * i + 2], y[4 * i + 3]);
+        *reinterpret_cast<std::uint32_t*>(xs + xoff(warp * 16 + g8, col)) = pack_bf16x2(y[4 * i + 0], y[4 * i + 1]);
+        *reinterpret_cast<std::uint32_t*>(xs + xoff(warp * 16 + g8 + 8, col)) = pack_bf16x2(y[4 * i + 2], y[4 * i + 3]);
+      }
+      warpgroup_sync(wg);
+#pragma unroll
+      for (int i = 0; i < (64 * kH / 8) / 128; ++i) {  // 8
+        const int c = ltid + i * 128;
+        const int r = wg * 64 + c / 16, col = (c % 16) * 8;
+        if (r < rows)
+          *reinterpret_cast<uint4*>(p.y + static_cast<long long>(cur.row_begin + r) * kH + col) =
+              *reinterpret_cast<const uint4*>(xs + xoff(r, col));
       }
     }
-    __syncthreads();
-#pragma unroll
-    for (int i = 0; i < (kRowsW * kH / 8) / kThreadsW; ++i) {
-      const int c = tid + i * kThreadsW;
-      const int r = c / 16, col = (c % 16) * 8;
-      if (r < rows)
-        *reinterpret_cast<uint4*>(p.y + static_cast<long long>(cur.row_begin + r) * kH + col) =
-            *reinterpret_cast<const uint4*>(xs + swz(r, col, kH));
-    }
-    // No barrier here: this buffer is next written by item q + 2's X loads, issued after the
-    // barrier of item q + 1's first chunk.
-    cur = nxt;
-    if (q + 2 < nloc) nxt = sched.items[first + (q + 2) * stride];
+    __syncwarp();
+    if (lane == 0) mbar_arrive(empty_x + 8u * b);  // this warp is done with the buffer
   }
-  cp_async_wait<0>();
 }
 
 // cuTensorMapEncodeTiled, looked up in the driver at run time (no link against libcuda).
