@@ -1,8 +1,8 @@
 // HP expert MLP forward on wgmma (sm_90a). A block of three consumer warpgroups owns up to 192
 // grouped rows of one (head, expert) segment (64 rows per warpgroup), so a typical segment streams
 // its expert's weights once rather than once per 64 rows. The block is persistent and
-// warp-specialised: one producer warp gathers each item's X rows (cp.async, two buffers) and
-// streams the weight chunks (TMA, four stages), item after item without a break; the consumer
+// warp-specialised: a producer warpgroup streams the weight chunks (one thread, TMA, four stages)
+// and gathers each item's X rows (three warps, cp.async, two buffers), item after item; the consumer
 // warpgroups wait on mbarriers, not on each other, so one warpgroup's GELU and epilogue overlap
 // the others' tensor work. Per chunk of 64 hidden units (K_e rows and V_e^T columns, 128-byte
 // swizzled, K-major, shared by the three consumer warpgroups):
@@ -25,7 +25,7 @@ using namespace mlp;
 constexpr int kRowsW = kWgmmaRows;       // 192
 constexpr int kGroups = kRowsW / 64;     // consumer warpgroups
 constexpr int kConsumerThreads = kGroups * 128;
-constexpr int kThreadsW = kConsumerThreads + 128;  // + the producer warpgroup (one warp of it works)
+constexpr int kThreadsW = kConsumerThreads + 128;  // + the producer warpgroup
 constexpr int kFw = 64;                  // hidden units per chunk
 constexpr int kAtom = 64 * 64;           // elements of one [64][64] 128-byte-swizzle atom (8 KB)
 constexpr int kStagesW = 4;  // weight chunks in flight, across item boundaries
@@ -109,7 +109,7 @@ __device__ __forceinline__ int xoff(int r, int c) { return (c >> 6) * kGroups * 
 struct Barriers {
   std::uint64_t full_w[kStagesW];   // stage filled (TMA bytes)
   std::uint64_t empty_w[kStagesW];  // stage released by the 12 consumer warps
-  std::uint64_t full_x[kXBufs];     // X rows landed (32 producer lanes, cp.async)
+  std::uint64_t full_x[kXBufs];     // X rows landed (the gathering producer lanes, cp.async)
   std::uint64_t empty_x[kXBufs];    // X buffer (and Y staging) released by the 12 consumer warps
 };
 
@@ -140,62 +140,67 @@ __global__ void __launch_bounds__(kThreadsW, 1)
       mbar_init(empty_w + 8u * st, kGroups * 4);
     }
     for (int b = 0; b < kXBufs; ++b) {
-      mbar_init(full_x + 8u * b, 32);
+      mbar_init(full_x + 8u * b, kGroups * 32);
       mbar_init(empty_x + 8u * b, kGroups * 4);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
 
-  if (warp >= kGroups * 4) {  // ---- producer warpgroup: its first warp works, the others leave ----
+  if (warp >= kGroups * 4) {  // ---- producer warpgroup ----
     asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n" ::: "memory");
-    if (warp != kGroups * 4) return;
+    const int pw = warp - kGroups * 4;
+    if (pw == 0) {  // weight chunks: K_e rows j*64 .. j*64+63 (two 64-column atoms), V^T_e columns j*64 .. (one)
+      if (lane != 0) return;
+      std::uint64_t policy = 0;
+      asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+      int g = 0;  // chunk of the walk
+      for (int q = 0; q < nloc; ++q) {
+        const int segment = sched.items[first + q * stride].segment;
+        for (int j = 0; j < nchunks; ++j, ++g) {
+          const int st = g % kStagesW;
+          mbar_wait(empty_w + 8u * st, static_cast<std::uint32_t>(((g / kStagesW) & 1) ^ 1));
+          const std::uint32_t bar = full_w + 8u * st;
+          const std::uint32_t kb = smem_u32(stages + st * kStageElems);
+          const int krow = segment * p.f + j * kFw;
+          mbar_expect_tx(bar, kStageElems * 2);
+          tma_load_2d(kb, &map_k, bar, 0, krow, policy);
+          tma_load_2d(kb + kAtom * 2, &map_k, bar, 64, krow, policy);
+          tma_load_2d(kb + 2 * kAtom * 2, &map_vt, bar, j * kFw, segment * kH, policy);
+        }
+      }
+      return;
+    }
+    // Warps 1 .. kGroups of the producer: X rows 64 (pw - 1) .. 64 pw - 1 of every item, gathered
+    // through perm (missing rows zero). Lane i fetches the sub-token of rows i and i + 32; each
+    // cp.async then covers two whole rows (16 lanes x 16 bytes each).
+    const int row0 = 64 * (pw - 1);
     const float inv_k = 1.0f / static_cast<float>(p.k);
-    std::uint64_t policy = 0;
-    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
-    int g = 0;  // chunk of the walk
     for (int q = 0; q < nloc; ++q) {
       const WorkItem w = sched.items[first + q * stride];
       const int rows = w.row_end - w.row_begin;
       const int l = w.segment / p.E;
       const int b = q & 1;
-      // X rows, gathered through perm (missing rows zero): lane i fetches the sub-token index of
-      // rows i, i + 32, ...; each cp.async then covers two whole rows (16 lanes x 16 bytes each).
-      int tok[kRowsW / 32];
+      int tok[2];
 #pragma unroll
-      for (int m = 0; m < kRowsW / 32; ++m) {
-        const int r = lane + 32 * m;
+      for (int m = 0; m < 2; ++m) {
+        const int r = row0 + lane + 32 * m;
         const int pair = r < rows ? p.perm[w.row_begin + r] : -1;
         tok[m] = pair >= 0 ? div_small(pair, p.k, inv_k) : -1;
       }
       mbar_wait(empty_x + 8u * b, static_cast<std::uint32_t>(((q >> 1) & 1) ^ 1));
       __nv_bfloat16* xs = xbufs + b * kXElems;
 #pragma unroll
-      for (int m = 0; m < kRowsW / 32; ++m) {
-#pragma unroll
+      for (int m = 0; m < 2; ++m) {
+#pragma unroll 2
         for (int half = 0; half < 16; ++half) {
-          const int r = 32 * m + 2 * half + lane / 16, cc = lane % 16;
+          const int r = row0 + 32 * m + 2 * half + lane / 16, cc = lane % 16;
           const int t = __shfl_sync(0xffffffffu, tok[m], 2 * half + lane / 16);
           const __nv_bfloat16* src = p.x + (t >= 0 ? ((static_cast<long long>(t) * p.L + l) * kH + cc * 8) : 0);
           cp_async16(smem_u32(xs + xoff(r, cc * 8)), src, t >= 0);
         }
       }
       cp_async_mbar_arrive(full_x + 8u * b);
-      // Weight chunks: K_e rows j*64 .. j*64+63 (two 64-column atoms), V^T_e columns j*64 .. (one).
-      for (int j = 0; j < nchunks; ++j, ++g) {
-        if (lane == 0) {
-          const int st = g % kStagesW;
-          mbar_wait(empty_w + 8u * st, static_cast<std::uint32_t>(((g / kStagesW) & 1) ^ 1));
-          const std::uint32_t bar = full_w + 8u * st;
-          const std::uint32_t kb = smem_u32(stages + st * kStageElems);
-          const int krow = w.segment * p.f + j * kFw;
-          mbar_expect_tx(bar, kStageElems * 2);
-          tma_load_2d(kb, &map_k, bar, 0, krow, policy);
-          tma_load_2d(kb + kAtom * 2, &map_k, bar, 64, krow, policy);
-          tma_load_2d(kb + 2 * kAtom * 2, &map_vt, bar, j * kFw, w.segment * kH, policy);
-        }
-        __syncwarp();
-      }
     }
     cp_async_wait<0>();  // the last gathers land before the warp exits
     return;
