@@ -228,14 +228,17 @@ __global__ void __launch_bounds__(kThreadsW, 1)
     float y[64];
 #pragma unroll
     for (int i = 0; i < 64; ++i) y[i] = 0.0f;
+    std::uint32_t pa[4][4];  // GELU(S) of the chunk whose Y product is in flight (read by wgmma)
 
+    // Y += P V_c of chunk j - 1 stays in flight while S of chunk j is issued behind it; the
+    // stage of chunk j - 1 (and the registers of its P) are released once both completed.
+    int prev_st = -1;
     for (int j = 0; j < nchunks; ++j, ++g) {
       const int st = g % kStagesW;
       mbar_wait(full_w + 8u * st, static_cast<std::uint32_t>((g / kStagesW) & 1));
+      const std::uint64_t desc_k = desc_stage0 + static_cast<std::uint64_t>((st * kStageElems * 2) >> 4);
+      float s[32];
       if (active) {
-        const std::uint64_t desc_k = desc_stage0 + static_cast<std::uint64_t>((st * kStageElems * 2) >> 4);
-        const std::uint64_t desc_v = desc_k + static_cast<std::uint64_t>((2 * kAtom * 2) >> 4);
-        float s[32];
 #pragma unroll
         for (int i = 0; i < 32; ++i) s[i] = 0.0f;
         wgmma_fence();
@@ -244,9 +247,11 @@ __global__ void __launch_bounds__(kThreadsW, 1)
           wgmma_m64n64k16_ss(s, desc_x + static_cast<std::uint64_t>(((kk / 4) * kGroups * kAtom * 2 + (kk % 4) * 32) >> 4),
                              desc_k + static_cast<std::uint64_t>(((kk / 4) * kAtom * 2 + (kk % 4) * 32) >> 4), 1);
         wgmma_commit();
-        wgmma_wait<0>();
-
-        std::uint32_t pa[4][4];
+        wgmma_wait<0>();  // S of chunk j, and Y of chunk j - 1 before it
+      }
+      __syncwarp();
+      if (prev_st >= 0 && lane == 0) mbar_arrive(empty_w + 8u * prev_st);  // this warp is done with chunk j - 1
+      if (active) {
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) {
           const int i0 = 2 * ks, i1 = 2 * ks + 1;
@@ -255,16 +260,18 @@ __global__ void __launch_bounds__(kThreadsW, 1)
           pa[ks][2] = gelu_bf16x2(s[4 * i1 + 0], s[4 * i1 + 1]);
           pa[ks][3] = gelu_bf16x2(s[4 * i1 + 2], s[4 * i1 + 3]);
         }
+        const std::uint64_t desc_v = desc_k + static_cast<std::uint64_t>((2 * kAtom * 2) >> 4);
         wgmma_fence();
 #pragma unroll
         for (int ks = 0; ks < kFw / 16; ++ks)
           wgmma_m64n128k16_rs(y, pa[ks], desc_v + static_cast<std::uint64_t>((ks * 32) >> 4), 1);
         wgmma_commit();
-        wgmma_wait<0>();
       }
-      __syncwarp();
-      if (lane == 0) mbar_arrive(empty_w + 8u * st);  // this warp is done with the stage
+      prev_st = st;
     }
+    if (active) wgmma_wait<0>();  // the last Y
+    __syncwarp();
+    if (lane == 0) mbar_arrive(empty_w + 8u * prev_st);
 
     // Epilogue: stage this warpgroup's Y rows as bf16 in its own rows of the X buffer (its S
     // products are done; the other warpgroups read only their own rows), then 16-byte stores.
