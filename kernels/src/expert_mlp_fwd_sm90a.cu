@@ -231,14 +231,16 @@ __global__ void __launch_bounds__(kThreadsW, 1)
     std::uint32_t pa[4][4];  // GELU(S) of the chunk whose Y product is in flight (read by wgmma)
 
     // Y += P V_c of chunk j - 1 stays in flight while S of chunk j is issued behind it; the
-    // stage of chunk j - 1 (and the registers of its P) are released once both completed.
+    // stage of chunk j - 1 (and the registers of its P) are released once both completed. Every
+    // warpgroup computes, also on rows past the item (zero-filled): a wgmma kept in flight across
+    // a branch would be serialised by the compiler.
     int prev_st = -1;
     for (int j = 0; j < nchunks; ++j, ++g) {
       const int st = g % kStagesW;
       mbar_wait(full_w + 8u * st, static_cast<std::uint32_t>((g / kStagesW) & 1));
       const std::uint64_t desc_k = desc_stage0 + static_cast<std::uint64_t>((st * kStageElems * 2) >> 4);
       float s[32];
-      if (active) {
+      {
 #pragma unroll
         for (int i = 0; i < 32; ++i) s[i] = 0.0f;
         wgmma_fence();
@@ -251,7 +253,7 @@ __global__ void __launch_bounds__(kThreadsW, 1)
       }
       __syncwarp();
       if (prev_st >= 0 && lane == 0) mbar_arrive(empty_w + 8u * prev_st);  // this warp is done with chunk j - 1
-      if (active) {
+      {
 #pragma unroll
         for (int ks = 0; ks < 4; ++ks) {
           const int i0 = 2 * ks, i1 = 2 * ks + 1;
@@ -269,7 +271,7 @@ __global__ void __launch_bounds__(kThreadsW, 1)
       }
       prev_st = st;
     }
-    if (active) wgmma_wait<0>();  // the last Y
+    wgmma_wait<0>();  // the last Y
     __syncwarp();
     if (lane == 0) mbar_arrive(empty_w + 8u * prev_st);
 
