@@ -344,19 +344,24 @@ bool wgmma_supported() {
 }
 
 cudaError_t launch_expert_mlp_fwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, cudaStream_t stream) {
-  const cudaError_t attr =
+  // Host work first (attributes, tensor maps), so the device does not wait for it between the
+  // schedule build and the kernel.
+  const cudaError_t attr =  // per device: not cached
       cudaFuncSetAttribute(expert_mlp_fwd_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
   if (attr != cudaSuccess) return attr;
-  if (sched.max_items == 0) return cudaSuccess;
-  CUtensorMap map_k{}, map_vt{};
-  const long long segments = static_cast<long long>(p.L) * p.E;
-  cudaError_t e = make_map(&map_k, p.wk, segments * p.f, kH, 64);  // K: [L E f][h]
-  if (e == cudaSuccess) e = make_map(&map_vt, p.wv, segments * kH, p.f, kH);  // V^T: [L E h][f]
-  if (e != cudaSuccess) return e;
   int device = 0, sms = 0;
-  e = cudaGetDevice(&device);
+  cudaError_t e = cudaGetDevice(&device);
   if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (e != cudaSuccess) return e;
+  CUtensorMap map_k{}, map_vt{};
+  const long long segments = static_cast<long long>(p.L) * p.E;
+  if (sched.max_items > 0) {
+    e = make_map(&map_k, p.wk, segments * p.f, kH, 64);  // K: [L E f][h]
+    if (e == cudaSuccess) e = make_map(&map_vt, p.wv, segments * kH, p.f, kH);  // V^T: [L E h][f]
+    if (e != cudaSuccess) return e;
+  }
+  e = build_schedule(p.offsets, sched, /*item_for_empty=*/false, stream);
+  if (e != cudaSuccess || sched.max_items == 0) return e;
   const long long blocks = sched.max_items < sms ? sched.max_items : sms;
   expert_mlp_fwd_wgmma_kernel<<<static_cast<unsigned>(blocks), kThreadsW, kSmemBytes, stream>>>(p, sched, map_k, map_vt);
   return cudaGetLastError();

@@ -13,7 +13,8 @@ constexpr int kWgmmaRows = 192;  // rows per block (three warpgroups of 64 rows)
 // Whether the current device runs the sm_90a kernel (compute capability 9.0).
 bool wgmma_supported();
 
-// Launches the forward over `sched` (built with kWgmmaRows-row items). Returns the launch error.
+// Builds `sched` (kWgmmaRows-row items) from p.offsets and launches the forward over it. Returns
+// the first error.
 cudaError_t launch_expert_mlp_fwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, cudaStream_t stream);
 
 }  // namespace hpsim::kernels::device
