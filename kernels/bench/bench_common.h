@@ -95,6 +95,28 @@ struct Work {
 void time_case(benchmark::State& state, const std::function<core::Status(cudaStream_t)>& launch_once, const Work& work,
                const std::map<std::string, double>& shape, const std::string& label);
 
+// Registers the Google Benchmark case "<layer>/<shape key>/<family>": its family is first checked
+// against the CPU twin (`verified(family, shape)` returns "passed" or what failed; the case is
+// skipped with that message when verification is on), then `launch(fixture(shape), stream)` is
+// timed with time_case(). Shape provides key(), counters() and label(family).
+template <typename Shape, typename Fixture>
+void register_verified_case(const char* layer, const Shape& s, const char* family, Work (*work)(const Shape&),
+                            std::function<core::Status(Fixture&, cudaStream_t)> launch,
+                            const std::string& (*verified)(const char*, const Shape&), Fixture& (*fixture)(const Shape&)) {
+  const std::string name = std::string(layer) + "/" + s.key() + "/" + family;
+  benchmark::RegisterBenchmark(name.c_str(), [s, family, work, launch, verified, fixture](benchmark::State& state) {
+    const std::string& v = verified(family, s);
+    if (options().verify && v != "passed") {
+      state.SkipWithError(("verification against the CPU twin failed: " + v).c_str());
+      for (auto _ : state) {
+      }
+      return;
+    }
+    Fixture& fx = fixture(s);
+    time_case(state, [&](cudaStream_t st) { return launch(fx, st); }, work(s), s.counters(), s.label(family));
+  })->UseManualTime()->Iterations(options().iterations)->Unit(benchmark::kMicrosecond);
+}
+
 // Cases register themselves through these (called from main, never from static initialisers).
 void register_ceiling_cases();
 void register_hp_cases();

@@ -3,6 +3,7 @@
 // A rank holds E/W experts and, with balanced routing, receives R = n*k rows. Symbols as in
 // DESIGN.md section 2.
 #include <memory>
+#include <utility>
 
 #include <cublas_v2.h>
 #include <fmt/format.h>
@@ -258,18 +259,7 @@ const std::string& verified(const char* family, const Shape& s) {
 using LaunchFn = std::function<core::Status(Fixture&, cudaStream_t)>;
 
 void add_case(const Shape& s, const char* family, Work (*work)(const Shape&), LaunchFn fn) {
-  const std::string name = fmt::format("ep/{}/{}", s.key(), family);
-  benchmark::RegisterBenchmark(name.c_str(), [s, family, work, fn](benchmark::State& state) {
-    const std::string& v = verified(family, s);
-    if (options().verify && v != "passed") {
-      state.SkipWithError(("verification against the CPU twin failed: " + v).c_str());
-      for (auto _ : state) {
-      }
-      return;
-    }
-    Fixture& fx = fixture(s);
-    time_case(state, [&](cudaStream_t st) { return fn(fx, st); }, work(s), s.counters(), s.label(family));
-  })->UseManualTime()->Iterations(options().iterations)->Unit(benchmark::kMicrosecond);
+  register_verified_case<Shape, Fixture>("ep", s, family, work, std::move(fn), verified, fixture);
 }
 
 double N(const Shape& s) { return static_cast<double>(s.n); }

@@ -1,6 +1,7 @@
 // hpsim-bench: the HP (Multi-Head LatentMoE) layer's kernels at the paper's shapes. A rank holds
 // L = H/W heads of N = W*n sub-tokens; symbols as in DESIGN.md section 2.
 #include <memory>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -234,18 +235,7 @@ const std::string& verified(const char* family, const Shape& s) {
 using LaunchFn = std::function<core::Status(Fixture&, cudaStream_t)>;
 
 void add_case(const Shape& s, const char* family, Work (*work)(const Shape&), LaunchFn fn) {
-  const std::string name = fmt::format("hp/{}/{}", s.key(), family);
-  benchmark::RegisterBenchmark(name.c_str(), [s, family, work, fn](benchmark::State& state) {
-    const std::string& v = verified(family, s);
-    if (options().verify && v != "passed") {
-      state.SkipWithError(("verification against the CPU twin failed: " + v).c_str());
-      for (auto _ : state) {
-      }
-      return;
-    }
-    Fixture& fx = fixture(s);
-    time_case(state, [&](cudaStream_t st) { return fn(fx, st); }, work(s), s.counters(), s.label(family));
-  })->UseManualTime()->Iterations(options().iterations)->Unit(benchmark::kMicrosecond);
+  register_verified_case<Shape, Fixture>("hp", s, family, work, std::move(fn), verified, fixture);
 }
 
 // FLOP and byte counts (fewest bytes: every input read once, every output written once).
