@@ -78,6 +78,26 @@ void add_gpu_commands(CLI::App& app, ExecuteOptions& ex, ValidateOptions& val, C
                         "shipped profile)");
 }
 
+CLI::App* add_imbalance_command(CLI::App& app, ImbalanceOptions& o) {
+  auto* cmd = app.add_subcommand(
+      "imbalance",
+      "EP against HP under skewed routing on the local GPUs: for k in {1,2,4,8} and Zipf skew in {0,1,2} over the "
+      "paper's 768 experts (owned contiguously), the measured all-to-all time of the slowest rank (waiting "
+      "included) and the peak memory per rank, beside the prediction");
+  cmd->add_option("--profile", o.profile, "Profile for the prediction (default: the best shipped profile)");
+  cmd->add_option("--engine", o.engine, "Prediction to compare with: sim (discrete-event simulator) or analytic")
+      ->check(CLI::IsMember({"sim", "analytic"}))
+      ->capture_default_str();
+  cmd->add_option("--ranks", o.ranks, "GPUs to use (default: every visible GPU)")->check(CLI::PositiveNumber);
+  cmd->add_option("--tokens", o.tokens, "Tokens per rank")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_flag("--quick", o.quick, "A smaller grid: k in {1,8}, skew in {0,2}");
+  cmd->add_option("--iterations", o.iterations, "Timed iterations per point")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--out", o.out, "Also write the table as Markdown to this file");
+  return cmd;
+}
+
 #if HPSIM_HAVE_EXEC
 
 namespace {
@@ -319,6 +339,113 @@ int run_validate(const ValidateOptions& o) {
   return kExitOk;
 }
 
+namespace {
+
+// Communication time of the slowest rank: the sum of its all-to-all spans (a span lasts until
+// the collective completes on that rank, so waiting for the slowest peer is included).
+double comm_us_slowest_rank(const core::Timeline& t) {
+  double worst = 0;
+  for (const auto& r : t.ranks) {
+    double ns = 0;
+    for (const auto& sp : r.spans) {
+      if (sp.lane == core::Lane::kComm) ns += static_cast<double>(sp.duration_ns());
+    }
+    worst = std::max(worst, ns / 1e3);
+  }
+  return worst;
+}
+
+double min_peak(const core::MemoryReport& m) {
+  double v = m.ranks.empty() ? 0.0 : m.ranks.front().peak();
+  for (const auto& r : m.ranks) v = std::min(v, r.peak());
+  return v;
+}
+
+}  // namespace
+
+int run_imbalance(const ImbalanceOptions& o) {
+  auto profile = load_profile_arg(o.profile);
+  if (!profile) return print_error(profile.error());
+  const int visible = kernels::visible_device_count();
+  if (visible == 0) {
+    std::fprintf(stderr, "error: imbalance needs a GPU and none is visible\n");
+    return kExitNoGpu;
+  }
+  const int w = o.ranks > 0 ? o.ranks : visible;
+  const std::vector<std::int64_t> ks = o.quick ? std::vector<std::int64_t>{1, 8} : std::vector<std::int64_t>{1, 2, 4, 8};
+  const std::vector<double> skews = o.quick ? std::vector<double>{0, 2} : std::vector<double>{0, 1, 2};
+  struct Row {
+    std::string strategy;
+    std::int64_t k;
+    double skew, comm_measured, comm_predicted, total_measured, mem_max, mem_min, mem_predicted;
+  };
+  std::vector<Row> rows;
+  const std::size_t total = 2 * ks.size() * skews.size();
+  std::size_t done = 0;
+  for (core::Strategy strategy : {core::Strategy::kEp, core::Strategy::kHp}) {
+    for (auto k : ks) {
+      for (double skew : skews) {
+        core::Scenario s = core::scenario_preset("paper-4.2b-h200x8-uniform").value();
+        s.name = fmt::format("imbalance-{}-k{}-s{}", to_string(strategy), k, skew);
+        s.model.top_k = k;
+        s.workload.tokens_per_rank = o.tokens;
+        s.workload.routing = skew > 0 ? core::Routing::kZipf : core::Routing::kUniform;
+        s.workload.zipf_skew = skew;
+        s.workload.ownership = core::Ownership::kContiguous;
+        s.parallel = {strategy, w};
+        s.cluster.num_nodes = 1;
+        s.cluster.gpus_per_node = std::max(w, 1);
+        std::fprintf(stderr, "\r[%3zu/%3zu] %-40s", done + 1, total, s.name.c_str());
+        std::fflush(stderr);
+        exec::ExecOptions eo;
+        eo.iterations = o.iterations;
+        auto run = exec::execute_layer(s, strategy, eo);
+        if (!run) {
+          std::fprintf(stderr, "\n");
+          print_error(run.error());
+          return run.error().code == core::ErrorCode::kNoDevice ? kExitNoGpu : kExitBadInput;
+        }
+        core::StrategyReport predicted_report;
+        auto predicted = predicted_timeline(s, *profile, strategy, false, o.engine, &predicted_report);
+        if (!predicted) return print_error(predicted.error());
+        rows.push_back({to_string(strategy), k, skew, comm_us_slowest_rank(run->timeline),
+                        comm_us_slowest_rank(*predicted), static_cast<double>(run->timeline.end_ns()) / 1e3,
+                        run->memory.max_peak(), min_peak(run->memory), predicted_report.memory.max_peak()});
+        ++done;
+      }
+    }
+  }
+  std::fprintf(stderr, "\n");
+  std::string md = fmt::format(
+      "All-to-all time of the slowest rank (forward + backward, all collectives of the layer, waiting included) "
+      "and peak memory per rank; W = {}, {} tokens per rank, 768 experts owned contiguously; prediction: {}, "
+      "profile {}.\n\n",
+      w, o.tokens, o.engine == "sim" ? "simulator" : "analytic model", profile->name);
+  md += "| strategy | k | Zipf skew | all-to-all us (measured) | all-to-all us (predicted) | layer us (measured) | "
+        "peak GB, max rank | peak GB, min rank | peak GB, predicted max |\n|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& r : rows) {
+    md += fmt::format("| {} | {} | {} | {:.1f} | {:.1f} | {:.1f} | {:.3f} | {:.3f} | {:.3f} |\n", r.strategy, r.k, r.skew,
+                      r.comm_measured, r.comm_predicted, r.total_measured, r.mem_max / 1e9, r.mem_min / 1e9,
+                      r.mem_predicted / 1e9);
+  }
+  // Growth from uniform to the strongest skew, per strategy and k.
+  md += "\nGrowth from uniform routing to the strongest skew (measured):\n\n| strategy | k | all-to-all | peak memory, max rank |\n|---|---|---|---|\n";
+  for (const auto& a : rows) {
+    if (a.skew != skews.front()) continue;
+    for (const auto& b : rows) {
+      if (b.strategy != a.strategy || b.k != a.k || b.skew != skews.back()) continue;
+      const auto ratio = [](double x, double y) { return y > 0 ? fmt::format("{:.2f}x", x / y) : std::string("n/a"); };
+      md += fmt::format("| {} | {} | {} | {} |\n", a.strategy, a.k, ratio(b.comm_measured, a.comm_measured),
+                        ratio(b.mem_max, a.mem_max));
+    }
+  }
+  std::fwrite(md.data(), 1, md.size(), stdout);
+  if (!o.out.empty()) {
+    if (auto st = core::write_text_file(o.out, md); !st) return print_error(st.error());
+  }
+  return kExitOk;
+}
+
 int run_calibrate(const CalibrateCliOptions& o, const std::string& command_line) {
   auto base = load_profile_arg(o.base);
   if (!base) return print_error(base.error());
@@ -345,8 +472,8 @@ int run_calibrate(const CalibrateCliOptions& o, const std::string& command_line)
   }
   const std::string out = o.out.empty() ? profile->name + ".json" : o.out;
   if (auto st = core::write_text_file(out, core::to_json(*profile)); !st) return print_error(st.error());
-  std::printf("wrote %s: %zu kernel families, copy %.0f GB/s, bf16 GEMM %.0f TFLOP/s\n", out.c_str(),
-              profile->kernels.size(), profile->hbm_gbps, profile->bf16_tflops);
+  std::printf("wrote %s: %zu kernel families, copy %.0f GB/s, bf16 GEMM %.0f TFLOP/s, host round trip %.1f us\n",
+              out.c_str(), profile->kernels.size(), profile->hbm_gbps, profile->bf16_tflops, profile->host_sync_us);
   for (const auto& [name, fit] : profile->kernels) {
     if (fit.points.empty()) continue;
     std::printf("  %-20s alpha %7.1f us  %8.1f TFLOP/s  %8.1f GB/s  fit error %5.1f%%  (%zu points)\n", name.c_str(),
@@ -369,6 +496,7 @@ int not_built(const char* what) {
 
 int run_execute(const ExecuteOptions&) { return not_built("execute"); }
 int run_validate(const ValidateOptions&) { return not_built("validate"); }
+int run_imbalance(const ImbalanceOptions&) { return not_built("imbalance"); }
 int run_calibrate(const CalibrateCliOptions&, const std::string&) { return not_built("calibrate"); }
 
 #endif

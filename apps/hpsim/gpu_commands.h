@@ -1,7 +1,8 @@
 #pragma once
-// The commands that run on GPUs: execute, validate, calibrate. In a build without the CUDA
+// The commands that run on GPUs: execute, validate, imbalance, calibrate. In a build without the CUDA
 // executor they exist (with --help) and say so when run.
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,20 @@ struct CalibrateCliOptions {
   bool quick = false;
   std::string base;  // base profile
 };
+
+struct ImbalanceOptions {
+  std::string profile;
+  int ranks = 0;  // 0 = every visible GPU
+  std::string engine = "sim";
+  bool quick = false;
+  std::int64_t tokens = 16384;
+  int iterations = 5;
+  std::string out;  // markdown table
+};
+
+// `hpsim imbalance`: EP against HP under skewed routing on the local GPUs.
+CLI::App* add_imbalance_command(CLI::App& app, ImbalanceOptions& options);
+int run_imbalance(const ImbalanceOptions& options);
 
 void add_gpu_commands(CLI::App& app, ExecuteOptions& exec, ValidateOptions& val, CalibrateCliOptions& cal,
                       CLI::App*& execute, CLI::App*& validate, CLI::App*& calibrate);

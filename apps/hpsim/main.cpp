@@ -75,6 +75,8 @@ int main(int argc, char** argv) {
   CalibrateCliOptions cal;
   CLI::App *execute = nullptr, *validate = nullptr, *calibrate = nullptr;
   add_gpu_commands(app, ex, val, cal, execute, validate, calibrate);
+  ImbalanceOptions imb;
+  CLI::App* imbalance = add_imbalance_command(app, imb);
 
   try {
     app.parse(argc, argv);
@@ -86,6 +88,7 @@ int main(int argc, char** argv) {
   if (presets->parsed()) return run_presets(show, presets_json);
   if (execute->parsed()) return run_execute(ex);
   if (validate->parsed()) return run_validate(val);
+  if (imbalance->parsed()) return run_imbalance(imb);
   if (calibrate->parsed()) {
     std::string command = "hpsim";
     for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];

@@ -165,6 +165,19 @@ TEST(CliHelp, EveryCommandExplainsItsOptionsWithDefaults) {
   EXPECT_NE(sweep.out.find("=csv"), std::string::npos) << sweep.out;
 }
 
+TEST(CliHelp, GpuCommandsExplainThemselvesAndRejectBadOptions) {
+  for (const char* cmd : {"execute", "validate", "imbalance", "calibrate"}) {
+    const auto r = run_cli({cmd, "--help"});
+    EXPECT_EQ(r.exit_code, 0) << cmd;
+    EXPECT_NE(r.out.find(std::string(cmd) == "calibrate" ? "--base" : "--profile"), std::string::npos) << cmd;
+  }
+  const auto imbalance = run_cli({"imbalance", "--help"});
+  EXPECT_NE(imbalance.out.find("=16384"), std::string::npos) << imbalance.out;
+  EXPECT_NE(imbalance.out.find("--quick"), std::string::npos) << imbalance.out;
+  EXPECT_EQ(run_cli({"imbalance", "--engine", "magic"}).exit_code, 2);
+  EXPECT_EQ(run_cli({"imbalance", "--tokens", "0"}).exit_code, 2);
+}
+
 TEST(CliSimulate, JsonHasBothStrategiesForEachDefaultScenario) {
   const auto r = run_cli({"simulate", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
