@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One GPU round of the executor, calibration and validation, on a lent GPU machine:
 #   configure (gpu preset) + build, the exec GPU tests, `hpsim execute` on the shipped layers,
-#   `hpsim calibrate`, `hpsim validate` against the fresh profile; logs and results under $OUT.
+#   `hpsim calibrate`, `hpsim validate` and `hpsim imbalance` against the fresh profile; logs and
+#   results under $OUT.
 # Usage: bash scripts/exec_round.sh [--quick]
 # Needs .deps (scripts/fetch-gpu-deps.sh) on machines without nlohmann-json / CLI11 headers.
 set -uo pipefail
@@ -50,5 +51,7 @@ PY
 done
 log "validate ($W GPU)"
 $HPSIM validate $QUICK ${PROFILE:+--profile "$PROFILE"} --out "$OUT/validation-w$W.md" 2>&1 | tail -60 | tee -a "$OUT/exec_round.log"
+log "imbalance ($W GPU)"
+$HPSIM imbalance $QUICK ${PROFILE:+--profile "$PROFILE"} --out "$OUT/imbalance-w$W.md" 2>&1 | tail -40 | tee -a "$OUT/exec_round.log"
 log "done $(date -u +%FT%TZ)"
 tar -C "$OUT" -czf "$OUT/extra.tar.gz" extra && rm -rf "$EXTRA"
