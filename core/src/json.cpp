@@ -334,6 +334,7 @@ json profile_json(const Profile& p) {
           {"bf16_tflops", p.bf16_tflops},
           {"fp32_tflops", p.fp32_tflops},
           {"hbm_gbps", p.hbm_gbps},
+          {"host_sync_us", p.host_sync_us},
           {"kernels", kernels},
           {"collectives", collectives}};
 }
@@ -354,6 +355,7 @@ void read_profile(ObjectReader& r, Profile& p) {
   r.number("bf16_tflops", p.bf16_tflops);
   r.number("fp32_tflops", p.fp32_tflops);
   r.number("hbm_gbps", p.hbm_gbps);
+  r.number("host_sync_us", p.host_sync_us, /*required=*/false);  // absent: kDefaultHostSyncUs
   r.map("kernels", [&](const std::string& name, const json& v, const std::string& path) {
     ObjectReader k(v, path, r.errors());
     if (!k.valid()) return;

@@ -160,6 +160,7 @@ std::vector<FieldError> check_profile(const Profile& p) {
   c.positive("bf16_tflops", p.bf16_tflops);
   c.positive("fp32_tflops", p.fp32_tflops);
   c.positive("hbm_gbps", p.hbm_gbps);
+  c.non_negative("host_sync_us", p.host_sync_us);
   for (const auto& [name, k] : p.kernels) {
     const std::string path = "kernels." + name;
     c.non_negative(path + ".alpha_us", k.alpha_us);

@@ -76,6 +76,32 @@ TEST(ProfileJson, RoundTrips) {
   EXPECT_EQ(to_json(*parsed), to_json(p));
 }
 
+TEST(ProfileJson, HostSyncIsOptionalWithItsDefault) {
+  Profile p;
+  p.name = "test";
+  p.gpu = "NVIDIA H200";
+  p.bf16_tflops = p.fp32_tflops = p.hbm_gbps = 1;
+  p.host_sync_us = 23.5;
+  const std::string with = to_json(p);
+  ASSERT_NE(with.find("\"host_sync_us\": 23.5"), std::string::npos) << with;
+  auto parsed = parse_profile(with);
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_DOUBLE_EQ(parsed->host_sync_us, 23.5);
+  // Without the field: the documented default.
+  const std::string field = "\"host_sync_us\": 23.5,";
+  const std::size_t at = with.find(field);
+  ASSERT_NE(at, std::string::npos);
+  const std::string without = with.substr(0, at) + with.substr(at + field.size());
+  auto defaulted = parse_profile(without);
+  ASSERT_TRUE(defaulted) << defaulted.error().message << "\n" << without;
+  EXPECT_DOUBLE_EQ(defaulted->host_sync_us, kDefaultHostSyncUs);
+  // Strict typing still applies.
+  const std::size_t number = with.find("23.5");
+  auto bad = parse_profile(with.substr(0, number) + "\"fast\"" + with.substr(number + 4));
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("host_sync_us: expected a number"), std::string::npos) << bad.error().message;
+}
+
 TEST(TimelineJson, RoundTrips) {
   Timeline t;
   t.source = "simulated";

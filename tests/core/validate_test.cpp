@@ -91,5 +91,18 @@ TEST(Validate, ProfileEfficiencyMustBeAFraction) {
   EXPECT_EQ(errors[0].to_string(), "collectives.intra_node.all_to_all.efficiency: must be in (0, 1], got 1.5");
 }
 
+TEST(Validate, ProfileHostSyncMustNotBeNegative) {
+  Profile p;
+  p.name = "x";
+  p.gpu = "g";
+  p.bf16_tflops = p.fp32_tflops = p.hbm_gbps = 1;
+  p.host_sync_us = 0;
+  EXPECT_TRUE(check_profile(p).empty());
+  p.host_sync_us = -3;
+  auto errors = check_profile(p);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].to_string(), "host_sync_us: must be >= 0, got -3");
+}
+
 }  // namespace
 }  // namespace hpsim::core

@@ -45,6 +45,10 @@ struct CollectiveFit {
   std::vector<CollectivePoint> points;
 };
 
+// Host round trip assumed when a profile does not give one: a device-to-host copy of a few bytes
+// and a stream synchronisation, typical of a PCIe-attached GPU (not measured; docs/calibration.md).
+inline constexpr double kDefaultHostSyncUs = 10.0;
+
 struct Profile {
   std::string name;
   ProfileSource source = ProfileSource::kDatasheet;
@@ -55,6 +59,9 @@ struct Profile {
   double bf16_tflops = 0;  // dense bf16 GEMM ceiling
   double fp32_tflops = 0;  // plain fp32 ceiling
   double hbm_gbps = 0;     // device copy ceiling, bytes read + written
+  // Host round trip: a device-to-host copy of a few bytes and a stream synchronisation (EP's
+  // metadata stage waits for it before it can size the receive buffers). Optional in JSON.
+  double host_sync_us = kDefaultHostSyncUs;
   // Per kernel family (names in docs/model.md), e.g. "hp_router_fwd", "expert_mlp_fwd".
   std::map<std::string, KernelFit> kernels;
   // Per link tier ("intra_node", "inter_node"), per collective ("all_to_all", "all_reduce", ...).
