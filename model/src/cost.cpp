@@ -24,13 +24,19 @@ LayerShape LayerShape::of(const core::Scenario& scenario, bool save_expert_hidde
 
 KernelWork gemm_work(double M, double K, double N, double s) { return {2 * M * K * N, (M * K + K * N + M * N) * s}; }
 
-KernelWork moe_kernel_work(KernelFamily family, const LayerShape& x, double R) {
+KernelWork moe_kernel_work(KernelFamily family, const LayerShape& x, double R, const SegmentTiles& tiles) {
   const double n = x.n, d = x.d, H = x.H, h = x.h, E = x.E, k = x.k, f = x.f, W = x.W, s = x.s;
   const double S = n * H;          // HP sub-tokens a rank routes (W n per local head, H/W heads)
   const double fp32 = 4;           // router weights and gates
   const double slot_meta = 4 + 4;  // fp32 gate + int32 index per slot
   const double saved = x.save_expert_hidden ? 2 : 0;      // f-wide tensors written forward, read backward
   const double recompute = x.save_expert_hidden ? 0 : 1;  // the backward redoes the first GEMM
+  // Expert MLPs (docs/model.md, "Segments and row tiles"): FLOPs on tile-padded rows P_T; the
+  // weights of every non-empty segment come from device memory once per pass (the work items of a
+  // segment run side by side and share them through L2); the backward writes every segment's
+  // gradients, zeros for the empty ones.
+  const double segments = tiles.segments, nonempty = tiles.nonempty;
+  const double P_dw = tiles.padded_rows(kMlpWgradTileRows);
   switch (family) {
     case KernelFamily::kHpWIn: return gemm_work(n, d, H * h, s);
     case KernelFamily::kHpWOut: return gemm_work(n, H * h, d, s);
@@ -46,9 +52,13 @@ KernelWork moe_kernel_work(KernelFamily family, const LayerShape& x, double R) {
     case KernelFamily::kHpGroup: return {0, S * h * s + R * h * s + R * slot_meta};
     case KernelFamily::kHpGroupBwd: return {R * h, R * h * s + S * h * s};
     case KernelFamily::kHpExpertMlpFwd:
-      return {4 * R * h * f, 2 * R * h * s + H / W * E * 2 * h * f * s + saved * R * f * s};
+      return {4 * tiles.padded_rows(kHpMlpFwdItemRows) * h * f,
+              2 * R * h * s + saved * R * f * s + nonempty * 2 * h * f * s};
     case KernelFamily::kHpExpertMlpBwd:
-      return {(8 + 2 * recompute) * R * h * f, 3 * R * h * s + saved * R * f * s + 2 * H / W * E * 2 * h * f * s};
+      // The dX kernel reads the non-empty segments' weights; the weight-gradient kernel, which gives
+      // every segment an item, reads every segment's weights again.
+      return {(4 + 2 * recompute) * tiles.padded_rows(kHpMlpDxItemRows) * h * f + 4 * P_dw * h * f,
+              3 * R * h * s + saved * R * f * s + (nonempty + 2 * segments) * 2 * h * f * s};
     case KernelFamily::kHpCombineFwd: return {2 * R * h, R * h * s + R * fp32 + S * h * s};
     case KernelFamily::kHpCombineBwd: return {3 * R * h, S * h * s + 2 * R * h * s + R * slot_meta};
     case KernelFamily::kEpRouterFwd: return {2 * n * d * E, n * d * s + d * E * fp32 + n * k * slot_meta + E * 4};
@@ -57,9 +67,11 @@ KernelWork moe_kernel_work(KernelFamily family, const LayerShape& x, double R) {
     case KernelFamily::kEpPermuteBwd: return {n * k * d, n * k * d * s + n * d * s};
     case KernelFamily::kEpRegroup: return {0, 2 * R * d * s + R * 4};
     case KernelFamily::kEpExpertMlpFwd:
-      return {4 * R * d * f, 2 * R * d * s + E / W * 2 * d * f * s + saved * R * f * s};
+      return {4 * tiles.padded_rows(kEpMlpTileRows) * d * f,
+              2 * R * d * s + saved * R * f * s + nonempty * 2 * d * f * s};
     case KernelFamily::kEpExpertMlpBwd:
-      return {(8 + 2 * recompute) * R * d * f, 3 * R * d * s + saved * R * f * s + 2 * E / W * 2 * d * f * s};
+      return {(4 + 2 * recompute) * tiles.padded_rows(kEpMlpTileRows) * d * f + 4 * P_dw * d * f,
+              3 * R * d * s + saved * R * f * s + (nonempty + segments) * 2 * d * f * s};
     case KernelFamily::kEpUnpermute: return {2 * n * k * d, n * k * d * s + n * k * fp32 + n * d * s};
     case KernelFamily::kEpUnpermuteBwd: return {3 * n * k * d, n * d * s + 2 * n * k * d * s + n * k * slot_meta};
     case KernelFamily::kDenseGemm:

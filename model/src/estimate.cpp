@@ -53,7 +53,7 @@ PlanWalk walk_plan(const LayerPlan& plan) {
       for (std::size_t r = 0; r < W; ++r) {
         const double bytes = std::max(totals.sent[r], totals.received[r]);
         comm_bytes[r] = bytes;
-        double t = ready[r];
+        double t = ready[r] + st.local_ns;
         if (plan.num_ranks > 1) {
           HPSIM_ASSERT(st.bandwidth_gbps > 0, "collective stage {} has no bandwidth", st.name);
           t += st.alpha_ns + bytes / st.bandwidth_gbps;  // GB/s = bytes per ns

@@ -5,6 +5,7 @@
 
 #include "hpsim/core/units.h"
 #include "hpsim/model/cost.h"
+#include "hpsim/model/segments.h"
 #include "hpsim/model/traffic.h"
 
 namespace hpsim::model {
@@ -88,6 +89,7 @@ core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const
   const std::vector<double> rows = strategy == core::Strategy::kEp
                                        ? workload.rank_loads()
                                        : std::vector<double>(uW, shape.n * shape.H * shape.k);
+  const std::vector<SegmentTiles> tiles = segment_tiles(workload);
 
   // One layer's stages, priced once; layers and micro-batches repeat them.
   std::vector<PlanStage> layer;
@@ -107,6 +109,14 @@ core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const
       HPSIM_ASSERT(m != traffic.phases.end(), "no traffic matrix for phase {}", t.traffic_phase);
       st.traffic = std::move(*m);  // each phase has one collective stage per layer
       st.alpha_ns = model->alpha_us * core::kNsPerUs;
+      if (W == 1 && profile.hbm_gbps > 0) {
+        // One rank: the all-to-all is a device copy of the rank's own block (read + written).
+        st.local_ns = 2 * st.traffic.at(0, 0) / profile.hbm_gbps;  // GB/s = bytes per ns
+      }
+      if (t.traffic_phase == kPhaseMetadata) {
+        // The counts go to the host, which waits for them before it sizes the receive buffers.
+        st.local_ns += profile.host_sync_us * core::kNsPerUs;
+      }
       st.tier = std::string(tier_name(model->tier));
       st.bandwidth_gbps = model->bandwidth_gbps();
     } else {
@@ -119,7 +129,7 @@ core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const
       st.flops.resize(uW);
       st.bytes.resize(uW);
       for (std::size_t r = 0; r < uW; ++r) {
-        const KernelWork work = moe_kernel_work(t.family, shape, rows[r]);
+        const KernelWork work = moe_kernel_work(t.family, shape, rows[r], tiles[r]);
         st.flops[r] = work.flops;
         st.bytes[r] = work.bytes;
         st.duration_ns[r] = kernel_time_us(*fit, work) * core::kNsPerUs;

@@ -139,7 +139,10 @@ std::int64_t ep_owner(std::int64_t expert, std::int64_t num_experts, std::int64_
   return expert / (num_experts / num_ranks);
 }
 
-core::Expected<RoutingWorkload> build_workload(const core::Scenario& scenario, core::Strategy strategy) {
+namespace {
+
+// The shape checks and the empty tallies shared by every source of counts.
+core::Expected<RoutingWorkload> empty_workload(const core::Scenario& scenario, core::Strategy strategy) {
   const auto& m = scenario.model;
   const auto& wl = scenario.workload;
   const std::int64_t W = scenario.parallel.num_ranks;
@@ -158,7 +161,6 @@ core::Expected<RoutingWorkload> build_workload(const core::Scenario& scenario, c
   if (strategy == core::Strategy::kHp && (H <= 0 || H % W != 0)) {
     return core::Error::field("parallel.num_ranks", fmt::format("must divide model.num_heads ({}) for HP, got {}", H, W));
   }
-
   RoutingWorkload out;
   out.strategy = strategy;
   out.num_ranks = W;
@@ -166,58 +168,80 @@ core::Expected<RoutingWorkload> build_workload(const core::Scenario& scenario, c
   out.experts_per_group = E;
   out.tokens_per_rank = n;
   out.top_k = k;
-  const auto G = out.num_groups;
-  const auto uW = static_cast<std::size_t>(W);
-  const auto uE = static_cast<std::size_t>(E);
-  out.rank_slots.assign(uW * uW, 0.0);
-  if (wl.routing == core::Routing::kTrace || wl.mode == core::WorkloadMode::kSampled) {
-    out.expert_slots.assign(static_cast<std::size_t>(G) * uE, 0.0);
-  }
   out.ownership = wl.ownership;
-  auto rank_slot = [&](std::int64_t src, std::int64_t dst) -> double& {
-    return out.rank_slots[static_cast<std::size_t>(src * W + dst)];
-  };
+  out.rank_slots.assign(static_cast<std::size_t>(W * W), 0.0);
+  return out;
+}
 
-  // Per-(group, source) counts, from one of three sources, folded into the two tallies.
-  auto add_source_counts = [&](std::int64_t g, std::int64_t src, const double* counts) {
-    for (std::int64_t e = 0; e < E; ++e) {
-      const double c = counts[e];
-      out.expert_slots[static_cast<std::size_t>(g * E + e)] += c;
-      rank_slot(src, out.owner(g, e)) += c;
-    }
-  };
+// Adds one (group, source rank)'s per-expert counts to both tallies.
+void add_source_counts(RoutingWorkload& out, std::int64_t g, std::int64_t src, const double* counts) {
+  const std::int64_t E = out.experts_per_group;
+  for (std::int64_t e = 0; e < E; ++e) {
+    const double c = counts[e];
+    out.expert_slots[static_cast<std::size_t>(g * E + e)] += c;
+    out.rank_slots[static_cast<std::size_t>(src * out.num_ranks + out.owner(g, e))] += c;
+  }
+}
 
-  if (wl.routing == core::Routing::kTrace) {
-    auto trace = load_routing_trace(wl.trace_file);
-    if (!trace) return detail::prefix_lines(trace.error(), "workload.trace_file: ");
-    const auto& t = *trace;
-    const std::string& file = wl.trace_file;
-    if (t.num_ranks != W) return trace_mismatch(file, "num_ranks", t.num_ranks, "parallel.num_ranks", W);
-    if (t.tokens_per_rank != n) {
-      return trace_mismatch(file, "tokens_per_rank", t.tokens_per_rank, "workload.tokens_per_rank", n);
+}  // namespace
+
+core::Expected<RoutingWorkload> workload_from_trace(const core::Scenario& scenario, core::Strategy strategy,
+                                                    const RoutingTrace& t) {
+  auto made = empty_workload(scenario, strategy);
+  if (!made) return made.error();
+  RoutingWorkload& out = *made;
+  const std::int64_t W = out.num_ranks, n = out.tokens_per_rank, E = out.experts_per_group, k = out.top_k;
+  const std::int64_t H = scenario.model.num_heads;
+  const std::string& file = scenario.workload.trace_file;
+  if (t.num_ranks != W) return trace_mismatch(file, "num_ranks", t.num_ranks, "parallel.num_ranks", W);
+  if (t.tokens_per_rank != n) {
+    return trace_mismatch(file, "tokens_per_rank", t.tokens_per_rank, "workload.tokens_per_rank", n);
+  }
+  if (t.num_experts != E) return trace_mismatch(file, "num_experts", t.num_experts, "model.num_experts", E);
+  if (t.top_k != k) return trace_mismatch(file, "top_k", t.top_k, "model.top_k", k);
+  out.expert_slots.assign(static_cast<std::size_t>(out.num_groups * E), 0.0);
+  if (strategy == core::Strategy::kEp) {
+    if (t.ep_counts.empty()) {
+      return core::Error::field("workload.trace_file", fmt::format("{} has no \"ep\" section (EP routing)", file));
     }
-    if (t.num_experts != E) return trace_mismatch(file, "num_experts", t.num_experts, "model.num_experts", E);
-    if (t.top_k != k) return trace_mismatch(file, "top_k", t.top_k, "model.top_k", k);
-    if (strategy == core::Strategy::kEp) {
-      if (t.ep_counts.empty()) {
-        return core::Error::field("workload.trace_file", fmt::format("{} has no \"ep\" section (EP routing)", file));
-      }
-      for (std::int64_t src = 0; src < W; ++src) add_source_counts(0, src, &t.ep_counts[static_cast<std::size_t>(src * E)]);
-    } else {
-      if (t.hp_counts.empty()) {
-        return core::Error::field("workload.trace_file", fmt::format("{} has no \"hp\" section (HP routing)", file));
-      }
-      if (t.num_heads != H) return trace_mismatch(file, "num_heads", t.num_heads, "model.num_heads", H);
-      for (std::int64_t g = 0; g < H; ++g) {
-        for (std::int64_t src = 0; src < W; ++src) {
-          add_source_counts(g, src, &t.hp_counts[static_cast<std::size_t>((g * W + src) * E)]);
-        }
-      }
+    HPSIM_ASSERT(t.ep_counts.size() == static_cast<std::size_t>(W * E), "routing counts: {} EP counts for W * E = {}",
+                 t.ep_counts.size(), W * E);
+    for (std::int64_t src = 0; src < W; ++src) {
+      add_source_counts(out, 0, src, &t.ep_counts[static_cast<std::size_t>(src * E)]);
     }
     return out;
   }
+  if (t.hp_counts.empty()) {
+    return core::Error::field("workload.trace_file", fmt::format("{} has no \"hp\" section (HP routing)", file));
+  }
+  if (t.num_heads != H) return trace_mismatch(file, "num_heads", t.num_heads, "model.num_heads", H);
+  HPSIM_ASSERT(t.hp_counts.size() == static_cast<std::size_t>(H * W * E), "routing counts: {} HP counts for H * W * E = {}",
+               t.hp_counts.size(), H * W * E);
+  for (std::int64_t g = 0; g < H; ++g) {
+    for (std::int64_t src = 0; src < W; ++src) {
+      add_source_counts(out, g, src, &t.hp_counts[static_cast<std::size_t>((g * W + src) * E)]);
+    }
+  }
+  return out;
+}
+
+core::Expected<RoutingWorkload> build_workload(const core::Scenario& scenario, core::Strategy strategy) {
+  const auto& wl = scenario.workload;
+  if (wl.routing == core::Routing::kTrace) {
+    auto trace = load_routing_trace(wl.trace_file);
+    if (!trace) return detail::prefix_lines(trace.error(), "workload.trace_file: ");
+    return workload_from_trace(scenario, strategy, *trace);
+  }
+  auto made = empty_workload(scenario, strategy);
+  if (!made) return made.error();
+  RoutingWorkload& out = *made;
+  const std::int64_t W = out.num_ranks, n = out.tokens_per_rank, E = out.experts_per_group, k = out.top_k;
+  const std::int64_t G = out.num_groups;
+  const auto uW = static_cast<std::size_t>(W);
+  const auto uE = static_cast<std::size_t>(E);
 
   if (wl.mode == core::WorkloadMode::kSampled) {
+    out.expert_slots.assign(static_cast<std::size_t>(G) * uE, 0.0);
     const std::vector<double> weights = wl.routing == core::Routing::kZipf
                                             ? zipf_weights(E, wl.zipf_skew)
                                             : std::vector<double>(uE, 1.0);
@@ -228,13 +252,14 @@ core::Expected<RoutingWorkload> build_workload(const core::Scenario& scenario, c
         std::fill(counts.begin(), counts.end(), 0.0);
         core::Rng rng = stream(wl.seed, strategy, g, src);
         sampler.add_counts(rng, n, counts);
-        add_source_counts(g, src, counts.data());
+        add_source_counts(out, g, src, counts.data());
       }
     }
     return out;
   }
 
   // Expectation: every source rank routes n * pi_e slots to expert e (pi sums to k).
+  out.is_expected = true;
   const auto pi = expected_inclusion(wl, E, k);
   const double nd = static_cast<double>(n);
   const double Wd = static_cast<double>(W);
@@ -252,7 +277,7 @@ core::Expected<RoutingWorkload> build_workload(const core::Scenario& scenario, c
       std::copy(per_owner.begin(), per_owner.end(), out.rank_slots.begin() + static_cast<std::ptrdiff_t>(src * W));
     }
   } else {
-    const double per_pair = nd * static_cast<double>(k) * static_cast<double>(H / W);
+    const double per_pair = nd * static_cast<double>(k) * static_cast<double>(out.num_groups / W);
     std::fill(out.rank_slots.begin(), out.rank_slots.end(), per_pair);
   }
   return out;

@@ -168,7 +168,7 @@ class Engine final : public FlowListener {
     prepare(c);
     CollectiveRecord& rec = c.records[static_cast<std::size_t>(r)];
     rec.start_ns = now;
-    queue_.schedule(now + to_ns(s.alpha_ns), &Engine::on_flows_leave, this, static_cast<std::int64_t>(index(i, r)));
+    queue_.schedule(now + to_ns(s.alpha_ns + s.local_ns), &Engine::on_flows_leave, this, static_cast<std::int64_t>(index(i, r)));
   }
 
   // Flow counts of a collective, on its first start.

@@ -73,6 +73,9 @@ core::Status check_plan(const model::LayerPlan& plan) {
       if (!(s.alpha_ns >= 0) || !std::isfinite(s.alpha_ns)) {
         return core::Error::field(path + ".alpha_ns", fmt::format("must be finite and >= 0, got {}", s.alpha_ns));
       }
+      if (!(s.local_ns >= 0) || !std::isfinite(s.local_ns)) {
+        return core::Error::field(path + ".local_ns", fmt::format("must be finite and >= 0, got {}", s.local_ns));
+      }
     }
   }
   if (!is_dag(plan)) return core::Error::field("plan.stages", "the dependencies form a cycle");

@@ -65,6 +65,27 @@ TEST(Engine, AgreesWithTheAnalyticWalkWhenNothingContends) {
 // Two nodes of two GPUs under one leaf. Each GPU sends B to its node peer over NVLink and B to
 // each of the two GPUs of the other node through its NIC (50 GB/s): its NIC carries 2B out and
 // 2B in, so the all-to-all takes 2B / 50 GB/s.
+// A collective's local time (a one-rank group's device copy, EP metadata's host round trip) is
+// spent before its flows leave, in the simulator as in the analytic walk.
+TEST(Engine, CollectiveLocalTimeDelaysItsEnd) {
+  const Topology one = topology_of(cluster(1, 1, 1, 1.0, 100, 50, 1.0, 1.0));
+  auto copy = collective("dispatch", uniform("dispatch", 1, 1e6), 0, {0});
+  copy.local_ns = 500;  // 2 MB read + written at 4000 GB/s
+  const auto plan = plan_of("hp", 1, {compute("a", {1000}, {}), copy, compute("b", {2000}, {1})});
+  const SimResult r = run(plan, one);
+  EXPECT_EQ(span_of(r, 0, "dispatch").start_ns, 1000);
+  EXPECT_EQ(span_of(r, 0, "dispatch").end_ns, 1500);
+  EXPECT_EQ(r.timeline.end_ns(), 3500);
+  EXPECT_DOUBLE_EQ(model::walk_plan(plan).end_ns_max(), 3500);
+
+  // Two ranks: the flows leave alpha + local after the start.
+  const Topology two = topology_of(cluster(1, 2, 1, 1.0, 100, 50, 0.0, 0.0));
+  auto meta = collective("metadata", uniform("metadata", 2, 1e5), 3000, {});
+  meta.local_ns = 7000;
+  const SimResult m = run(plan_of("ep", 2, {meta}), two);
+  EXPECT_NEAR(static_cast<double>(span_of(m, 1, "metadata").end_ns), 3000 + 7000 + 1e5 / 100.0, 20);
+}
+
 TEST(Engine, NicBottleneckGivesTheHandComputedAllToAllTime) {
   const Topology t = topology_of(cluster(2, 2, 2, 1.0, 400, 50));
   const double bytes = 10e6;

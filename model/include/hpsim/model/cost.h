@@ -4,7 +4,8 @@
 // HP: n H k); S = n H sub-tokens a rank routes for HP.
 //
 //   kernel      t = alpha + flops / (tflops 1e12) + bytes / (gbps 1e9)
-//   collective  t = alpha + bytes / (efficiency * tier link bandwidth)        (W > 1; 0 for W = 1)
+//   collective  t = alpha + bytes / (efficiency * tier link bandwidth)        (W > 1; 0 for W = 1, whose
+//               local copy the plan charges as PlanStage::local_ns)
 //   tier        intra_node when the W ranks fit in one node (W <= gpus_per_node), else inter_node
 
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include "hpsim/core/profile.h"
 #include "hpsim/core/scenario.h"
 #include "hpsim/model/kernel_families.h"
+#include "hpsim/model/segments.h"
 
 namespace hpsim::model {
 
@@ -35,9 +37,10 @@ struct LayerShape {
 // GEMM (M x K) by (K x N): 2 M K N FLOPs, (M K + K N + M N) s bytes.
 KernelWork gemm_work(double M, double K, double N, double s);
 
-// Work of one call of a MoE-layer family on a rank whose experts process `rows` rows.
+// Work of one call of a MoE-layer family on a rank whose experts process `rows` rows, cut into the
+// segments `tiles` (read by the expert-MLP families only: tile-padded rows, weights per work item).
 // The dense families (dense_gemm, attention_*, optimizer_step) belong to the step estimate.
-KernelWork moe_kernel_work(KernelFamily family, const LayerShape& x, double rows);
+KernelWork moe_kernel_work(KernelFamily family, const LayerShape& x, double rows, const SegmentTiles& tiles);
 
 // The profile's fit of a family; an error names the profile and the missing "kernels.<name>".
 core::Expected<core::KernelFit> kernel_fit(const core::Profile& profile, KernelFamily family);

@@ -13,6 +13,8 @@
 //    to each peer leave then (after alpha_ns of software latency). It ends on rank r when r has
 //    sent all its flows and received every flow addressed to it. So a slow sender delays its
 //    receivers, and EP's hot rank delays everyone's combine.
+//  - A collective stage may also spend local_ns on every rank before its flows leave (after
+//    alpha_ns): the device copy of a one-rank group's own block, and EP's metadata host round trip.
 //  - `traffic` holds the bytes of the collective: entry (src, dst) is what src sends to dst; the
 //    diagonal is local and costs nothing on the network.
 
@@ -46,6 +48,7 @@ struct PlanStage {
   std::string collective;     // "all_to_all", "all_to_all_v", "all_reduce", "all_gather"
   core::TrafficMatrix traffic;  // W x W bytes
   double alpha_ns = 0;        // software latency from the profile (per collective call)
+  double local_ns = 0;        // time on the rank itself: local copy (W = 1), host round trip (EP metadata)
   std::string tier;           // "intra_node" or "inter_node": the link tier the group crosses
   double bandwidth_gbps = 0;  // efficiency x tier link bandwidth (GB/s per direction), for the analytic walk
 

@@ -39,6 +39,9 @@ struct RoutingWorkload {
   // [src * W + dst]. Row src sums to n * k * num_groups.
   std::vector<double> rank_slots;
   core::Ownership ownership = core::Ownership::kContiguous;  // EP's rule; HP heads are contiguous
+  // true: expert_slots are expectations (expectation mode), each expert's count being
+  // Binomial(W n, expert_slots / (W n)); false: they are counts (sampled or recorded routing).
+  bool is_expected = false;
 
   // Rank that owns expert e of group g (EP: by the ownership rule; HP: the owner of head g).
   std::int64_t owner(std::int64_t group, std::int64_t expert) const;
@@ -86,6 +89,11 @@ struct RoutingTrace {
 // (each row sums to n * k, no count above n, no negative) are errors naming the field's path.
 core::Expected<RoutingTrace> parse_routing_trace(std::string_view json_text);
 core::Expected<RoutingTrace> load_routing_trace(const std::string& path);
+
+// The routing of recorded counts for `strategy` under the scenario's W, n, E, k (and H), taken as
+// exact counts. The trace must match the scenario; errors name workload.trace_file.
+core::Expected<RoutingWorkload> workload_from_trace(const core::Scenario& scenario, core::Strategy strategy,
+                                                    const RoutingTrace& trace);
 
 // EP: the rank that owns expert `expert` (0 .. E-1) under the ownership rule.
 std::int64_t ep_owner(std::int64_t expert, std::int64_t num_experts, std::int64_t num_ranks, core::Ownership ownership);

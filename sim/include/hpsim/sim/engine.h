@@ -3,8 +3,9 @@
 //
 // Semantics are the plan's (layer_plan.h): a stage starts on rank r when its deps are done on r;
 // a compute stage holds r's compute lane for duration_ns[r]; a collective stage sends r's row of
-// its traffic matrix as one flow per peer, all leaving alpha_ns after the stage starts, and ends on
-// r when every flow r sends and every flow addressed to r has arrived. Rank r runs on GPU r.
+// its traffic matrix as one flow per peer, all leaving alpha_ns + local_ns after the stage starts
+// (local_ns: a one-rank group's device copy, EP metadata's host round trip), and ends on r when
+// every flow r sends and every flow addressed to r has arrived. Rank r runs on GPU r.
 //
 // Each rank executes its stages like a CUDA stream, in plan order:
 //  - overlap off (default, as the paper's implementation): one stream per rank for both lanes, so

@@ -1,0 +1,238 @@
+#include "hpsim/model/segments.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "hpsim/core/presets.h"
+#include "hpsim/model/cost.h"
+#include "hpsim/model/data_files.h"
+#include "hpsim/model/estimate.h"
+#include "hpsim/model/plan_builder.h"
+
+namespace hpsim::model {
+namespace {
+
+const core::Profile& shipped_profile() {
+  static const core::Profile p = load_default_profile().value();
+  return p;
+}
+
+// E[ceil(c / T)] for c ~ Binomial(trials, p), summed over the whole probability mass function.
+double exact_items(std::int64_t trials, double p, std::int64_t T) {
+  double sum = 0;
+  for (std::int64_t c = 1; c <= trials; ++c) {
+    const double log_pmf = std::lgamma(static_cast<double>(trials) + 1) - std::lgamma(static_cast<double>(c) + 1) -
+                           std::lgamma(static_cast<double>(trials - c) + 1) + static_cast<double>(c) * std::log(p) +
+                           static_cast<double>(trials - c) * std::log1p(-p);
+    sum += std::exp(log_pmf) * static_cast<double>((c + T - 1) / T);
+  }
+  return sum;
+}
+
+TEST(ExpectedItems, MatchTheExactBinomialSum) {
+  for (double p : {0.0005, 0.005, 0.02, 0.05, 0.2}) {
+    for (std::int64_t T : kSegmentTileRows) {
+      const double want = exact_items(4096, p, T);
+      EXPECT_NEAR(expected_items(4096, p, T), want, 0.01 * want) << "p = " << p << ", T = " << T;
+    }
+  }
+}
+
+TEST(ExpectedItems, SmallSegmentsNeedOneItemWhenNotEmpty) {
+  // Mean 2 rows: never more than one tile; the item count is P(c > 0) = 1 - (1 - p)^trials.
+  EXPECT_DOUBLE_EQ(expected_items(1000, 0.002, 64), 1 - std::pow(0.998, 1000));
+  EXPECT_DOUBLE_EQ(expected_items(1000, 0, 64), 0);
+  EXPECT_DOUBLE_EQ(expected_items(1000, 1, 64), 16);  // every row lands: ceil(1000 / 64)
+}
+
+core::Scenario one_rank(core::Strategy strategy, std::int64_t n, std::int64_t k, double skew) {
+  core::Scenario s = core::scenario_preset("paper-4.2b-h200x8-uniform").value();
+  s.parallel = {strategy, 1};
+  s.workload.tokens_per_rank = n;
+  s.model.top_k = k;
+  if (skew > 0) {
+    s.workload.routing = core::Routing::kZipf;
+    s.workload.zipf_skew = skew;
+  }
+  return s;
+}
+
+TEST(SegmentTiles, RecordedCountsAreCountedExactly) {
+  // EP, one rank, E = 4, k = 2, n = 300: experts get 300, 200, 100 and 0 rows.
+  core::Scenario s = one_rank(core::Strategy::kEp, 300, 2, 0);
+  s.model.num_experts = 4;
+  RoutingTrace t;
+  t.num_ranks = 1;
+  t.tokens_per_rank = 300;
+  t.num_experts = 4;
+  t.top_k = 2;
+  t.ep_counts = {300, 200, 100, 0};
+  auto w = workload_from_trace(s, core::Strategy::kEp, t);
+  ASSERT_TRUE(w) << w.error().message;
+  EXPECT_FALSE(w->is_expected);
+  const auto tiles = segment_tiles(*w);
+  ASSERT_EQ(tiles.size(), 1u);
+  EXPECT_EQ(tiles[0].segments, 4);
+  EXPECT_EQ(tiles[0].nonempty, 3);
+  EXPECT_EQ(tiles[0].items_of(64), 5 + 4 + 2);
+  EXPECT_EQ(tiles[0].items_of(128), 3 + 2 + 1);
+  EXPECT_EQ(tiles[0].items_of(192), 2 + 2 + 1);
+  EXPECT_EQ(tiles[0].items_of(2048), 3);
+  EXPECT_EQ(tiles[0].padded_rows(128), 6 * 128);
+}
+
+TEST(SegmentTiles, SampledCountsAgreeWithTheExpectation) {
+  for (auto strategy : {core::Strategy::kEp, core::Strategy::kHp}) {
+    core::Scenario s = one_rank(strategy, 4096, 2, 1.0);
+    s.parallel.num_ranks = 2;
+    s.cluster = core::cluster_preset("h200x8").value();
+    auto expected = build_workload(s, strategy);
+    s.workload.mode = core::WorkloadMode::kSampled;
+    auto sampled = build_workload(s, strategy);
+    ASSERT_TRUE(expected && sampled);
+    EXPECT_TRUE(expected->is_expected);
+    const auto e = segment_tiles(*expected);
+    const auto x = segment_tiles(*sampled);
+    for (std::size_t r = 0; r < e.size(); ++r) {
+      EXPECT_EQ(x[r].segments, e[r].segments);
+      EXPECT_NEAR(x[r].nonempty, e[r].nonempty, 0.03 * e[r].nonempty) << core::to_string(strategy) << " rank " << r;
+      for (std::int64_t T : kSegmentTileRows) {
+        EXPECT_NEAR(x[r].items_of(T), e[r].items_of(T), 0.03 * e[r].items_of(T))
+            << core::to_string(strategy) << " rank " << r << " T " << T;
+      }
+    }
+  }
+}
+
+// Work of one expert-MLP family on rank 0 of a scenario, from the plan the estimate uses.
+KernelWork mlp_work(const core::Scenario& s, core::Strategy strategy, KernelFamily family) {
+  auto workload = build_workload(s, strategy);
+  HPSIM_ASSERT(workload.has_value(), "{}", workload.error().message);
+  const auto tiles = segment_tiles(*workload);
+  const LayerShape x = LayerShape::of(s, strategy == core::Strategy::kEp);
+  const double rows = strategy == core::Strategy::kEp ? workload->rank_load(0) : x.n * x.H * x.k;
+  return moe_kernel_work(family, x, rows, tiles[0]);
+}
+
+TEST(ExpertMlpWork, SkewedRoutingStreamsFewerWeights) {
+  // Zipf(2) at k = 1: a few experts take nearly every row, most segments are empty.
+  const std::pair<core::Strategy, KernelFamily> cases[] = {{core::Strategy::kHp, KernelFamily::kHpExpertMlpFwd},
+                                                           {core::Strategy::kHp, KernelFamily::kHpExpertMlpBwd},
+                                                           {core::Strategy::kEp, KernelFamily::kEpExpertMlpFwd},
+                                                           {core::Strategy::kEp, KernelFamily::kEpExpertMlpBwd}};
+  for (const auto& [strategy, family] : cases) {
+    const KernelWork uniform = mlp_work(one_rank(strategy, 4096, 1, 0), strategy, family);
+    const KernelWork skewed = mlp_work(one_rank(strategy, 4096, 1, 2.0), strategy, family);
+    EXPECT_LT(skewed.bytes, 0.8 * uniform.bytes) << name_of(family);
+    EXPECT_LT(skewed.flops, uniform.flops) << name_of(family);  // fewer padded tiles
+  }
+  // The forward streams only the non-empty segments' weights: far fewer than E.
+  auto w = build_workload(one_rank(core::Strategy::kHp, 4096, 1, 2.0), core::Strategy::kHp);
+  ASSERT_TRUE(w);
+  const auto tiles = segment_tiles(*w);
+  EXPECT_LT(tiles[0].nonempty, 0.25 * tiles[0].segments);
+}
+
+TEST(ExpertMlpWork, UniformPaperShapesKeepTheirWeightBytes) {
+  // One rank, n = 16384, k = 4, E = 768, f = 256: about 85 rows per segment, so every segment is
+  // non-empty and the weights are streamed once per segment and pass, as before tiles.
+  const double n = 16384, d = 1024, H = 8, h = 128, E = 768, k = 4, f = 256, s = 2;
+  {
+    const core::Scenario sc = one_rank(core::Strategy::kHp, 16384, 4, 0);
+    const double R = n * H * k, weights = H * E * 2 * h * f * s;
+    const KernelWork fwd = mlp_work(sc, core::Strategy::kHp, KernelFamily::kHpExpertMlpFwd);
+    EXPECT_NEAR(fwd.bytes, 2 * R * h * s + weights, 0.01 * fwd.bytes);
+    EXPECT_GT(fwd.flops, 4 * R * h * f);  // 192-row items of ~85 rows
+    const KernelWork bwd = mlp_work(sc, core::Strategy::kHp, KernelFamily::kHpExpertMlpBwd);
+    // The dX and the weight-gradient kernels each read the weights; the gradients are written once.
+    EXPECT_NEAR(bwd.bytes, 3 * R * h * s + 3 * weights, 0.01 * bwd.bytes);
+  }
+  {
+    const core::Scenario sc = one_rank(core::Strategy::kEp, 16384, 4, 0);
+    const double R = n * k, weights = E * 2 * d * f * s;
+    const KernelWork fwd = mlp_work(sc, core::Strategy::kEp, KernelFamily::kEpExpertMlpFwd);
+    EXPECT_NEAR(fwd.bytes, 2 * R * d * s + weights + 2 * R * f * s, 0.01 * fwd.bytes);
+    const KernelWork bwd = mlp_work(sc, core::Strategy::kEp, KernelFamily::kEpExpertMlpBwd);
+    EXPECT_NEAR(bwd.bytes, 3 * R * d * s + 2 * R * f * s + 2 * weights, 0.01 * bwd.bytes);
+  }
+}
+
+TEST(ExpertMlpWork, UniformDefaultScenarioKeepsItsBytesAndPadsItsRowsALittle) {
+  // W = 8, n = 16384: EP's local experts get about 683 rows each, HP's segments as many.
+  const core::Scenario sc = core::default_scenarios().front();
+  const double n = 16384, d = 1024, E = 768, W = 8, k = 4, f = 256, s = 2;
+  const double R = n * k;  // EP rank load under uniform routing
+  const KernelWork fwd = mlp_work(sc, core::Strategy::kEp, KernelFamily::kEpExpertMlpFwd);
+  EXPECT_NEAR(fwd.bytes, 2 * R * d * s + 2 * R * f * s + E / W * 2 * d * f * s, 1e-6 * fwd.bytes);
+  EXPECT_GT(fwd.flops, 4 * R * d * f);
+  EXPECT_LT(fwd.flops, 1.15 * 4 * R * d * f);  // 128-row tiles of ~683 rows
+}
+
+TEST(ExpertMlpWork, FlopsArePaddedToTheKernelsTiles) {
+  // Recorded routing: one EP expert with 300 rows on one rank.
+  core::Scenario s = one_rank(core::Strategy::kEp, 300, 1, 0);
+  s.model.num_experts = 2;
+  RoutingTrace t;
+  t.num_ranks = 1;
+  t.tokens_per_rank = 300;
+  t.num_experts = 2;
+  t.top_k = 1;
+  t.ep_counts = {300, 0};
+  auto w = workload_from_trace(s, core::Strategy::kEp, t);
+  ASSERT_TRUE(w);
+  const auto tiles = segment_tiles(*w);
+  const LayerShape x = LayerShape::of(s, true);
+  const double d = 1024, f = 256, sb = 2;
+  const KernelWork fwd = moe_kernel_work(KernelFamily::kEpExpertMlpFwd, x, 300, tiles[0]);
+  EXPECT_DOUBLE_EQ(fwd.flops, 4 * 384 * d * f);                       // 3 tiles of 128 rows
+  EXPECT_DOUBLE_EQ(fwd.bytes, 2 * 300 * d * sb + 2 * 300 * f * sb + 2 * d * f * sb);  // the one non-empty expert
+  const KernelWork bwd = moe_kernel_work(KernelFamily::kEpExpertMlpBwd, x, 300, tiles[0]);
+  EXPECT_DOUBLE_EQ(bwd.flops, 4 * 384 * d * f + 4 * 320 * d * f);    // dX on 128-row tiles, dW on 64-row steps
+  // The non-empty expert's weights read, both experts' gradients written (the empty one's zeros).
+  EXPECT_DOUBLE_EQ(bwd.bytes, 3 * 300 * d * sb + 2 * 300 * f * sb + (1 + 2) * 2 * d * f * sb);
+}
+
+// ---- Collectives of a one-rank layer and EP's host round trip ----------------------------------
+
+TEST(OneRankCollectives, AreDeviceCopiesOfTheRanksOwnBlock) {
+  const core::Profile& profile = shipped_profile();
+  for (auto strategy : {core::Strategy::kEp, core::Strategy::kHp}) {
+    const core::Scenario s = one_rank(strategy, 16384, 4, 0);
+    auto plan = build_layer_plan(s, profile, strategy);
+    ASSERT_TRUE(plan) << plan.error().message;
+    for (const auto& st : plan->stages) {
+      if (st.kind != StageKind::kCollective) continue;
+      double want_ns = 2 * st.traffic.at(0, 0) / profile.hbm_gbps;
+      if (st.name == "metadata") want_ns += profile.host_sync_us * 1e3;
+      EXPECT_DOUBLE_EQ(st.local_ns, want_ns) << core::to_string(strategy) << " " << st.name;
+      EXPECT_GT(st.local_ns, 0);
+    }
+  }
+  // HP's dispatch moves n H h s = 33.5 MB: read and written at the copy ceiling.
+  const double bytes = 16384.0 * 8 * 128 * 2;
+  const auto r = estimate_strategy(one_rank(core::Strategy::kHp, 16384, 4, 0), profile, core::Strategy::kHp);
+  ASSERT_TRUE(r);
+  for (const auto& st : r->stages) {
+    if (st.stage == "dispatch") {
+      EXPECT_NEAR(st.max_us, 2 * bytes / profile.hbm_gbps / 1e3, 1e-9);
+    }
+  }
+}
+
+TEST(OneRankCollectives, SeveralRanksPayOnlyTheHostRoundTripLocally) {
+  core::Profile profile = shipped_profile();
+  profile.host_sync_us = 37;
+  const core::Scenario s = core::default_scenarios().front();  // W = 8
+  for (auto strategy : {core::Strategy::kEp, core::Strategy::kHp}) {
+    auto plan = build_layer_plan(s, profile, strategy);
+    ASSERT_TRUE(plan);
+    for (const auto& st : plan->stages) {
+      if (st.kind != StageKind::kCollective) continue;
+      EXPECT_DOUBLE_EQ(st.local_ns, st.name == "metadata" ? 37e3 : 0.0) << st.name;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace hpsim::model
