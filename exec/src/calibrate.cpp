@@ -11,11 +11,13 @@
 
 #include "hpsim/core/presets.h"
 #include "hpsim/exec/executor.h"
+#include "hpsim/exec/forced_routing.h"
 #include "hpsim/kernels/comm.h"
 #include "hpsim/kernels/cuda_check.h"
 #include "hpsim/kernels/dense.h"
 #include "hpsim/model/calibration_fit.h"
 #include "hpsim/model/plan_builder.h"
+#include "hpsim/model/workload.h"
 
 namespace hpsim::exec {
 namespace {
@@ -74,6 +76,71 @@ core::Expected<double> measure_copy_gbps(int device) {
   cudaFree(b);
   HPSIM_CUDA_TRY(cudaGetLastError());
   return 2.0 * static_cast<double>(bytes) / (ms * 1e-3) / 1e9;
+}
+
+// Host round trip of EP's metadata stage: a device-to-host copy of a few bytes into pageable host
+// memory (as the layer's counts are) and a stream synchronisation, timed on the host; median of
+// 200 after 20 warm-ups, in microseconds.
+core::Expected<double> measure_host_sync_us(int device) {
+  HPSIM_CUDA_TRY(cudaSetDevice(device));
+  cudaStream_t stream = nullptr;
+  HPSIM_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  void* counts = nullptr;
+  if (cudaError_t e = cudaMalloc(&counts, 256); e != cudaSuccess) {
+    cudaStreamDestroy(stream);
+    HPSIM_CUDA_TRY(e);
+  }
+  std::vector<std::int32_t> host(16, 0);
+  std::vector<double> t;
+  cudaError_t status = cudaMemsetAsync(counts, 0, 256, stream);
+  for (int i = 0; i < 220 && status == cudaSuccess; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    status = cudaMemcpyAsync(host.data(), counts, host.size() * sizeof(std::int32_t), cudaMemcpyDeviceToHost, stream);
+    if (status == cudaSuccess) status = cudaStreamSynchronize(stream);
+    const auto stop = std::chrono::steady_clock::now();
+    if (i >= 20) t.push_back(std::chrono::duration<double, std::micro>(stop - start).count());
+  }
+  cudaFree(counts);
+  cudaStreamDestroy(stream);
+  HPSIM_CUDA_TRY(status);
+  return median_of(t);
+}
+
+// The routing the executor forces for `strategy` (forced_routing.h; the same draws, seeds and
+// streams as the HP and EP layers), as per-expert counts: the plan that a measured stage is paired
+// with then counts that routing's segments exactly. Expert ids are those of the draws, owned
+// contiguously (expert_weights() has already placed the hot experts per the ownership rule).
+core::Expected<model::RoutingWorkload> forced_workload(core::Scenario scenario, core::Strategy strategy) {
+  const auto& wl = scenario.workload;
+  const std::int64_t W = scenario.parallel.num_ranks, n = wl.tokens_per_rank, E = scenario.model.num_experts;
+  const std::int64_t k = scenario.model.top_k, H = scenario.model.num_heads;
+  model::RoutingTrace trace;
+  trace.num_ranks = W;
+  trace.tokens_per_rank = n;
+  trace.num_experts = E;
+  trace.top_k = k;
+  const auto weights = expert_weights(wl, E, W);
+  auto add_draw = [&](std::vector<double>& counts, std::size_t at, std::uint64_t stream) {
+    const ForcedRouting r = draw_routing(weights, n, k, wl.seed, stream);
+    for (std::int32_t e : r.experts) counts[at + static_cast<std::size_t>(e)] += 1.0;
+  };
+  if (strategy == core::Strategy::kEp) {
+    trace.ep_counts.assign(static_cast<std::size_t>(W * E), 0.0);
+    for (std::int64_t src = 0; src < W; ++src) {
+      add_draw(trace.ep_counts, static_cast<std::size_t>(src * E), static_cast<std::uint64_t>(src));
+    }
+  } else {
+    trace.num_heads = H;
+    trace.hp_counts.assign(static_cast<std::size_t>(H * W * E), 0.0);
+    for (std::int64_t head = 0; head < H; ++head) {
+      for (std::int64_t src = 0; src < W; ++src) {
+        add_draw(trace.hp_counts, static_cast<std::size_t>((head * W + src) * E),
+                 static_cast<std::uint64_t>(head * 65536 + src));
+      }
+    }
+  }
+  scenario.workload.ownership = core::Ownership::kContiguous;
+  return model::workload_from_trace(scenario, strategy, trace);
 }
 
 // Dense bf16 GEMM rate at 8192^3 through the project's cuBLAS launcher, on random data.
@@ -218,7 +285,7 @@ core::Expected<core::Profile> calibrate(const CalibrateOptions& options) {
                                               : std::vector<std::int64_t>{1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22,
                                                                           1 << 24, 1 << 26};
   const std::vector<std::string> collectives = {"all_to_all", "all_to_all_v", "all_gather", "all_reduce"};
-  const int total = 2 + static_cast<int>(shapes.size()) * 2 + (w > 1 ? static_cast<int>(collectives.size()) : 0);
+  const int total = 3 + static_cast<int>(shapes.size()) * 2 + (w > 1 ? static_cast<int>(collectives.size()) : 0);
   int done = 0;
   auto step = [&](const std::string& what) {
     if (options.progress) options.progress(done, total, what);
@@ -245,6 +312,11 @@ core::Expected<core::Profile> calibrate(const CalibrateOptions& options) {
   if (!gemm) return gemm.error();
   profile.bf16_tflops = *gemm;
   ++done;
+  step("host round trip (device-to-host copy and synchronisation)");
+  auto host_sync = measure_host_sync_us(devices[0]);
+  if (!host_sync) return host_sync.error();
+  profile.host_sync_us = *host_sync;
+  ++done;
 
   std::map<std::string, std::vector<core::KernelPoint>> points;
   for (const auto& shape : shapes) {
@@ -266,7 +338,11 @@ core::Expected<core::Profile> calibrate(const CalibrateOptions& options) {
       if (!run) return core::Error{run.error().code, label + ": " + run.error().message};
       model::PlanOptions po;
       po.save_expert_hidden = strategy == core::Strategy::kEp;  // HP's fused MLP recomputes
-      auto plan = model::build_layer_plan(s, options.base, strategy, po);
+      // The plan of the routing the executor ran, so that each stage's FLOPs and bytes (the
+      // expert MLPs' segments and row tiles above all) are those of the measured run.
+      auto routing = forced_workload(s, strategy);
+      if (!routing) return routing.error();
+      auto plan = model::build_layer_plan(s, options.base, *routing, po);
       if (!plan) return plan.error();
       for (const auto& st : plan->stages) {
         if (st.kind != model::StageKind::kCompute || st.kernel.empty()) continue;
@@ -316,9 +392,10 @@ core::Expected<core::Profile> calibrate(const CalibrateOptions& options) {
   profile.note = fmt::format(
       "Measured by `{}` on {} x {} ({}). Kernels: both layers executed at {} shapes, each stage paired with the "
       "model's FLOP and byte counts and fitted (alpha + flops/F + bytes/B). Ceilings measured in the same run: "
-      "device copy {:.0f} GB/s, dense bf16 GEMM {:.0f} TFLOP/s; fp32 ceiling from {}. {}. Carried over from {}: {}.",
+      "device copy {:.0f} GB/s, dense bf16 GEMM {:.0f} TFLOP/s, host round trip {:.1f} us; fp32 ceiling from {}. {}. "
+      "Carried over from {}: {}.",
       options.command, w, prop.name, profile.date, shapes.size() * 2, profile.hbm_gbps, profile.bf16_tflops,
-      options.base.name, collective_note, options.base.name, fmt::join(carried, ", "));
+      profile.host_sync_us, options.base.name, collective_note, options.base.name, fmt::join(carried, ", "));
   return profile;
 }
 
