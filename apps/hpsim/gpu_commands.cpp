@@ -113,6 +113,29 @@ std::string pct(double e) {
   return fmt::format("{:+.1f}%", 100.0 * e);
 }
 
+// The number of visible GPUs; with none, says so for `command` and returns 0.
+int visible_gpus_for(const char* command) {
+  const int visible = kernels::visible_device_count();
+  if (visible == 0) std::fprintf(stderr, "error: %s needs a GPU and none is visible\n", command);
+  return visible;
+}
+
+// One point of the GPU sweeps: the paper's 4.2B widths on one node of w GPUs with top-k k,
+// uniform (skew 0) or Zipf routing, n tokens per rank.
+core::Scenario sweep_point(const std::string& name, core::Strategy strategy, std::int64_t k, double skew,
+                           std::int64_t n, int w) {
+  core::Scenario s = core::scenario_preset("paper-4.2b-h200x8-uniform").value();
+  s.name = name;
+  s.model.top_k = k;
+  s.workload.tokens_per_rank = n;
+  s.workload.routing = skew > 0 ? core::Routing::kZipf : core::Routing::kUniform;
+  s.workload.zipf_skew = skew;
+  s.parallel = {strategy, w};
+  s.cluster.num_nodes = 1;
+  s.cluster.gpus_per_node = std::max(w, 1);
+  return s;
+}
+
 // The prediction to compare with: the simulator's timeline (engine "sim", the default) or the
 // analytic walk's (engine "analytic"), of the same plan.
 core::Expected<core::Timeline> predicted_timeline(const core::Scenario& s, const core::Profile& profile,
@@ -151,10 +174,7 @@ int run_execute(const ExecuteOptions& o) {
   if (!scenario) return print_error(scenario.error());
   auto profile = load_profile_arg(o.profile);
   if (!profile) return print_error(profile.error());
-  if (kernels::visible_device_count() == 0) {
-    std::fprintf(stderr, "error: execute needs a GPU and none is visible\n");
-    return kExitNoGpu;
-  }
+  if (visible_gpus_for("execute") == 0) return kExitNoGpu;
   std::string text;
   std::string json = "[";
   const auto strategies = strategies_of(o.strategy);
@@ -251,11 +271,8 @@ int run_execute(const ExecuteOptions& o) {
 int run_validate(const ValidateOptions& o) {
   auto profile = load_profile_arg(o.profile);
   if (!profile) return print_error(profile.error());
-  const int visible = kernels::visible_device_count();
-  if (visible == 0) {
-    std::fprintf(stderr, "error: validate needs a GPU and none is visible\n");
-    return kExitNoGpu;
-  }
+  const int visible = visible_gpus_for("validate");
+  if (visible == 0) return kExitNoGpu;
   const int w = o.ranks > 0 ? o.ranks : visible;
   const std::vector<std::int64_t> ks = o.quick ? std::vector<std::int64_t>{1, 4} : std::vector<std::int64_t>{1, 2, 4, 8};
   const std::vector<double> skews = o.quick ? std::vector<double>{0, 2} : std::vector<double>{0, 1, 2};
@@ -274,15 +291,8 @@ int run_validate(const ValidateOptions& o) {
     for (auto k : ks) {
       for (double skew : skews) {
         for (auto n : tokens) {
-          core::Scenario s = core::scenario_preset("paper-4.2b-h200x8-uniform").value();
-          s.name = fmt::format("validate-{}-k{}-s{}-n{}", to_string(strategy), k, skew, n);
-          s.model.top_k = k;
-          s.workload.tokens_per_rank = n;
-          s.workload.routing = skew > 0 ? core::Routing::kZipf : core::Routing::kUniform;
-          s.workload.zipf_skew = skew;
-          s.parallel = {strategy, w};
-          s.cluster.num_nodes = 1;
-          s.cluster.gpus_per_node = std::max(w, 1);
+          const core::Scenario s =
+              sweep_point(fmt::format("validate-{}-k{}-s{}-n{}", to_string(strategy), k, skew, n), strategy, k, skew, n, w);
           std::fprintf(stderr, "\r[%3zu/%3zu] %-48s", done + 1, total, s.name.c_str());
           std::fflush(stderr);
           exec::ExecOptions eo;
@@ -366,11 +376,8 @@ double min_peak(const core::MemoryReport& m) {
 int run_imbalance(const ImbalanceOptions& o) {
   auto profile = load_profile_arg(o.profile);
   if (!profile) return print_error(profile.error());
-  const int visible = kernels::visible_device_count();
-  if (visible == 0) {
-    std::fprintf(stderr, "error: imbalance needs a GPU and none is visible\n");
-    return kExitNoGpu;
-  }
+  const int visible = visible_gpus_for("imbalance");
+  if (visible == 0) return kExitNoGpu;
   const int w = o.ranks > 0 ? o.ranks : visible;
   const std::vector<std::int64_t> ks = o.quick ? std::vector<std::int64_t>{1, 8} : std::vector<std::int64_t>{1, 2, 4, 8};
   const std::vector<double> skews = o.quick ? std::vector<double>{0, 2} : std::vector<double>{0, 1, 2};
@@ -385,16 +392,9 @@ int run_imbalance(const ImbalanceOptions& o) {
   for (core::Strategy strategy : {core::Strategy::kEp, core::Strategy::kHp}) {
     for (auto k : ks) {
       for (double skew : skews) {
-        core::Scenario s = core::scenario_preset("paper-4.2b-h200x8-uniform").value();
-        s.name = fmt::format("imbalance-{}-k{}-s{}", to_string(strategy), k, skew);
-        s.model.top_k = k;
-        s.workload.tokens_per_rank = o.tokens;
-        s.workload.routing = skew > 0 ? core::Routing::kZipf : core::Routing::kUniform;
-        s.workload.zipf_skew = skew;
+        core::Scenario s =
+            sweep_point(fmt::format("imbalance-{}-k{}-s{}", to_string(strategy), k, skew), strategy, k, skew, o.tokens, w);
         s.workload.ownership = core::Ownership::kContiguous;
-        s.parallel = {strategy, w};
-        s.cluster.num_nodes = 1;
-        s.cluster.gpus_per_node = std::max(w, 1);
         std::fprintf(stderr, "\r[%3zu/%3zu] %-40s", done + 1, total, s.name.c_str());
         std::fflush(stderr);
         exec::ExecOptions eo;
@@ -449,10 +449,7 @@ int run_imbalance(const ImbalanceOptions& o) {
 int run_calibrate(const CalibrateCliOptions& o, const std::string& command_line) {
   auto base = load_profile_arg(o.base);
   if (!base) return print_error(base.error());
-  if (kernels::visible_device_count() == 0) {
-    std::fprintf(stderr, "error: calibrate needs a GPU and none is visible\n");
-    return kExitNoGpu;
-  }
+  if (visible_gpus_for("calibrate") == 0) return kExitNoGpu;
   exec::CalibrateOptions co;
   co.quick = o.quick;
   co.base = *base;
