@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,19 @@ struct Work {
 // benchmark iteration; reports manual time and the counters. Skips the case on an error.
 void time_case(benchmark::State& state, const std::function<core::Status(cudaStream_t)>& launch_once, const Work& work,
                const std::map<std::string, double>& shape, const std::string& label);
+
+// The suite's one live fixture (device buffers of one shape), rebuilt after a device
+// synchronisation when a case of another shape (Shape::key()) asks for it.
+template <typename Fixture, typename Shape>
+Fixture& cached_fixture(const Shape& s) {
+  static std::unique_ptr<Fixture> f;
+  if (!f || f->s.key() != s.key()) {
+    f.reset();
+    HPSIM_CUDA_CHECK(cudaDeviceSynchronize());
+    f = std::make_unique<Fixture>(s);
+  }
+  return *f;
+}
 
 // Registers the Google Benchmark case "<layer>/<shape key>/<family>": its family is first checked
 // against the CPU twin (`verified(family, shape)` returns "passed" or what failed; the case is

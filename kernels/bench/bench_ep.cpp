@@ -224,20 +224,7 @@ struct Fixture {
   }
 };
 
-std::unique_ptr<Fixture>& fixture_slot() {
-  static std::unique_ptr<Fixture> f;
-  return f;
-}
-
-Fixture& fixture(const Shape& s) {
-  auto& f = fixture_slot();
-  if (!f || f->s.key() != s.key()) {
-    f.reset();
-    HPSIM_CUDA_CHECK(cudaDeviceSynchronize());
-    f = std::make_unique<Fixture>(s);
-  }
-  return *f;
-}
+Fixture& fixture(const Shape& s) { return cached_fixture<Fixture>(s); }
 
 const std::string& verified(const char* family, const Shape& s) {
   const std::string key = fmt::format("ep/{}/E{}/k{}/f{}/W{}", family, s.cfg.E, s.cfg.k, s.cfg.f, s.W);

@@ -195,20 +195,7 @@ struct Fixture {
   }
 };
 
-std::unique_ptr<Fixture>& fixture_slot() {
-  static std::unique_ptr<Fixture> f;
-  return f;
-}
-
-Fixture& fixture(const Shape& s) {
-  auto& f = fixture_slot();
-  if (!f || f->s.key() != s.key()) {
-    f.reset();
-    HPSIM_CUDA_CHECK(cudaDeviceSynchronize());
-    f = std::make_unique<Fixture>(s);
-  }
-  return *f;
-}
+Fixture& fixture(const Shape& s) { return cached_fixture<Fixture>(s); }
 
 // Verified once per (family, E, k, f, routing) at L = 2 heads of 512 sub-tokens.
 const std::string& verified(const char* family, const Shape& s) {
