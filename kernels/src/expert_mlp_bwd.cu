@@ -38,13 +38,7 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dx_kernel(MlpParams p,
 
   load_rows_gathered(p, xs, item, l, tid);
   load_rows_grouped(p, dys, p.dy, item, tid);
-  load_weight_chunk(wbuf, kp, vtp, p.f, 0, tid);
-  cp_async_commit();
-#pragma unroll
-  for (int s = 1; s < kDxStages - 1; ++s) {
-    if (s < nchunks) load_weight_chunk(wbuf + s * kChunkElems, kp, vtp, p.f, s, tid);
-    cp_async_commit();
-  }
+  weight_ring_prologue<kDxStages>(wbuf, kp, vtp, p.f, nchunks, tid);
   const bool active = warp * 16 < rows;
   float dx[16][4];
 #pragma unroll
@@ -53,13 +47,8 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dx_kernel(MlpParams p,
     for (int c = 0; c < 4; ++c) dx[nt][c] = 0.0f;
 
   for (int j = 0; j < nchunks; ++j) {
-    cp_async_wait<kDxStages - 2>();
-    __syncthreads();
-    if (j + kDxStages - 1 < nchunks)
-      load_weight_chunk(wbuf + ((j + kDxStages - 1) % kDxStages) * kChunkElems, kp, vtp, p.f, j + kDxStages - 1, tid);
-    cp_async_commit();
+    const __nv_bfloat16* kc = weight_ring_step<kDxStages>(wbuf, kp, vtp, p.f, nchunks, j, tid);
     if (!active) continue;
-    const __nv_bfloat16* kc = wbuf + (j % kDxStages) * kChunkElems;
     const __nv_bfloat16* vc = kc + kFc * kKS;  // V_c^T [h][kVS]
     float s[4][4], da[4][4];
     rows_times_nk(xs, kc, warp, lane, s);    // S = X K_c^T

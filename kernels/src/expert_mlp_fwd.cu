@@ -38,13 +38,7 @@ __global__ void __launch_bounds__(kThreads, 2) expert_mlp_fwd_kernel(MlpParams p
   const int nchunks = p.f / kFc;
 
   load_rows_gathered(p, xs, item, l, tid);
-  load_weight_chunk(wbuf, kp, vp, p.f, 0, tid);
-  cp_async_commit();
-#pragma unroll
-  for (int s = 1; s < kStages - 1; ++s) {
-    if (s < nchunks) load_weight_chunk(wbuf + s * kChunkElems, kp, vp, p.f, s, tid);
-    cp_async_commit();
-  }
+  weight_ring_prologue<kStages>(wbuf, kp, vp, p.f, nchunks, tid);
 
   const bool active = warp * 16 < rows;
   float y[16][4];
@@ -54,13 +48,8 @@ __global__ void __launch_bounds__(kThreads, 2) expert_mlp_fwd_kernel(MlpParams p
     for (int c = 0; c < 4; ++c) y[nt][c] = 0.0f;
 
   for (int j = 0; j < nchunks; ++j) {
-    cp_async_wait<kStages - 2>();
-    __syncthreads();
-    if (j + kStages - 1 < nchunks)
-      load_weight_chunk(wbuf + ((j + kStages - 1) % kStages) * kChunkElems, kp, vp, p.f, j + kStages - 1, tid);
-    cp_async_commit();
+    const __nv_bfloat16* kc = weight_ring_step<kStages>(wbuf, kp, vp, p.f, nchunks, j, tid);
     if (!active) continue;
-    const __nv_bfloat16* kc = wbuf + (j % kStages) * kChunkElems;
     const __nv_bfloat16* vc = kc + kFc * kKS;
     float s[4][4];
     rows_times_nk(xs, kc, warp, lane, s);  // S = X K_c^T

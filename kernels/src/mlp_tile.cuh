@@ -103,6 +103,35 @@ __device__ __forceinline__ void load_weight_chunk(__nv_bfloat16* dst, const __nv
   }
 }
 
+// A Stages-deep cp.async ring of weight chunks in `wbuf` (Stages x kChunkElems). The prologue
+// issues chunks 0 .. Stages-2, one commit group each (empty groups past nchunks); the caller's
+// earlier cp.async copies travel in chunk 0's group.
+template <int Stages>
+__device__ __forceinline__ void weight_ring_prologue(__nv_bfloat16* wbuf, const __nv_bfloat16* kp,
+                                                     const __nv_bfloat16* vtp, int f, int nchunks, int tid) {
+  load_weight_chunk(wbuf, kp, vtp, f, 0, tid);
+  cp_async_commit();
+#pragma unroll
+  for (int s = 1; s < Stages - 1; ++s) {
+    if (s < nchunks) load_weight_chunk(wbuf + s * kChunkElems, kp, vtp, f, s, tid);
+    cp_async_commit();
+  }
+}
+
+// Step j of the ring: waits for chunk j, synchronises the block (every warp is done with chunk
+// j - 1), refills that stage with chunk j + Stages - 1, and returns chunk j's buffer.
+template <int Stages>
+__device__ __forceinline__ const __nv_bfloat16* weight_ring_step(__nv_bfloat16* wbuf, const __nv_bfloat16* kp,
+                                                                 const __nv_bfloat16* vtp, int f, int nchunks, int j,
+                                                                 int tid) {
+  cp_async_wait<Stages - 2>();
+  __syncthreads();
+  if (j + Stages - 1 < nchunks)
+    load_weight_chunk(wbuf + ((j + Stages - 1) % Stages) * kChunkElems, kp, vtp, f, j + Stages - 1, tid);
+  cp_async_commit();
+  return wbuf + (j % Stages) * kChunkElems;
+}
+
 // s = A_w B^T: A = the warp's 16 rows of `a` ([rows][kXS]); B stored [n][k] = `b` ([32][kKS]).
 __device__ __forceinline__ void rows_times_nk(const __nv_bfloat16* a, const __nv_bfloat16* b, int warp, int lane,
                                               float (&s)[4][4]) {
