@@ -214,6 +214,7 @@ const std::string& verified(const char* family, const Shape& s) {
   else if (fam == "hp_expert_mlp_fwd") r = verify_mlp(L, N, k, E, f, zipf, false, ExpertMlpAlgo::kAuto);
   else if (fam == "hp_expert_mlp_fwd_mmasync") r = verify_mlp(L, N, k, E, f, zipf, false, ExpertMlpAlgo::kMmaSync);
   else if (fam == "hp_expert_mlp_bwd") r = verify_mlp(L, N, k, E, f, zipf, true, ExpertMlpAlgo::kAuto);
+  else if (fam == "hp_expert_mlp_bwd_mmasync") r = verify_mlp(L, N, k, E, f, zipf, true, ExpertMlpAlgo::kMmaSync);
   else if (fam == "hp_combine_fwd" || fam == "hp_combine_bwd") r = verify_combine(L, N, k, kHeadDim);
   result = r.empty() ? "passed" : r;
   return result;
@@ -295,6 +296,11 @@ void register_shape(const Shape& s, bool with_layer) {
     return launch(a, fx.ws.get(), st);
   });
   add_case(s, "hp_expert_mlp_bwd", mlp_bwd_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.mlp_bwd(), fx.ws.get(), st); });
+  add_case(s, "hp_expert_mlp_bwd_mmasync", mlp_bwd_work, [](Fixture& fx, cudaStream_t st) {
+    auto a = fx.mlp_bwd();
+    a.algo = ExpertMlpAlgo::kMmaSync;
+    return launch(a, fx.ws.get(), st);
+  });
   add_case(s, "hp_combine_fwd", combine_fwd_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.combine_fwd(), nullptr, st); });
   add_case(s, "hp_combine_bwd", combine_bwd_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.combine_bwd(), nullptr, st); });
   if (with_layer) {

@@ -264,6 +264,7 @@ std::string verify_mlp(std::int64_t L, std::int64_t N, std::int64_t k, std::int6
   a.dx_grouped = out1.get();
   a.d_w_k = out2.get();
   a.d_w_v = out3.get();
+  a.algo = algo;
   auto ws = ws_for(workspace_bytes(a));
   VERIFY_OK(launch(a, ws.get(), nullptr));
   VERIFY_LT(rel_l2(out1.download(), dx), 1e-2, "expert MLP dx");

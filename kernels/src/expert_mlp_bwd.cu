@@ -1,4 +1,6 @@
-// HP expert MLP backward (expert_mlp.h), two fused mma.sync kernels with recomputation:
+// HP expert MLP backward (expert_mlp.h). On Hopper the wgmma kernels of expert_mlp_bwd_sm90a.cu
+// run it; elsewhere (or with ExpertMlpAlgo::kMmaSync) two fused mma.sync kernels with
+// recomputation:
 //  dX kernel   (per <= 128 rows of a segment, like the forward): per chunk of 32 hidden units
 //              S = X K_c^T, dA = dY V_c^T, dS = dA GELU'(S) (registers), dX += dS K_c.
 //  dW kernel   (per <= kMlpWgradRows rows of a segment x 128 or 64 hidden units): per 64-row tile
@@ -8,6 +10,7 @@
 // Neither the activation nor dS reaches device memory. Tiles use padded rows (mlp_tile.cuh).
 // Symbols as in expert_mlp.h.
 #include "device_common.cuh"
+#include "expert_mlp_wgmma.h"
 #include "hpsim/kernels/cuda_check.h"
 #include "hpsim/kernels/expert_mlp.h"
 #include "kernel_limits.h"
@@ -267,15 +270,41 @@ core::Status launch_dw(const MlpParams& p, const Schedule& sched, std::int64_t h
   return core::Status::ok();
 }
 
+// The two mma.sync kernels (and their schedules).
+core::Status launch_mma_sync(const MlpParams& p, const Schedule& rows_sched, const Schedule& wg_sched, std::int64_t hidden,
+                             cudaStream_t stream) {
+  HPSIM_CUDA_TRY(build_schedule(p.offsets, rows_sched, /*item_for_empty=*/false, stream));
+  HPSIM_CUDA_TRY(build_schedule(p.offsets, wg_sched, /*item_for_empty=*/true, stream));
+
+  const int dx_smem = (2 * kRows * kXS + kDxStages * kChunkElems) * 2;
+  HPSIM_CUDA_TRY(cudaFuncSetAttribute(expert_mlp_dx_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dx_smem));
+  if (rows_sched.max_items > 0) {
+    expert_mlp_dx_kernel<<<static_cast<unsigned>(rows_sched.max_items), kThreads, dx_smem, stream>>>(p, rows_sched);
+    HPSIM_CUDA_TRY_LAUNCH("expert_mlp_dx_kernel");
+  }
+  if (hidden % 128 == 0)
+    HPSIM_TRY(launch_dw<128>(p, wg_sched, hidden, stream));
+  else
+    HPSIM_TRY(launch_dw<64>(p, wg_sched, hidden, stream));
+  return core::Status::ok();
+}
+
+// A partial-sum slot holds dK [f][h] and then dV, as dV^T [h][f] (mma.sync) or as dV [f][h]
+// (wgmma: straight from its accumulators).
 struct StoreMlpWeightGrads {
   __nv_bfloat16* dwk;
   __nv_bfloat16* dwv;
   long long fh;
+  int f;
+  bool dv_by_hidden;
   __device__ void operator()(int s, long long i, float v) const {
-    if (i < fh)
+    if (i < fh) {
       dwk[s * fh + i] = __float2bfloat16_rn(v);
-    else
-      dwv[s * fh + i - fh] = __float2bfloat16_rn(v);
+      return;
+    }
+    long long j = i - fh;
+    if (dv_by_hidden) j = (j % kH) * f + j / kH;  // (hidden, h) -> V^T element (h, hidden)
+    dwv[s * fh + j] = __float2bfloat16_rn(v);
   }
 };
 
@@ -295,22 +324,22 @@ core::Status launch(const ExpertMlpBackwardArgs& args, void* workspace, Stream s
   const Schedule rows_sched = carve_schedule(cursor, args.rows, segments, kRows);
   const Schedule wg_sched = carve_schedule(cursor, args.rows, segments, limits::kMlpWgradRows);
   p.partial = reinterpret_cast<float*>(cursor);
-  HPSIM_CUDA_TRY(build_schedule(args.offsets, rows_sched, /*item_for_empty=*/false, stream));
-  HPSIM_CUDA_TRY(build_schedule(args.offsets, wg_sched, /*item_for_empty=*/true, stream));
-
-  const int dx_smem = (2 * kRows * kXS + kDxStages * kChunkElems) * 2;
-  HPSIM_CUDA_TRY(cudaFuncSetAttribute(expert_mlp_dx_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dx_smem));
-  if (rows_sched.max_items > 0) {
-    expert_mlp_dx_kernel<<<static_cast<unsigned>(rows_sched.max_items), kThreads, dx_smem, stream>>>(p, rows_sched);
-    HPSIM_CUDA_TRY_LAUNCH("expert_mlp_dx_kernel");
+  // The wgmma kernels divide pair indices by k in fp32 (exact below 2^24 pairs per head) and
+  // take 128 hidden units per weight-gradient block.
+  const bool wgmma_fits = args.num_tokens * args.top_k < (std::int64_t{1} << 24) && args.hidden % 128 == 0;
+  bool use_wgmma = args.algo == ExpertMlpAlgo::kWgmma;
+  if (use_wgmma && !wgmma_fits)
+    return core::Error{core::ErrorCode::kUnsupported,
+                       "ExpertMlpBackwardArgs: the wgmma backward takes num_tokens * top_k < 2^24 and hidden a multiple of 128"};
+  if (args.algo == ExpertMlpAlgo::kAuto) use_wgmma = wgmma_fits && wgmma_supported();
+  if (use_wgmma) {
+    HPSIM_CUDA_TRY(launch_expert_mlp_bwd_wgmma(p, rows_sched, wg_sched, stream));  // builds the schedules too
+  } else {
+    HPSIM_TRY(launch_mma_sync(p, rows_sched, wg_sched, args.hidden, stream));
   }
-  if (args.hidden % 128 == 0)
-    HPSIM_TRY(launch_dw<128>(p, wg_sched, args.hidden, stream));
-  else
-    HPSIM_TRY(launch_dw<64>(p, wg_sched, args.hidden, stream));
   const long long fh = args.hidden * args.head_dim;
   reduce_slots_kernel<<<dim3(static_cast<unsigned>(segments), 8), 256, 0, stream>>>(
-      p.partial, wg_sched.slots, 2 * fh, StoreMlpWeightGrads{p.dwk, p.dwv, fh});
+      p.partial, wg_sched.slots, 2 * fh, StoreMlpWeightGrads{p.dwk, p.dwv, fh, p.f, use_wgmma});
   HPSIM_CUDA_TRY_LAUNCH("reduce_slots_kernel");
   return core::Status::ok();
 }

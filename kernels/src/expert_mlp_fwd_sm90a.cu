@@ -11,11 +11,8 @@
 //   Y += P V_c       wgmma m64n128k16 x 4, A from registers, B from shared memory
 // The rows x f activation never leaves registers. Symbols as in expert_mlp.h. Compiled for
 // sm_90a only (wgmma).
-#include <cuda.h>
-#include <cuda_fp16.h>
-
 #include "expert_mlp_wgmma.h"
-#include "wgmma.cuh"
+#include "sm90.cuh"
 
 namespace hpsim::kernels::device {
 namespace {
@@ -27,81 +24,11 @@ constexpr int kGroups = kRowsW / 64;     // consumer warpgroups
 constexpr int kConsumerThreads = kGroups * 128;
 constexpr int kThreadsW = kConsumerThreads + 128;  // + the producer warpgroup
 constexpr int kFw = 64;                  // hidden units per chunk
-constexpr int kAtom = 64 * 64;           // elements of one [64][64] 128-byte-swizzle atom (8 KB)
 constexpr int kStagesW = 4;  // weight chunks in flight, across item boundaries
 constexpr int kStageElems = 4 * kAtom;   // K chunk [64][128] (2 atoms) + V^T chunk [128][64] (2 atoms)
 constexpr int kXElems = 2 * kGroups * kAtom;  // X tile: 2 atoms (h 0-63, 64-127) of kRowsW rows
 constexpr int kXBufs = 2;                     // item q computes from one while item q + 1's rows load
 constexpr int kSmemBytes = (kXBufs * kXElems + kStagesW * kStageElems) * 2 + 1024;  // + alignment slack (225 KB)
-
-// Element offset of (r, c) in a swizzled tile of 64-element rows (atoms stacked along rows).
-__device__ __forceinline__ int sw64(int r, int c) { return r * 64 + ((((c >> 3) ^ (r & 7))) << 3) + (c & 7); }
-
-// GELU (tanh form) of two values in f16x2 arithmetic (half the instructions of fp32; f16 keeps
-// 11 significant bits, more than the bf16 the result is rounded to), packed as bf16x2.
-__device__ __forceinline__ std::uint32_t gelu_bf16x2(float a, float b) {
-  const __half2 s = __floats2half2_rn(a, b);
-  const __half2 inner = __hfma2(__hmul2(__hmul2(s, s), __float2half2_rn(kGeluCubic)), s, s);
-  const __half2 u = __hmul2(inner, __float2half2_rn(kSqrt2OverPi));
-  std::uint32_t t_bits;
-  asm("tanh.approx.f16x2 %0, %1;" : "=r"(t_bits) : "r"(*reinterpret_cast<const std::uint32_t*>(&u)));
-  const __half2 t = *reinterpret_cast<const __half2*>(&t_bits);
-  const __half2 hs = __hmul2(s, __float2half2_rn(0.5f));
-  const float2 g = __half22float2(__hfma2(hs, t, hs));
-  return pack_bf16x2(g.x, g.y);
-}
-
-// pair / k for 0 <= pair < 2^24 and 1 <= k <= 8, without an integer division.
-__device__ __forceinline__ int div_small(int pair, int k, float inv_k) {
-  int t = __float2int_rz(__int2float_rn(pair) * inv_k);
-  t += (t + 1) * k <= pair ? 1 : 0;
-  t -= t * k > pair ? 1 : 0;
-  return t;
-}
-
-// Single-thread TMA and mbarrier helpers (sm_90).
-__device__ __forceinline__ void mbar_init(std::uint32_t bar, std::uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(std::uint32_t bar, std::uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ bool mbar_try_wait(std::uint32_t bar, std::uint32_t parity) {
-  std::uint32_t done;
-  asm volatile(
-      "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-      : "=r"(done)
-      : "r"(bar), "r"(parity)
-      : "memory");
-  return done != 0;
-}
-// Box (c0, c1) of a 2-D tensor map into shared memory at `dst`, completing on `bar`; the weights
-// are read once, so they are marked first to leave L2 (the gathered X rows are reused k times).
-__device__ __forceinline__ void tma_load_2d(std::uint32_t dst, const CUtensorMap* map, std::uint32_t bar, int c0, int c1,
-                                            std::uint64_t policy) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%3, %4}], "
-      "[%2], %5;\n" ::"r"(dst),
-      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "l"(policy)
-      : "memory");
-}
-
-__device__ __forceinline__ void mbar_arrive(std::uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
-// Arrives on `bar` once all of this thread's earlier cp.async copies have landed (the arrival is
-// counted in the barrier's expected count).
-__device__ __forceinline__ void cp_async_mbar_arrive(std::uint32_t bar) {
-  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(std::uint32_t bar, std::uint32_t parity) {
-  while (!mbar_try_wait(bar, parity)) {
-  }
-}
-// Barrier of one warpgroup's 128 threads (ids 1 .. kGroups; 0 is __syncthreads).
-__device__ __forceinline__ void warpgroup_sync(int wg) {
-  asm volatile("bar.sync %0, 128;\n" ::"r"(wg + 1) : "memory");
-}
 
 // Element offset of (r, c), c < 128, in an X buffer: two column halves of kRowsW swizzled rows.
 __device__ __forceinline__ int xoff(int r, int c) { return (c >> 6) * kGroups * kAtom + sw64(r, c & 63); }
@@ -298,39 +225,6 @@ __global__ void __launch_bounds__(kThreadsW, 1)
     __syncwarp();
     if (lane == 0) mbar_arrive(empty_x + 8u * b);  // this warp is done with the buffer
   }
-}
-
-// cuTensorMapEncodeTiled, looked up in the driver at run time (no link against libcuda).
-using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
-                                 const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
-                                 CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-
-EncodeTiled encode_tiled() {
-  static EncodeTiled fn = [] {
-    void* ptr = nullptr;
-    cudaDriverEntryPointQueryResult found{};
-    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &ptr, 12000, cudaEnableDefault, &found) !=
-            cudaSuccess ||
-        found != cudaDriverEntryPointSuccess)
-      return static_cast<EncodeTiled>(nullptr);
-    return reinterpret_cast<EncodeTiled>(ptr);
-  }();
-  return fn;
-}
-
-// A row-major bf16 matrix [rows][cols] read in boxes of 64 columns (128 bytes, the swizzle span)
-// by `box_rows` rows, 128-byte swizzled in shared memory (the layout sw64() and wgmma_desc() use).
-cudaError_t make_map(CUtensorMap* map, const __nv_bfloat16* ptr, long long rows, long long cols, int box_rows) {
-  const EncodeTiled encode = encode_tiled();
-  if (encode == nullptr) return cudaErrorNotSupported;
-  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
-  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(cols) * 2};
-  const cuuint32_t box[2] = {64, static_cast<cuuint32_t>(box_rows)};
-  const cuuint32_t elem_strides[2] = {1, 1};
-  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(ptr), dims, strides,
-                            box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                            CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 #pragma once
-// The wgmma (sm_90a) forward of the HP expert MLP, compiled in its own translation unit for
-// sm_90a only (expert_mlp_fwd_sm90a.cu). Private.
+// The wgmma (sm_90a) forward and backward of the HP expert MLP, compiled in their own translation
+// units for sm_90a only (expert_mlp_fwd_sm90a.cu, expert_mlp_bwd_sm90a.cu). Private.
 #include <cuda_runtime_api.h>
 
 #include "mlp_tile.cuh"
@@ -16,5 +16,12 @@ bool wgmma_supported();
 // Builds `sched` (kWgmmaRows-row items) from p.offsets and launches the forward over it. Returns
 // the first error.
 cudaError_t launch_expert_mlp_fwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, cudaStream_t stream);
+
+// Builds both schedules (rows_sched: 128-row items for dX; wg_sched: weight-gradient items, one
+// for every segment) and launches the dX and dW kernels; f must be a multiple of 128. The partial
+// sums of segments cut into several weight-gradient items are left in p.partial for
+// reduce_slots. Returns the first error.
+cudaError_t launch_expert_mlp_bwd_wgmma(const mlp::MlpParams& p, const Schedule& rows_sched, const Schedule& wg_sched,
+                                        cudaStream_t stream);
 
 }  // namespace hpsim::kernels::device

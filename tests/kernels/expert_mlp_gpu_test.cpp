@@ -109,7 +109,7 @@ void check_forward(const MlpCase& mc, std::uint64_t seed, ExpertMlpAlgo algo) {
   }
 }
 
-void check_backward(const MlpCase& mc, std::uint64_t seed) {
+void check_backward(const MlpCase& mc, std::uint64_t seed, ExpertMlpAlgo algo) {
   MlpProblem p(mc, seed);
   std::vector<Bf16> dx_ref(static_cast<std::size_t>(p.rows * p.h)), dwk_ref(p.wk.size()), dwv_ref(p.wk.size());
   ExpertMlpBackwardArgs a;
@@ -137,6 +137,7 @@ void check_backward(const MlpCase& mc, std::uint64_t seed) {
   a.dx_grouped = dx_d.get();
   a.d_w_k = dwk_d.get();
   a.d_w_v = dwv_d.get();
+  a.algo = algo;
   auto ws = workspace(workspace_bytes(a));
   std::vector<Bf16> first_dx, first_dwk, first_dwv;
   for (int run = 0; run < 2; ++run) {
@@ -200,17 +201,55 @@ TEST(ExpertMlpForwardGpu, WgmmaMatchesFloat64WhenEveryBlockWalksSeveralItems) {
   check_forward({2, 3000, 4, 80, 192, 8, Routing::kUniform}, 13, ExpertMlpAlgo::kWgmma);
 }
 
-TEST(ExpertMlpBackwardGpu, MatchesFloat64OnAwkwardSegments) {
+TEST(ExpertMlpBackwardGpu, MmaSyncMatchesFloat64OnAwkwardSegments) {
   HPSIM_REQUIRE_GPUS(1);
-  check_backward({2, 300, 4, 13, 256, 1, Routing::kUniform}, 5);
-  check_backward({3, 123, 8, 40, 128, 4, Routing::kUniform}, 6);
-  check_backward({1, 77, 2, 5, 192, 8, Routing::kUniform}, 8);  // f not a multiple of 128
+  check_backward({2, 300, 4, 13, 256, 1, Routing::kUniform}, 5, ExpertMlpAlgo::kMmaSync);
+  check_backward({3, 123, 8, 40, 128, 4, Routing::kUniform}, 6, ExpertMlpAlgo::kMmaSync);
+  check_backward({1, 77, 2, 5, 192, 8, Routing::kUniform}, 8, ExpertMlpAlgo::kMmaSync);  // f not a multiple of 128
 }
 
-TEST(ExpertMlpBackwardGpu, SplitsLongSegmentsDeterministically) {
+TEST(ExpertMlpBackwardGpu, MmaSyncSplitsLongSegmentsDeterministically) {
   HPSIM_REQUIRE_GPUS(1);
   // 2500 rows in each of experts 0 and 1: several weight-gradient work items with partial sums.
-  check_backward({1, 2500, 2, 6, 128, 1, Routing::kOneExpertTakesAll}, 7);
+  check_backward({1, 2500, 2, 6, 128, 1, Routing::kOneExpertTakesAll}, 7, ExpertMlpAlgo::kMmaSync);
+}
+
+TEST(ExpertMlpBackwardGpu, WgmmaMatchesFloat64OnAwkwardSegments) {
+  HPSIM_REQUIRE_GPUS(1);
+  check_backward({2, 300, 4, 13, 256, 1, Routing::kUniform}, 5, ExpertMlpAlgo::kWgmma);
+  check_backward({3, 123, 8, 40, 128, 4, Routing::kUniform}, 6, ExpertMlpAlgo::kWgmma);  // some experts empty
+  check_backward({1, 77, 2, 5, 256, 8, Routing::kUniform}, 8, ExpertMlpAlgo::kWgmma);    // padded segments
+}
+
+TEST(ExpertMlpBackwardGpu, WgmmaSplitsLongSegmentsDeterministically) {
+  HPSIM_REQUIRE_GPUS(1);
+  check_backward({1, 2500, 2, 6, 128, 1, Routing::kOneExpertTakesAll}, 7, ExpertMlpAlgo::kWgmma);
+  check_backward({2, 3000, 2, 5, 256, 1, Routing::kOneExpertTakesAll}, 9, ExpertMlpAlgo::kWgmma);
+}
+
+// More dX items and weight-gradient units than an H200 has SMs: every block of both persistent
+// kernels walks several, reusing its row buffers, weight stages and tile ring.
+TEST(ExpertMlpBackwardGpu, WgmmaMatchesFloat64WhenEveryBlockWalksSeveralItems) {
+  HPSIM_REQUIRE_GPUS(1);
+  check_backward({2, 4000, 4, 100, 256, 1, Routing::kUniform}, 14, ExpertMlpAlgo::kWgmma);
+  check_backward({4, 3001, 8, 300, 128, 1, Routing::kUniform}, 15, ExpertMlpAlgo::kWgmma);
+}
+
+TEST(ExpertMlpBackwardGpu, WgmmaRefusesHiddenNotAMultipleOf128) {
+  HPSIM_REQUIRE_GPUS(1);
+  MlpProblem p({1, 77, 2, 5, 192, 8, Routing::kUniform}, 8);
+  ExpertMlpBackwardArgs a;
+  p.fill_shape(a);
+  a.algo = ExpertMlpAlgo::kWgmma;
+  DeviceBuffer<Bf16> any(16);
+  a.x = a.w_k = a.w_v = a.dy = any.get();
+  a.dx_grouped = a.d_w_k = a.d_w_v = any.get();
+  DeviceBuffer<std::int32_t> ints(16);
+  a.offsets = a.perm = ints.get();
+  auto ws = workspace(workspace_bytes(a));
+  const auto status = launch(a, ws.get(), nullptr);
+  ASSERT_FALSE(status.is_ok());
+  EXPECT_NE(status.error().message.find("multiple of 128"), std::string::npos) << status.error().message;
 }
 
 }  // namespace

@@ -11,11 +11,11 @@
 // GELU is the tanh form: GELU(s) = s/2 (1 + tanh(sqrt(2/pi) (s + 0.044715 s^3))).
 //
 // bf16 data, fp32 accumulation; the rows x f activation lives only in registers and shared
-// memory. The forward runs on wgmma (sm_90a) on Hopper, else on mma.sync (ExpertMlpAlgo); the
-// backward runs on mma.sync. Rows of y, dx_grouped and dy are in grouped order ([rows][h]); padding rows (perm = -1)
-// are written as zeros and dy's padding rows are ignored. The weight gradients are summed over a
-// segment's rows in a fixed order (fixed tiles, partial sums added in slot order): bitwise
-// reproducible. Experts without rows get zero gradients.
+// memory. Both directions run on wgmma (sm_90a) on Hopper, else on mma.sync (ExpertMlpAlgo; the
+// wgmma backward needs f a multiple of 128). Rows of y, dx_grouped and dy are in grouped order
+// ([rows][h]); padding rows (perm = -1) are written as zeros and dy's padding rows are ignored.
+// The weight gradients are summed over a segment's rows in a fixed order (fixed tiles, partial
+// sums added in slot order): bitwise reproducible. Experts without rows get zero gradients.
 
 #include <cstdint>
 
@@ -64,6 +64,7 @@ struct ExpertMlpBackwardArgs {
   std::int64_t head_dim = 0;
   std::int64_t hidden = 0;
   std::int64_t rows = 0;
+  ExpertMlpAlgo algo = ExpertMlpAlgo::kAuto;  // kWgmma also needs hidden a multiple of 128
 };
 
 core::Status can_implement(const ExpertMlpForwardArgs& args);

@@ -1,0 +1,471 @@
+// HP expert MLP backward on wgmma (sm_90a): two persistent, warp-specialised kernels, each with a
+// producer warpgroup (one thread streams the weights by TMA, three warps gather rows by cp.async)
+// and two consumer warpgroups that synchronise with it only through mbarriers.
+//
+//  dX kernel  a block item is up to 128 grouped rows of one segment (64 per consumer warpgroup);
+//             per chunk of 64 hidden units:
+//               S  = X K_c^T, dA = dY V_c^T        wgmma m64n64k16 x 8 each (V^T chunk N-major)
+//               dS = dA GELU'(S)                   registers, repacked as an A operand
+//               dX += dS K_c                       wgmma m64n128k16 x 4 (K chunk N-major)
+//  dW kernel  a block unit is one weight-gradient item (up to 2048 rows of a segment) x 128
+//             hidden units (64 per consumer warpgroup, so its dK and dV rows stay in registers);
+//             per 64-row tile:
+//               S^T = K_c X^T, dA^T = V_c dY^T     wgmma m64n64k16 x 8 each (V_c M-major)
+//               A^T = GELU(S^T), dS^T = dA^T GELU'(S^T)
+//               dV_c += A^T dY, dK_c += dS^T X    wgmma m64n128k16 x 4 each (tiles N-major)
+// The X and dY tiles serve both as K-major operands (rows along N) and as N-major ones (rows
+// along K): the same 128-byte-swizzled bytes, two descriptors. Neither the activation nor dS
+// reaches device memory. Symbols as in expert_mlp.h. Compiled for sm_90a only.
+#include "expert_mlp_wgmma.h"
+#include "sm90.cuh"
+
+namespace hpsim::kernels::device {
+namespace {
+
+using namespace mlp;
+
+constexpr int kGroups = 2;                          // consumer warpgroups
+constexpr int kConsumerWarps = kGroups * 4;
+constexpr int kThreadsB = kGroups * 128 + 128;      // + the producer warpgroup
+constexpr int kGatherLanes = 3 * 32;                // producer warps 1-3
+constexpr std::uint32_t kStepBytes = 16 * 128;      // a k16 step of an MN-major operand: 16 rows of 128 bytes
+
+// Registers: launched at 168 per thread (384 threads); the producer gives back to 40 so the
+// consumers can hold 232: 2 x 128 x 232 + 128 x 40 = 64512 of the SM's 65536.
+__device__ __forceinline__ void producer_registers() { asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory"); }
+__device__ __forceinline__ void consumer_registers() { asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory"); }
+
+__device__ __forceinline__ std::uint64_t desc_add(std::uint64_t desc, std::uint32_t bytes) {
+  return desc + static_cast<std::uint64_t>(bytes >> 4);
+}
+
+// pa = bf16 A fragments (k16 steps over the accumulator's 64 columns) of the m64n64 accumulator.
+// fn(i) packs accumulator elements i and i + 1 (one row, two adjacent columns) as bf16x2.
+template <typename F>
+__device__ __forceinline__ void pack_a(std::uint32_t (&pa)[4][4], F fn) {
+#pragma unroll
+  for (int ks = 0; ks < 4; ++ks) {
+    const int i0 = 2 * ks, i1 = 2 * ks + 1;
+    pa[ks][0] = fn(4 * i0 + 0);
+    pa[ks][1] = fn(4 * i0 + 2);
+    pa[ks][2] = fn(4 * i1 + 0);
+    pa[ks][3] = fn(4 * i1 + 2);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// dX kernel
+namespace dx {
+
+constexpr int kRowsB = kGroups * 64;             // 128 rows per item (the mma.sync tile: one schedule)
+constexpr int kFw = 64;                          // hidden units per chunk
+constexpr int kStages = 3;
+constexpr int kStageElems = 4 * kAtom;           // K chunk [2 h halves][64 f][64] + V^T chunk [128 h][64 f]
+constexpr int kTileElems = 2 * kGroups * kAtom;  // [2 h halves][128 rows][64]
+constexpr int kBufElems = 2 * kTileElems;        // X tile, then dY tile
+constexpr int kBufs = 2;
+constexpr int kSmemBytes = (kBufs * kBufElems + kStages * kStageElems) * 2 + 1024;  // 225 KB
+
+// Element offset of (r, c), c < 128, in a [2 h halves][128 rows][64] tile.
+__device__ __forceinline__ int toff(int r, int c) { return (c >> 6) * kRowsB * 64 + sw64(r, c & 63); }
+
+struct Barriers {
+  std::uint64_t full_w[kStages], empty_w[kStages], full_x[kBufs], empty_x[kBufs];
+};
+
+__global__ void __launch_bounds__(kThreadsB, 1)
+    kernel(MlpParams p, Schedule sched, const __grid_constant__ CUtensorMap map_k, const __grid_constant__ CUtensorMap map_vt) {
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  __shared__ Barriers bars;
+  const std::uint32_t misalign = smem_u32(smem_raw) & 1023u;
+  __nv_bfloat16* base = reinterpret_cast<__nv_bfloat16*>(smem_raw + (misalign ? 1024u - misalign : 0u));
+  __nv_bfloat16* bufs = base;
+  __nv_bfloat16* stages = base + kBufs * kBufElems;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int nchunks = p.f / kFw;
+  const int num_items = sched.counters[0];
+  const int first = static_cast<int>(blockIdx.x), stride = static_cast<int>(gridDim.x);
+  if (first >= num_items) return;
+  const int nloc = (num_items - 1 - first) / stride + 1;
+  const std::uint32_t full_w = smem_u32(bars.full_w), empty_w = smem_u32(bars.empty_w);
+  const std::uint32_t full_x = smem_u32(bars.full_x), empty_x = smem_u32(bars.empty_x);
+  if (tid == 0) {
+    for (int st = 0; st < kStages; ++st) {
+      mbar_init(full_w + 8u * st, 1);
+      mbar_init(empty_w + 8u * st, kConsumerWarps);
+    }
+    for (int b = 0; b < kBufs; ++b) {
+      mbar_init(full_x + 8u * b, kGatherLanes);
+      mbar_init(empty_x + 8u * b, kConsumerWarps);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (warp >= kConsumerWarps) {  // ---- producer warpgroup ----
+    producer_registers();
+    const int pw = warp - kConsumerWarps;
+    if (pw == 0) {  // K_e rows j*64 .. +63 (two h halves), V^T_e columns j*64 .. +63
+      if (lane != 0) return;
+      std::uint64_t policy = 0;
+      asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+      int g = 0;
+      for (int q = 0; q < nloc; ++q) {
+        const int segment = sched.items[first + q * stride].segment;
+        for (int j = 0; j < nchunks; ++j, ++g) {
+          const int st = g % kStages;
+          mbar_wait(empty_w + 8u * st, static_cast<std::uint32_t>(((g / kStages) & 1) ^ 1));
+          const std::uint32_t bar = full_w + 8u * st;
+          const std::uint32_t kb = smem_u32(stages + st * kStageElems);
+          const int krow = segment * p.f + j * kFw;
+          mbar_expect_tx(bar, kStageElems * 2);
+          tma_load_2d(kb, &map_k, bar, 0, krow, policy);
+          tma_load_2d(kb + kAtom * 2, &map_k, bar, 64, krow, policy);
+          tma_load_2d(kb + 2 * kAtom * 2, &map_vt, bar, j * kFw, segment * kH, policy);
+        }
+      }
+      return;
+    }
+    // Warps 1-3: the item's X rows (through perm) and dY rows (grouped order), two rows per
+    // cp.async step (16 lanes x 16 bytes each); rows past the item or with perm = -1 are zero.
+    const float inv_k = 1.0f / static_cast<float>(p.k);
+    for (int q = 0; q < nloc; ++q) {
+      const WorkItem w = sched.items[first + q * stride];
+      const int rows = w.row_end - w.row_begin;
+      const int l = w.segment / p.E;
+      const int b = q & 1;
+      mbar_wait(empty_x + 8u * b, static_cast<std::uint32_t>(((q >> 1) & 1) ^ 1));
+      __nv_bfloat16* xs = bufs + b * kBufElems;
+#pragma unroll 4
+      for (int i = pw - 1; i < kRowsB; i += 3) {  // steps 0-63: X rows, 64-127: dY rows
+        const bool is_x = i < kRowsB / 2;
+        const int r = 2 * (i % (kRowsB / 2)) + lane / 16, cc = lane % 16;
+        const int pair = r < rows ? p.perm[w.row_begin + r] : -1;
+        const __nv_bfloat16* src;
+        if (is_x)
+          src = p.x + (pair >= 0 ? ((static_cast<long long>(div_small(pair, p.k, inv_k)) * p.L + l) * kH + cc * 8) : 0);
+        else
+          src = p.dy + (pair >= 0 ? (static_cast<long long>(w.row_begin + r) * kH + cc * 8) : 0);
+        cp_async16(smem_u32(xs + (is_x ? 0 : kTileElems) + toff(r, cc * 8)), src, pair >= 0);
+      }
+      cp_async_mbar_arrive(full_x + 8u * b);
+    }
+    cp_async_wait<0>();
+    return;
+  }
+
+  // ---- consumer warpgroups: rows 64 wg .. 64 wg + 63 of each item ----
+  consumer_registers();
+  const int wg = warp / 4, ltid = tid % 128;
+  const std::uint64_t desc_x0 = wgmma_desc(bufs + wg * kAtom);               // X rows, K-major
+  const std::uint64_t desc_k0 = wgmma_desc(stages);                          // K chunk as S's B (K-major)
+  const std::uint64_t desc_kn0 = wgmma_desc_mn(stages, kAtom * 2);           // K chunk as dX's B (N = h)
+  const std::uint64_t desc_vn0 = wgmma_desc_mn(stages + 2 * kAtom, 0);       // V^T chunk as dA's B (N = f)
+  int g = 0;
+  for (int q = 0; q < nloc; ++q) {
+    const WorkItem cur = sched.items[first + q * stride];
+    const int rows = cur.row_end - cur.row_begin;
+    const int b = q & 1;
+    __nv_bfloat16* xs = bufs + b * kBufElems;
+    const std::uint64_t desc_x = desc_add(desc_x0, b * kBufElems * 2);
+    const std::uint64_t desc_dy = desc_add(desc_x, kTileElems * 2);
+    mbar_wait(full_x + 8u * b, static_cast<std::uint32_t>((q >> 1) & 1));
+    fence_proxy_async();
+
+    float dxa[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) dxa[i] = 0.0f;
+    std::uint32_t pa[4][4];  // dS of the chunk whose dX product is in flight
+    int prev_st = -1;
+    for (int j = 0; j < nchunks; ++j, ++g) {
+      const int st = g % kStages;
+      mbar_wait(full_w + 8u * st, static_cast<std::uint32_t>((g / kStages) & 1));
+      const std::uint32_t so = static_cast<std::uint32_t>(st * kStageElems * 2);
+      float s[32], da[32];  // written by the first k16 step (scale-d 0)
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kH / 16; ++kk) {
+        const std::uint32_t ao = (kk / 4) * kGroups * kAtom * 2 + (kk % 4) * 32;
+        wgmma_m64n64k16_ss(s, desc_add(desc_x, ao), desc_add(desc_k0, so + (kk / 4) * kAtom * 2 + (kk % 4) * 32), kk > 0);
+      }
+#pragma unroll
+      for (int kk = 0; kk < kH / 16; ++kk) {
+        const std::uint32_t ao = (kk / 4) * kGroups * kAtom * 2 + (kk % 4) * 32;
+        wgmma_m64n64k16_ss<0, 1>(da, desc_add(desc_dy, ao), desc_add(desc_vn0, so + kk * kStepBytes), kk > 0);
+      }
+      wgmma_commit();
+      wgmma_wait<0>();  // S and dA of chunk j, and dX of chunk j - 1 before them
+      __syncwarp();
+      if (prev_st >= 0 && lane == 0) mbar_arrive(empty_w + 8u * prev_st);
+      pack_a(pa, [&](int i) { return pack_bf16x2(da[i] * gelu_grad(s[i]), da[i + 1] * gelu_grad(s[i + 1])); });
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < kFw / 16; ++ks) wgmma_m64n128k16_rs<1>(dxa, pa[ks], desc_add(desc_kn0, so + ks * kStepBytes), 1);
+      wgmma_commit();
+      prev_st = st;
+    }
+    wgmma_wait<0>();
+    __syncwarp();
+    if (lane == 0) mbar_arrive(empty_w + 8u * prev_st);
+
+    // Epilogue: stage this warpgroup's dX rows in its own X rows, then 16-byte stores.
+    if (wg * 64 < rows) {
+      const int g8 = lane / 4, t = lane % 4;
+#pragma unroll
+      for (int i = 0; i < 16; ++i) {
+        const int col = i * 8 + 2 * t;
+        *reinterpret_cast<std::uint32_t*>(xs + toff(warp * 16 + g8, col)) = pack_bf16x2(dxa[4 * i + 0], dxa[4 * i + 1]);
+        *reinterpret_cast<std::uint32_t*>(xs + toff(warp * 16 + g8 + 8, col)) = pack_bf16x2(dxa[4 * i + 2], dxa[4 * i + 3]);
+      }
+      warpgroup_sync(wg);
+#pragma unroll
+      for (int i = 0; i < (64 * kH / 8) / 128; ++i) {
+        const int c = ltid + i * 128;
+        const int r = wg * 64 + c / 16, col = (c % 16) * 8;
+        if (r < rows)
+          *reinterpret_cast<uint4*>(p.dxg + static_cast<long long>(cur.row_begin + r) * kH + col) =
+              *reinterpret_cast<const uint4*>(xs + toff(r, col));
+      }
+    }
+    __syncwarp();
+    if (lane == 0) mbar_arrive(empty_x + 8u * b);
+  }
+}
+
+}  // namespace dx
+
+// ---------------------------------------------------------------------------------------------
+// dW kernel
+namespace dw {
+
+constexpr int kFc = kGroups * 64;     // 128 hidden units per unit
+constexpr int kTile = 64;             // rows per tile
+constexpr int kWElems = 8 * kAtom;    // K_c [2 h halves][128 f][64] + V^T_c [2 f halves][128 h][64] (64 KB)
+constexpr int kWBufs = 2;
+constexpr int kTElems = 4 * kAtom;    // X tile [2 h halves][64 rows][64] + dY tile alike (32 KB)
+constexpr int kTBufs = 3;
+constexpr int kSmemBytes = (kWBufs * kWElems + kTBufs * kTElems) * 2 + 1024;  // 225 KB
+
+struct Barriers {
+  std::uint64_t full_w[kWBufs], empty_w[kWBufs], full_t[kTBufs], empty_t[kTBufs];
+};
+
+__device__ __forceinline__ int tiles_of(const WorkItem& w) { return (w.row_end - w.row_begin + kTile - 1) / kTile; }
+
+// Unit u of the walk: item u / nchunks, hidden units (u % nchunks) * 128 ...; weight buffer u % 2;
+// tile t of the walk (over all units) uses tile buffer t % 3.
+__global__ void __launch_bounds__(kThreadsB, 1)
+    kernel(MlpParams p, Schedule sched, const __grid_constant__ CUtensorMap map_k, const __grid_constant__ CUtensorMap map_vt) {
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  __shared__ Barriers bars;
+  const std::uint32_t misalign = smem_u32(smem_raw) & 1023u;
+  __nv_bfloat16* base = reinterpret_cast<__nv_bfloat16*>(smem_raw + (misalign ? 1024u - misalign : 0u));
+  __nv_bfloat16* wbufs = base;
+  __nv_bfloat16* tbufs = base + kWBufs * kWElems;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int nchunks = p.f / kFc;
+  const int num_units = sched.counters[0] * nchunks;
+  const int first = static_cast<int>(blockIdx.x), stride = static_cast<int>(gridDim.x);
+  if (first >= num_units) return;
+  const int nloc = (num_units - 1 - first) / stride + 1;
+  const std::uint32_t full_w = smem_u32(bars.full_w), empty_w = smem_u32(bars.empty_w);
+  const std::uint32_t full_t = smem_u32(bars.full_t), empty_t = smem_u32(bars.empty_t);
+  if (tid == 0) {
+    for (int b = 0; b < kWBufs; ++b) {
+      mbar_init(full_w + 8u * b, 1);
+      mbar_init(empty_w + 8u * b, kConsumerWarps);
+    }
+    for (int b = 0; b < kTBufs; ++b) {
+      mbar_init(full_t + 8u * b, kGatherLanes);
+      mbar_init(empty_t + 8u * b, kConsumerWarps);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (warp >= kConsumerWarps) {  // ---- producer warpgroup ----
+    producer_registers();
+    const int pw = warp - kConsumerWarps;
+    if (pw == 0) {  // K_e rows f0 .. f0+127 (two h halves), V^T_e columns f0 .. f0+127 (two f halves)
+      if (lane != 0) return;
+      std::uint64_t policy = 0;
+      asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+      for (int u = 0; u < nloc; ++u) {
+        const int unit = first + u * stride;
+        const int segment = sched.items[unit / nchunks].segment;
+        const int f0 = (unit % nchunks) * kFc;
+        const int b = u & 1;
+        mbar_wait(empty_w + 8u * b, static_cast<std::uint32_t>(((u >> 1) & 1) ^ 1));
+        const std::uint32_t bar = full_w + 8u * b;
+        const std::uint32_t wb = smem_u32(wbufs + b * kWElems);
+        mbar_expect_tx(bar, kWElems * 2);
+        tma_load_2d(wb, &map_k, bar, 0, segment * p.f + f0, policy);
+        tma_load_2d(wb + 2 * kAtom * 2, &map_k, bar, 64, segment * p.f + f0, policy);
+        tma_load_2d(wb + 4 * kAtom * 2, &map_vt, bar, f0, segment * kH, policy);
+        tma_load_2d(wb + 6 * kAtom * 2, &map_vt, bar, f0 + 64, segment * kH, policy);
+      }
+      return;
+    }
+    // Warps 1-3: each tile's X rows (through perm) and dY rows, two rows per cp.async step.
+    const float inv_k = 1.0f / static_cast<float>(p.k);
+    int tc = 0;
+    for (int u = 0; u < nloc; ++u) {
+      const WorkItem w = sched.items[(first + u * stride) / nchunks];
+      const int l = w.segment / p.E;
+      const int ntiles = tiles_of(w);
+      for (int t = 0; t < ntiles; ++t, ++tc) {
+        const int b = tc % kTBufs;
+        mbar_wait(empty_t + 8u * b, static_cast<std::uint32_t>(((tc / kTBufs) & 1) ^ 1));
+        __nv_bfloat16* ts = tbufs + b * kTElems;
+        const int row0 = w.row_begin + t * kTile;
+#pragma unroll 4
+        for (int i = pw - 1; i < kTile; i += 3) {  // steps 0-31: X rows, 32-63: dY rows
+          const bool is_x = i < kTile / 2;
+          const int r = 2 * (i % (kTile / 2)) + lane / 16, cc = lane % 16;
+          const int pair = row0 + r < w.row_end ? p.perm[row0 + r] : -1;
+          const __nv_bfloat16* src;
+          if (is_x)
+            src = p.x + (pair >= 0 ? ((static_cast<long long>(div_small(pair, p.k, inv_k)) * p.L + l) * kH + cc * 8) : 0);
+          else
+            src = p.dy + (pair >= 0 ? (static_cast<long long>(row0 + r) * kH + cc * 8) : 0);
+          cp_async16(smem_u32(ts + (is_x ? 0 : 2 * kAtom) + (cc >> 3) * kAtom + sw64(r, (cc & 7) * 8)), src, pair >= 0);
+        }
+        cp_async_mbar_arrive(full_t + 8u * b);
+      }
+    }
+    cp_async_wait<0>();
+    return;
+  }
+
+  // ---- consumer warpgroups: hidden units f0 + 64 wg .. f0 + 64 wg + 63 of each unit ----
+  consumer_registers();
+  const int wg = warp / 4;
+  const int g8 = lane / 4, t4 = lane % 4;
+  const int frow = (warp % 4) * 16 + g8;  // accumulator rows frow and frow + 8 (hidden units of the warpgroup)
+  const long long fh = static_cast<long long>(p.f) * kH;
+  int tc = 0;
+  for (int u = 0; u < nloc; ++u) {
+    const int unit = first + u * stride;
+    const WorkItem w = sched.items[unit / nchunks];
+    const int f0 = (unit % nchunks) * kFc;
+    const int b = u & 1;
+    __nv_bfloat16* wb = wbufs + b * kWElems;
+    __nv_bfloat16* kreg = wb + wg * kAtom;                 // this warpgroup's K_c rows, h half 0 (h half 1 at + 2 atoms)
+    __nv_bfloat16* vreg = wb + 4 * kAtom + wg * 2 * kAtom;  // this warpgroup's V^T_c columns [128 h][64]
+    const std::uint64_t desc_k = wgmma_desc(kreg);
+    const std::uint64_t desc_v = wgmma_desc_mn(vreg, 0);
+    mbar_wait(full_w + 8u * b, static_cast<std::uint32_t>((u >> 1) & 1));
+
+    float dk[64], dv[64];
+#pragma unroll
+    for (int i = 0; i < 64; ++i) dk[i] = dv[i] = 0.0f;
+    std::uint32_t pa[4][4], pd[4][4];  // A^T and dS^T of the tile, as A operands
+    const int ntiles = tiles_of(w);
+    for (int t = 0; t < ntiles; ++t, ++tc) {
+      const int tb = tc % kTBufs;
+      mbar_wait(full_t + 8u * tb, static_cast<std::uint32_t>((tc / kTBufs) & 1));
+      fence_proxy_async();
+      const __nv_bfloat16* ts = tbufs + tb * kTElems;
+      const std::uint64_t desc_x = wgmma_desc(ts), desc_dy = wgmma_desc(ts + 2 * kAtom);
+      float s[32], da[32];  // written by the first k16 step (scale-d 0)
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kH / 16; ++kk) {
+        const std::uint32_t bo = (kk / 4) * kAtom * 2 + (kk % 4) * 32;
+        wgmma_m64n64k16_ss(s, desc_add(desc_k, (kk / 4) * 2 * kAtom * 2 + (kk % 4) * 32), desc_add(desc_x, bo), kk > 0);
+      }
+#pragma unroll
+      for (int kk = 0; kk < kH / 16; ++kk) {
+        const std::uint32_t bo = (kk / 4) * kAtom * 2 + (kk % 4) * 32;
+        wgmma_m64n64k16_ss<1, 0>(da, desc_add(desc_v, kk * kStepBytes), desc_add(desc_dy, bo), kk > 0);
+      }
+      wgmma_commit();
+      wgmma_wait<0>();
+      // A^T and dS^T element by element, so each S^T and dA^T register dies as soon as it is read.
+      pack_a(pa, [&](int i) {
+        pd[(i / 8)][(i % 8) / 2] = pack_bf16x2(da[i] * gelu_grad(s[i]), da[i + 1] * gelu_grad(s[i + 1]));
+        return gelu_bf16x2(s[i], s[i + 1]);
+      });
+      const std::uint64_t desc_dyn = wgmma_desc_mn(ts + 2 * kAtom, kAtom * 2), desc_xn = wgmma_desc_mn(ts, kAtom * 2);
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < kTile / 16; ++ks) wgmma_m64n128k16_rs<1>(dv, pa[ks], desc_add(desc_dyn, ks * kStepBytes), 1);
+#pragma unroll
+      for (int ks = 0; ks < kTile / 16; ++ks) wgmma_m64n128k16_rs<1>(dk, pd[ks], desc_add(desc_xn, ks * kStepBytes), 1);
+      wgmma_commit();
+      // Not kept in flight behind the next tile's S^T: dK, dV, S^T, dA^T and the A fragments would
+      // need more than the 232 registers a consumer thread has; the other warpgroup fills the gap.
+      wgmma_wait<0>();
+      __syncwarp();
+      if (lane == 0) mbar_arrive(empty_t + 8u * tb);
+    }
+
+    // Straight from the accumulators (staging them in shared memory costs registers the tile loop
+    // needs); the partial stores of a warp fill whole sectors in L2 before they reach memory.
+    const int fbase = f0 + wg * 64;  // first hidden unit of this warpgroup
+    if (w.slot >= 0) {  // part of a long segment: fp32 partial sums of dK and dV (both [f][h]), added in slot order afterwards
+      float* part = p.partial + static_cast<long long>(w.slot) * 2 * fh + static_cast<long long>(fbase + frow) * kH + 2 * t4;
+#pragma unroll
+      for (int i = 0; i < 16; ++i)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          float* at = part + hh * 8 * kH + 8 * i;
+          *reinterpret_cast<float2*>(at) = make_float2(dk[4 * i + 2 * hh], dk[4 * i + 2 * hh + 1]);
+          *reinterpret_cast<float2*>(at + fh) = make_float2(dv[4 * i + 2 * hh], dv[4 * i + 2 * hh + 1]);
+        }
+    } else {  // dK [f][h] and dV^T [h][f], bf16
+      const long long kofs = static_cast<long long>(w.segment) * fh;
+      __nv_bfloat16* dkp = p.dwk + kofs + static_cast<long long>(fbase + frow) * kH + 2 * t4;
+      __nv_bfloat16* dvp = p.dwv + kofs + static_cast<long long>(2 * t4) * p.f + fbase + frow;
+#pragma unroll
+      for (int i = 0; i < 16; ++i)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          *reinterpret_cast<std::uint32_t*>(dkp + hh * 8 * kH + 8 * i) = pack_bf16x2(dk[4 * i + 2 * hh], dk[4 * i + 2 * hh + 1]);
+          dvp[static_cast<long long>(8 * i) * p.f + 8 * hh] = __float2bfloat16_rn(dv[4 * i + 2 * hh]);
+          dvp[static_cast<long long>(8 * i + 1) * p.f + 8 * hh] = __float2bfloat16_rn(dv[4 * i + 2 * hh + 1]);
+        }
+    }
+    __syncwarp();
+    if (lane == 0) mbar_arrive(empty_w + 8u * b);
+  }
+}
+
+}  // namespace dw
+
+}  // namespace
+
+cudaError_t launch_expert_mlp_bwd_wgmma(const mlp::MlpParams& p, const Schedule& rows_sched, const Schedule& wg_sched,
+                                        cudaStream_t stream) {
+  if (rows_sched.tile_rows != dx::kRowsB || p.f % dw::kFc != 0) return cudaErrorInvalidValue;
+  cudaError_t e = cudaFuncSetAttribute(dx::kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dx::kSmemBytes);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(dw::kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dw::kSmemBytes);
+  int device = 0, sms = 0;
+  if (e == cudaSuccess) e = cudaGetDevice(&device);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (e != cudaSuccess) return e;
+  const long long segments = static_cast<long long>(p.L) * p.E;
+  CUtensorMap map_k64{}, map_k128{}, map_vt{};
+  e = make_map(&map_k64, p.wk, segments * p.f, kH, 64);      // K: [L E f][h], 64-row boxes
+  if (e == cudaSuccess) e = make_map(&map_k128, p.wk, segments * p.f, kH, 128);
+  if (e == cudaSuccess) e = make_map(&map_vt, p.wv, segments * kH, p.f, kH);  // V^T: [L E h][f]
+  if (e != cudaSuccess) return e;
+  e = build_schedule(p.offsets, rows_sched, /*item_for_empty=*/false, stream);
+  if (e == cudaSuccess) e = build_schedule(p.offsets, wg_sched, /*item_for_empty=*/true, stream);
+  if (e != cudaSuccess) return e;
+  if (rows_sched.max_items > 0) {
+    const long long blocks = rows_sched.max_items < sms ? rows_sched.max_items : sms;
+    dx::kernel<<<static_cast<unsigned>(blocks), kThreadsB, dx::kSmemBytes, stream>>>(p, rows_sched, map_k64, map_vt);
+    e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+  }
+  const long long units = wg_sched.max_items * (p.f / dw::kFc);
+  if (units > 0) {
+    const long long blocks = units < sms ? units : sms;
+    dw::kernel<<<static_cast<unsigned>(blocks), kThreadsB, dw::kSmemBytes, stream>>>(p, wg_sched, map_k128, map_vt);
+    e = cudaGetLastError();
+  }
+  return e;
+}
+
+}  // namespace hpsim::kernels::device

@@ -1,0 +1,120 @@
+#pragma once
+// Hopper (sm_90a) building blocks of the wgmma expert MLP kernels (expert_mlp_fwd_sm90a.cu,
+// expert_mlp_bwd_sm90a.cu): 128-byte-swizzled tile offsets, the f16x2 GELU, mbarriers, TMA loads
+// and the tensor maps they read. Compile for sm_90a only. Private.
+#include <cuda.h>
+#include <cuda_fp16.h>
+
+#include "wgmma.cuh"
+
+namespace hpsim::kernels::device {
+namespace {
+
+constexpr int kAtom = 64 * 64;  // elements of one [64][64] 128-byte-swizzle atom (8 KB)
+
+// Element offset of (r, c) in a swizzled tile of 64-element rows (atoms stacked along rows).
+__device__ __forceinline__ int sw64(int r, int c) { return r * 64 + ((((c >> 3) ^ (r & 7))) << 3) + (c & 7); }
+
+// GELU (tanh form) of two values in f16x2 arithmetic (half the instructions of fp32; f16 keeps
+// 11 significant bits, more than the bf16 the result is rounded to), packed as bf16x2.
+__device__ __forceinline__ std::uint32_t gelu_bf16x2(float a, float b) {
+  const __half2 s = __floats2half2_rn(a, b);
+  const __half2 inner = __hfma2(__hmul2(__hmul2(s, s), __float2half2_rn(kGeluCubic)), s, s);
+  const __half2 u = __hmul2(inner, __float2half2_rn(kSqrt2OverPi));
+  std::uint32_t t_bits;
+  asm("tanh.approx.f16x2 %0, %1;" : "=r"(t_bits) : "r"(*reinterpret_cast<const std::uint32_t*>(&u)));
+  const __half2 t = *reinterpret_cast<const __half2*>(&t_bits);
+  const __half2 hs = __hmul2(s, __float2half2_rn(0.5f));
+  const float2 g = __half22float2(__hfma2(hs, t, hs));
+  return pack_bf16x2(g.x, g.y);
+}
+
+// pair / k for 0 <= pair < 2^24 and 1 <= k <= 8, without an integer division.
+__device__ __forceinline__ int div_small(int pair, int k, float inv_k) {
+  int t = __float2int_rz(__int2float_rn(pair) * inv_k);
+  t += (t + 1) * k <= pair ? 1 : 0;
+  t -= t * k > pair ? 1 : 0;
+  return t;
+}
+
+// Single-thread TMA and mbarrier helpers (sm_90).
+__device__ __forceinline__ void mbar_init(std::uint32_t bar, std::uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(std::uint32_t bar, std::uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ bool mbar_try_wait(std::uint32_t bar, std::uint32_t parity) {
+  std::uint32_t done;
+  asm volatile(
+      "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+      : "=r"(done)
+      : "r"(bar), "r"(parity)
+      : "memory");
+  return done != 0;
+}
+// Box (c0, c1) of a 2-D tensor map into shared memory at `dst`, completing on `bar`; the weights
+// are read once, so they are marked first to leave L2 (the gathered X rows are reused k times).
+__device__ __forceinline__ void tma_load_2d(std::uint32_t dst, const CUtensorMap* map, std::uint32_t bar, int c0, int c1,
+                                            std::uint64_t policy) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%3, %4}], "
+      "[%2], %5;\n" ::"r"(dst),
+      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "l"(policy)
+      : "memory");
+}
+
+__device__ __forceinline__ void mbar_arrive(std::uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Arrives on `bar` once all of this thread's earlier cp.async copies have landed (the arrival is
+// counted in the barrier's expected count).
+__device__ __forceinline__ void cp_async_mbar_arrive(std::uint32_t bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(std::uint32_t bar, std::uint32_t parity) {
+  while (!mbar_try_wait(bar, parity)) {
+  }
+}
+// Barrier of warpgroup wg's 128 threads (named barrier wg + 1; 0 is __syncthreads).
+__device__ __forceinline__ void warpgroup_sync(int wg) {
+  asm volatile("bar.sync %0, 128;\n" ::"r"(wg + 1) : "memory");
+}
+
+}  // namespace
+
+// cuTensorMapEncodeTiled, looked up in the driver at run time (no link against libcuda).
+using EncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                 const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                                 CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+
+inline EncodeTiled encode_tiled() {
+  static EncodeTiled fn = [] {
+    void* ptr = nullptr;
+    cudaDriverEntryPointQueryResult found{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &ptr, 12000, cudaEnableDefault, &found) !=
+            cudaSuccess ||
+        found != cudaDriverEntryPointSuccess)
+      return static_cast<EncodeTiled>(nullptr);
+    return reinterpret_cast<EncodeTiled>(ptr);
+  }();
+  return fn;
+}
+
+// A row-major bf16 matrix [rows][cols] read in boxes of 64 columns (128 bytes, the swizzle span)
+// by `box_rows` rows, 128-byte swizzled in shared memory (the layout sw64() and wgmma_desc() use).
+inline cudaError_t make_map(CUtensorMap* map, const __nv_bfloat16* ptr, long long rows, long long cols, int box_rows) {
+  const EncodeTiled encode = encode_tiled();
+  if (encode == nullptr) return cudaErrorNotSupported;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(cols) * 2};
+  const cuuint32_t box[2] = {64, static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t elem_strides[2] = {1, 1};
+  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(ptr), dims, strides,
+                            box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                            CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
+}
+
+
+}  // namespace hpsim::kernels::device
