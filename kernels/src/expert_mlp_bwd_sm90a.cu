@@ -74,7 +74,7 @@ struct Barriers {
 };
 
 __global__ void __launch_bounds__(kThreadsB, 1)
-    kernel(MlpParams p, Schedule sched, const __grid_constant__ CUtensorMap map_k, const __grid_constant__ CUtensorMap map_vt) {
+    expert_mlp_dx_wgmma_kernel(MlpParams p, Schedule sched, const __grid_constant__ CUtensorMap map_k, const __grid_constant__ CUtensorMap map_vt) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   __shared__ Barriers bars;
   const std::uint32_t misalign = smem_u32(smem_raw) & 1023u;
@@ -197,7 +197,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
       wgmma_wait<0>();  // S and dA of chunk j, and dX of chunk j - 1 before them
       __syncwarp();
       if (prev_st >= 0 && lane == 0) mbar_arrive(empty_w + 8u * prev_st);
-      pack_a(pa, [&](int i) { return pack_bf16x2(da[i] * gelu_grad(s[i]), da[i + 1] * gelu_grad(s[i + 1])); });
+      pack_a(pa, [&](int i) { return dgelu_bf16x2<false>(s[i], s[i + 1], da[i], da[i + 1], nullptr); });
       wgmma_fence();
 #pragma unroll
       for (int ks = 0; ks < kFw / 16; ++ks) wgmma_m64n128k16_rs<1>(dxa, pa[ks], desc_add(desc_kn0, so + ks * kStepBytes), 1);
@@ -255,7 +255,9 @@ __device__ __forceinline__ int tiles_of(const WorkItem& w) { return (w.row_end -
 // Unit u of the walk: item u / nchunks, hidden units (u % nchunks) * 128 ...; weight buffer u % 2;
 // tile t of the walk (over all units) uses tile buffer t % 3.
 __global__ void __launch_bounds__(kThreadsB, 1)
-    kernel(MlpParams p, Schedule sched, const __grid_constant__ CUtensorMap map_k, const __grid_constant__ CUtensorMap map_vt) {
+    expert_mlp_dw_wgmma_kernel(MlpParams p, Schedule sched, const __grid_constant__ CUtensorMap map_k,
+                               const __grid_constant__ CUtensorMap map_vt, const __grid_constant__ CUtensorMap map_dk,
+                               const __grid_constant__ CUtensorMap map_dvt) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   __shared__ Barriers bars;
   const std::uint32_t misalign = smem_u32(smem_raw) & 1023u;
@@ -381,11 +383,8 @@ __global__ void __launch_bounds__(kThreadsB, 1)
       }
       wgmma_commit();
       wgmma_wait<0>();
-      // A^T and dS^T element by element, so each S^T and dA^T register dies as soon as it is read.
-      pack_a(pa, [&](int i) {
-        pd[(i / 8)][(i % 8) / 2] = pack_bf16x2(da[i] * gelu_grad(s[i]), da[i + 1] * gelu_grad(s[i + 1]));
-        return gelu_bf16x2(s[i], s[i + 1]);
-      });
+      // A^T and dS^T pair by pair, so each S^T and dA^T register dies as soon as it is read.
+      pack_a(pd, [&](int i) { return dgelu_bf16x2<true>(s[i], s[i + 1], da[i], da[i + 1], &pa[i / 8][(i % 8) / 2]); });
       const std::uint64_t desc_dyn = wgmma_desc_mn(ts + 2 * kAtom, kAtom * 2), desc_xn = wgmma_desc_mn(ts, kAtom * 2);
       wgmma_fence();
 #pragma unroll
@@ -400,10 +399,10 @@ __global__ void __launch_bounds__(kThreadsB, 1)
       if (lane == 0) mbar_arrive(empty_t + 8u * tb);
     }
 
-    // Straight from the accumulators (staging them in shared memory costs registers the tile loop
-    // needs); the partial stores of a warp fill whole sectors in L2 before they reach memory.
     const int fbase = f0 + wg * 64;  // first hidden unit of this warpgroup
-    if (w.slot >= 0) {  // part of a long segment: fp32 partial sums of dK and dV (both [f][h]), added in slot order afterwards
+    if (w.slot >= 0) {
+      // Part of a long segment: fp32 partial sums of dK and dV (both [f][h]), added in slot order
+      // afterwards; straight from the accumulators (a rare path: it keeps no staging registers).
       float* part = p.partial + static_cast<long long>(w.slot) * 2 * fh + static_cast<long long>(fbase + frow) * kH + 2 * t4;
 #pragma unroll
       for (int i = 0; i < 16; ++i)
@@ -413,18 +412,29 @@ __global__ void __launch_bounds__(kThreadsB, 1)
           *reinterpret_cast<float2*>(at) = make_float2(dk[4 * i + 2 * hh], dk[4 * i + 2 * hh + 1]);
           *reinterpret_cast<float2*>(at + fh) = make_float2(dv[4 * i + 2 * hh], dv[4 * i + 2 * hh + 1]);
         }
-    } else {  // dK [f][h] and dV^T [h][f], bf16
-      const long long kofs = static_cast<long long>(w.segment) * fh;
-      __nv_bfloat16* dkp = p.dwk + kofs + static_cast<long long>(fbase + frow) * kH + 2 * t4;
-      __nv_bfloat16* dvp = p.dwv + kofs + static_cast<long long>(2 * t4) * p.f + fbase + frow;
+    } else {
+      // dK_c rows and dV_c^T columns of this warpgroup, staged in its own K_c rows and V^T_c
+      // columns (the layout the TMA loads wrote; all its products are complete and the other
+      // warpgroup reads only its own), then stored by one thread with TMA.
 #pragma unroll
       for (int i = 0; i < 16; ++i)
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
-          *reinterpret_cast<std::uint32_t*>(dkp + hh * 8 * kH + 8 * i) = pack_bf16x2(dk[4 * i + 2 * hh], dk[4 * i + 2 * hh + 1]);
-          dvp[static_cast<long long>(8 * i) * p.f + 8 * hh] = __float2bfloat16_rn(dv[4 * i + 2 * hh]);
-          dvp[static_cast<long long>(8 * i + 1) * p.f + 8 * hh] = __float2bfloat16_rn(dv[4 * i + 2 * hh + 1]);
+          const int fr = frow + 8 * hh, h = 8 * i + 2 * t4;
+          *reinterpret_cast<std::uint32_t*>(kreg + (h >> 6) * 2 * kAtom + sw64(fr, h & 63)) =
+              pack_bf16x2(dk[4 * i + 2 * hh], dk[4 * i + 2 * hh + 1]);
+          vreg[sw64(h, fr)] = __float2bfloat16_rn(dv[4 * i + 2 * hh]);
+          vreg[sw64(h + 1, fr)] = __float2bfloat16_rn(dv[4 * i + 2 * hh + 1]);
         }
+      fence_proxy_async();  // this thread's stores before the TMA unit reads them
+      warpgroup_sync(wg);
+      if (warp % 4 == 0 && lane == 0) {
+        tma_store_2d(&map_dk, smem_u32(kreg), 0, w.segment * p.f + fbase);
+        tma_store_2d(&map_dk, smem_u32(kreg + 2 * kAtom), 64, w.segment * p.f + fbase);
+        tma_store_2d(&map_dvt, smem_u32(vreg), fbase, w.segment * kH);
+        bulk_commit();
+        bulk_wait_read();  // the buffer is released (below) once the stores have read it
+      }
     }
     __syncwarp();
     if (lane == 0) mbar_arrive(empty_w + 8u * b);
@@ -438,31 +448,34 @@ __global__ void __launch_bounds__(kThreadsB, 1)
 cudaError_t launch_expert_mlp_bwd_wgmma(const mlp::MlpParams& p, const Schedule& rows_sched, const Schedule& wg_sched,
                                         cudaStream_t stream) {
   if (rows_sched.tile_rows != dx::kRowsB || p.f % dw::kFc != 0) return cudaErrorInvalidValue;
-  cudaError_t e = cudaFuncSetAttribute(dx::kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dx::kSmemBytes);
-  if (e == cudaSuccess) e = cudaFuncSetAttribute(dw::kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dw::kSmemBytes);
+  cudaError_t e = cudaFuncSetAttribute(dx::expert_mlp_dx_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dx::kSmemBytes);
+  if (e == cudaSuccess) e = cudaFuncSetAttribute(dw::expert_mlp_dw_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dw::kSmemBytes);
   int device = 0, sms = 0;
   if (e == cudaSuccess) e = cudaGetDevice(&device);
   if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (e != cudaSuccess) return e;
   const long long segments = static_cast<long long>(p.L) * p.E;
-  CUtensorMap map_k64{}, map_k128{}, map_vt{};
+  CUtensorMap map_k64{}, map_k128{}, map_vt{}, map_dk{}, map_dvt{};
   e = make_map(&map_k64, p.wk, segments * p.f, kH, 64);      // K: [L E f][h], 64-row boxes
   if (e == cudaSuccess) e = make_map(&map_k128, p.wk, segments * p.f, kH, 128);
   if (e == cudaSuccess) e = make_map(&map_vt, p.wv, segments * kH, p.f, kH);  // V^T: [L E h][f]
+  if (e == cudaSuccess) e = make_map(&map_dk, p.dwk, segments * p.f, kH, 64);   // the gradients, alike
+  if (e == cudaSuccess) e = make_map(&map_dvt, p.dwv, segments * kH, p.f, kH);
   if (e != cudaSuccess) return e;
   e = build_schedule(p.offsets, rows_sched, /*item_for_empty=*/false, stream);
   if (e == cudaSuccess) e = build_schedule(p.offsets, wg_sched, /*item_for_empty=*/true, stream);
   if (e != cudaSuccess) return e;
   if (rows_sched.max_items > 0) {
     const long long blocks = rows_sched.max_items < sms ? rows_sched.max_items : sms;
-    dx::kernel<<<static_cast<unsigned>(blocks), kThreadsB, dx::kSmemBytes, stream>>>(p, rows_sched, map_k64, map_vt);
+    dx::expert_mlp_dx_wgmma_kernel<<<static_cast<unsigned>(blocks), kThreadsB, dx::kSmemBytes, stream>>>(p, rows_sched, map_k64, map_vt);
     e = cudaGetLastError();
     if (e != cudaSuccess) return e;
   }
   const long long units = wg_sched.max_items * (p.f / dw::kFc);
   if (units > 0) {
     const long long blocks = units < sms ? units : sms;
-    dw::kernel<<<static_cast<unsigned>(blocks), kThreadsB, dw::kSmemBytes, stream>>>(p, wg_sched, map_k128, map_vt);
+    dw::expert_mlp_dw_wgmma_kernel<<<static_cast<unsigned>(blocks), kThreadsB, dw::kSmemBytes, stream>>>(p, wg_sched, map_k128, map_vt, map_dk,
+                                                                                                     map_dvt);
     e = cudaGetLastError();
   }
   return e;

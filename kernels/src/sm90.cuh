@@ -17,16 +17,44 @@ __device__ __forceinline__ int sw64(int r, int c) { return r * 64 + ((((c >> 3) 
 
 // GELU (tanh form) of two values in f16x2 arithmetic (half the instructions of fp32; f16 keeps
 // 11 significant bits, more than the bf16 the result is rounded to), packed as bf16x2.
+__device__ __forceinline__ __half2 tanh_f16x2(__half2 u) {
+  std::uint32_t t_bits;
+  asm("tanh.approx.f16x2 %0, %1;" : "=r"(t_bits) : "r"(*reinterpret_cast<const std::uint32_t*>(&u)));
+  return *reinterpret_cast<const __half2*>(&t_bits);
+}
+__device__ __forceinline__ std::uint32_t half2_to_bf16x2(__half2 v) {
+  const float2 f = __half22float2(v);
+  return pack_bf16x2(f.x, f.y);
+}
 __device__ __forceinline__ std::uint32_t gelu_bf16x2(float a, float b) {
   const __half2 s = __floats2half2_rn(a, b);
   const __half2 inner = __hfma2(__hmul2(__hmul2(s, s), __float2half2_rn(kGeluCubic)), s, s);
-  const __half2 u = __hmul2(inner, __float2half2_rn(kSqrt2OverPi));
-  std::uint32_t t_bits;
-  asm("tanh.approx.f16x2 %0, %1;" : "=r"(t_bits) : "r"(*reinterpret_cast<const std::uint32_t*>(&u)));
-  const __half2 t = *reinterpret_cast<const __half2*>(&t_bits);
+  const __half2 t = tanh_f16x2(__hmul2(inner, __float2half2_rn(kSqrt2OverPi)));
   const __half2 hs = __hmul2(s, __float2half2_rn(0.5f));
-  const float2 g = __half22float2(__hfma2(hs, t, hs));
-  return pack_bf16x2(g.x, g.y);
+  return half2_to_bf16x2(__hfma2(hs, t, hs));
+}
+
+// The backward's pointwise step for two pre-activations s and their gradients da (fp32):
+// ds = da GELU'(s) packed as bf16x2, and (with `a`) GELU(s) packed likewise, from one f16x2 tanh:
+//   t = tanh(c (s + 0.044715 s^3)),  GELU = s (1 + t) / 2,
+//   GELU' = (1 + t) / 2 + s c (1 - t^2) (1 + 3 * 0.044715 s^2) / 2.
+// s is clamped to +-16 inside GELU' (t is +-1 there in f16, so nothing changes) to keep s^2 finite;
+// da stays fp32 (gradients may be far below f16's normal range).
+template <bool kWithGelu>
+__device__ __forceinline__ std::uint32_t dgelu_bf16x2(float s0, float s1, float da0, float da1, std::uint32_t* a) {
+  const __half2 s = __floats2half2_rn(s0, s1);
+  const __half2 sc = __hmin2(__hmax2(s, __float2half2_rn(-16.0f)), __float2half2_rn(16.0f));
+  const __half2 s2 = __hmul2(sc, sc);
+  const __half2 inner = __hfma2(__hmul2(s2, __float2half2_rn(kGeluCubic)), sc, sc);
+  const __half2 t = tanh_f16x2(__hmul2(inner, __float2half2_rn(kSqrt2OverPi)));
+  const __half2 half_1pt = __hfma2(t, __float2half2_rn(0.5f), __float2half2_rn(0.5f));
+  if constexpr (kWithGelu) *a = half2_to_bf16x2(__hmul2(s, half_1pt));
+  const __half2 one = __float2half2_rn(1.0f);
+  const __half2 q = __hfma2(s2, __float2half2_rn(3.0f * kGeluCubic), one);
+  const __half2 omt2 = __hfma2(__hneg2(t), t, one);
+  const __half2 hs = __hmul2(sc, __float2half2_rn(0.5f * kSqrt2OverPi));
+  const float2 g = __half22float2(__hfma2(__hmul2(hs, omt2), q, half_1pt));
+  return pack_bf16x2(da0 * g.x, da1 * g.y);
 }
 
 // pair / k for 0 <= pair < 2^24 and 1 <= k <= 8, without an integer division.
@@ -63,6 +91,17 @@ __device__ __forceinline__ void tma_load_2d(std::uint32_t dst, const CUtensorMap
       "l"(reinterpret_cast<std::uint64_t>(map)), "r"(bar), "r"(c0), "r"(c1), "l"(policy)
       : "memory");
 }
+
+// Shared memory at `src` (the layout tma_load_2d writes) into box (c0, c1) of a tensor map, as
+// one bulk group of this thread; bulk_wait_read() waits until the group has read its source.
+__device__ __forceinline__ void tma_store_2d(const CUtensorMap* map, std::uint32_t src, int c0, int c1) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%2, %3}], [%1];\n" ::"l"(
+                   reinterpret_cast<std::uint64_t>(map)),
+               "r"(src), "r"(c0), "r"(c1)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_read() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
 
 __device__ __forceinline__ void mbar_arrive(std::uint32_t bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
