@@ -27,13 +27,19 @@ using namespace mlp;
 constexpr int kGroups = 2;                          // consumer warpgroups
 constexpr int kConsumerWarps = kGroups * 4;
 constexpr int kThreadsB = kGroups * 128 + 128;      // + the producer warpgroup
-constexpr int kGatherLanes = 3 * 32;                // producer warps 1-3
+constexpr int kGatherLanes = 2 * 32;                // producer warps 1 and 2
 constexpr std::uint32_t kStepBytes = 16 * 128;      // a k16 step of an MN-major operand: 16 rows of 128 bytes
 
-// Registers: launched at 168 per thread (384 threads); the producer gives back to 40 so the
-// consumers can hold 232: 2 x 128 x 232 + 128 x 40 = 64512 of the SM's 65536.
-__device__ __forceinline__ void producer_registers() { asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory"); }
-__device__ __forceinline__ void consumer_registers() { asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory"); }
+// Registers: launched at 168 per thread (384 threads); the producer gives some back so the two
+// consumer warpgroups can hold more: 2 x 128 x kConsumer + 128 x kProducer <= 3 x 128 x 168.
+template <int kProducer>
+__device__ __forceinline__ void producer_registers() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kProducer) : "memory");
+}
+template <int kConsumer>
+__device__ __forceinline__ void consumer_registers() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kConsumer) : "memory");
+}
 
 __device__ __forceinline__ std::uint64_t desc_add(std::uint64_t desc, std::uint32_t bytes) {
   return desc + static_cast<std::uint64_t>(bytes >> 4);
@@ -50,6 +56,29 @@ __device__ __forceinline__ void pack_a(std::uint32_t (&pa)[4][4], F fn) {
     pa[ks][1] = fn(4 * i0 + 2);
     pa[ks][2] = fn(4 * i1 + 0);
     pa[ks][3] = fn(4 * i1 + 2);
+  }
+}
+
+// One warp: rows r0 .. r0 + 31 of a tile whose row r is grouped row row_begin + r (valid below
+// row_end); X through perm (the token's sub-token of head l) and dY in grouped order, each to
+// dst + off(r, c); rows past the end or with perm = -1 are zero. One perm load per lane, then two
+// rows per cp.async step (16 lanes x 16 bytes each).
+template <typename Off>
+__device__ __forceinline__ void gather_x_dy_32(const MlpParams& p, int row_begin, int row_end, int r0, int l, float inv_k,
+                                               __nv_bfloat16* dst_x, __nv_bfloat16* dst_dy, int lane, Off off) {
+  const int row = row_begin + r0 + lane;
+  const int pair = row < row_end ? p.perm[row] : -1;
+  const int tok = pair >= 0 ? div_small(pair, p.k, inv_k) : -1;
+  const int cc = lane % 16;
+#pragma unroll 4
+  for (int half = 0; half < 16; ++half) {
+    const int from = 2 * half + lane / 16;
+    const int r = r0 + from;
+    const int t = __shfl_sync(0xffffffffu, tok, from);
+    const __nv_bfloat16* xsrc = p.x + (t >= 0 ? ((static_cast<long long>(t) * p.L + l) * kH + cc * 8) : 0);
+    const __nv_bfloat16* dsrc = p.dy + (t >= 0 ? (static_cast<long long>(row_begin + r) * kH + cc * 8) : 0);
+    cp_async16(smem_u32(dst_x + off(r, cc * 8)), xsrc, t >= 0);
+    cp_async16(smem_u32(dst_dy + off(r, cc * 8)), dsrc, t >= 0);
   }
 }
 
@@ -103,7 +132,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
   __syncthreads();
 
   if (warp >= kConsumerWarps) {  // ---- producer warpgroup ----
-    producer_registers();
+    producer_registers<56>();  // the gather warps need a few more than 40
     const int pw = warp - kConsumerWarps;
     if (pw == 0) {  // K_e rows j*64 .. +63 (two h halves), V^T_e columns j*64 .. +63
       if (lane != 0) return;
@@ -126,28 +155,17 @@ __global__ void __launch_bounds__(kThreadsB, 1)
       }
       return;
     }
-    // Warps 1-3: the item's X rows (through perm) and dY rows (grouped order), two rows per
-    // cp.async step (16 lanes x 16 bytes each); rows past the item or with perm = -1 are zero.
+    // Warps 1 and 2: rows 64 (pw - 1) .. 64 pw - 1 of every item (X and dY); warp 3 has nothing to do.
+    if (pw == 3) return;
     const float inv_k = 1.0f / static_cast<float>(p.k);
     for (int q = 0; q < nloc; ++q) {
       const WorkItem w = sched.items[first + q * stride];
-      const int rows = w.row_end - w.row_begin;
       const int l = w.segment / p.E;
       const int b = q & 1;
       mbar_wait(empty_x + 8u * b, static_cast<std::uint32_t>(((q >> 1) & 1) ^ 1));
       __nv_bfloat16* xs = bufs + b * kBufElems;
-#pragma unroll 4
-      for (int i = pw - 1; i < kRowsB; i += 3) {  // steps 0-63: X rows, 64-127: dY rows
-        const bool is_x = i < kRowsB / 2;
-        const int r = 2 * (i % (kRowsB / 2)) + lane / 16, cc = lane % 16;
-        const int pair = r < rows ? p.perm[w.row_begin + r] : -1;
-        const __nv_bfloat16* src;
-        if (is_x)
-          src = p.x + (pair >= 0 ? ((static_cast<long long>(div_small(pair, p.k, inv_k)) * p.L + l) * kH + cc * 8) : 0);
-        else
-          src = p.dy + (pair >= 0 ? (static_cast<long long>(w.row_begin + r) * kH + cc * 8) : 0);
-        cp_async16(smem_u32(xs + (is_x ? 0 : kTileElems) + toff(r, cc * 8)), src, pair >= 0);
-      }
+      for (int r0 = 64 * (pw - 1); r0 < 64 * pw; r0 += 32)
+        gather_x_dy_32(p, w.row_begin, w.row_end, r0, l, inv_k, xs, xs + kTileElems, lane, [](int r, int c) { return toff(r, c); });
       cp_async_mbar_arrive(full_x + 8u * b);
     }
     cp_async_wait<0>();
@@ -155,7 +173,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
   }
 
   // ---- consumer warpgroups: rows 64 wg .. 64 wg + 63 of each item ----
-  consumer_registers();
+  consumer_registers<224>();
   const int wg = warp / 4, ltid = tid % 128;
   const std::uint64_t desc_x0 = wgmma_desc(bufs + wg * kAtom);               // X rows, K-major
   const std::uint64_t desc_k0 = wgmma_desc(stages);                          // K chunk as S's B (K-major)
@@ -250,6 +268,9 @@ struct Barriers {
   std::uint64_t full_w[kWBufs], empty_w[kWBufs], full_t[kTBufs], empty_t[kTBufs];
 };
 
+// Element offset of (r, c), c < 128, in a [2 h halves][64 rows][64] tile.
+__device__ __forceinline__ int toff64(int r, int c) { return (c >> 6) * kAtom + sw64(r, c & 63); }
+
 __device__ __forceinline__ int tiles_of(const WorkItem& w) { return (w.row_end - w.row_begin + kTile - 1) / kTile; }
 
 // Unit u of the walk: item u / nchunks, hidden units (u % nchunks) * 128 ...; weight buffer u % 2;
@@ -286,7 +307,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
   __syncthreads();
 
   if (warp >= kConsumerWarps) {  // ---- producer warpgroup ----
-    producer_registers();
+    producer_registers<40>();
     const int pw = warp - kConsumerWarps;
     if (pw == 0) {  // K_e rows f0 .. f0+127 (two h halves), V^T_e columns f0 .. f0+127 (two f halves)
       if (lane != 0) return;
@@ -308,7 +329,8 @@ __global__ void __launch_bounds__(kThreadsB, 1)
       }
       return;
     }
-    // Warps 1-3: each tile's X rows (through perm) and dY rows, two rows per cp.async step.
+    // Warps 1 and 2: rows 32 (pw - 1) .. 32 pw - 1 of every tile (X and dY); warp 3 has nothing to do.
+    if (pw == 3) return;
     const float inv_k = 1.0f / static_cast<float>(p.k);
     int tc = 0;
     for (int u = 0; u < nloc; ++u) {
@@ -319,19 +341,8 @@ __global__ void __launch_bounds__(kThreadsB, 1)
         const int b = tc % kTBufs;
         mbar_wait(empty_t + 8u * b, static_cast<std::uint32_t>(((tc / kTBufs) & 1) ^ 1));
         __nv_bfloat16* ts = tbufs + b * kTElems;
-        const int row0 = w.row_begin + t * kTile;
-#pragma unroll 4
-        for (int i = pw - 1; i < kTile; i += 3) {  // steps 0-31: X rows, 32-63: dY rows
-          const bool is_x = i < kTile / 2;
-          const int r = 2 * (i % (kTile / 2)) + lane / 16, cc = lane % 16;
-          const int pair = row0 + r < w.row_end ? p.perm[row0 + r] : -1;
-          const __nv_bfloat16* src;
-          if (is_x)
-            src = p.x + (pair >= 0 ? ((static_cast<long long>(div_small(pair, p.k, inv_k)) * p.L + l) * kH + cc * 8) : 0);
-          else
-            src = p.dy + (pair >= 0 ? (static_cast<long long>(row0 + r) * kH + cc * 8) : 0);
-          cp_async16(smem_u32(ts + (is_x ? 0 : 2 * kAtom) + (cc >> 3) * kAtom + sw64(r, (cc & 7) * 8)), src, pair >= 0);
-        }
+        gather_x_dy_32(p, w.row_begin + t * kTile, w.row_end, 32 * (pw - 1), l, inv_k, ts, ts + 2 * kAtom, lane,
+                       [](int r, int c) { return toff64(r, c); });
         cp_async_mbar_arrive(full_t + 8u * b);
       }
     }
@@ -340,7 +351,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
   }
 
   // ---- consumer warpgroups: hidden units f0 + 64 wg .. f0 + 64 wg + 63 of each unit ----
-  consumer_registers();
+  consumer_registers<232>();  // dK, dV, S^T, dA^T: 192 of them
   const int wg = warp / 4;
   const int g8 = lane / 4, t4 = lane % 4;
   const int frow = (warp % 4) * 16 + g8;  // accumulator rows frow and frow + 8 (hidden units of the warpgroup)
