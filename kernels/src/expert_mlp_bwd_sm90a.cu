@@ -136,8 +136,10 @@ __global__ void __launch_bounds__(kThreadsB, 1)
     const int pw = warp - kConsumerWarps;
     if (pw == 0) {  // K_e rows j*64 .. +63 (two h halves), V^T_e columns j*64 .. +63
       if (lane != 0) return;
+      // Evict-normal, unlike the forward: a segment of more than 128 rows is several items, run
+      // side by side by neighbouring blocks, and the later ones should find the chunks in L2.
       std::uint64_t policy = 0;
-      asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+      asm volatile("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;\n" : "=l"(policy));
       int g = 0;
       for (int q = 0; q < nloc; ++q) {
         const int segment = sched.items[first + q * stride].segment;
