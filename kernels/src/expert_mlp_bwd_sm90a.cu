@@ -195,49 +195,38 @@ __global__ void __launch_bounds__(kThreadsB, 1)
     float dxa[64];
 #pragma unroll
     for (int i = 0; i < 64; ++i) dxa[i] = 0.0f;
-    if (wg * 64 >= rows) {
-      // No rows for this warpgroup (the short last item of a segment): pass the chunks on. The
-      // branch holds no wgmma in flight across its edges (the other path waits for all of its own).
-      for (int j = 0; j < nchunks; ++j, ++g) {
-        const int st = g % kStages;
-        mbar_wait(full_w + 8u * st, static_cast<std::uint32_t>((g / kStages) & 1));
-        __syncwarp();
-        if (lane == 0) mbar_arrive(empty_w + 8u * st);
+    std::uint32_t pa[4][4];  // dS of the chunk whose dX product is in flight
+    int prev_st = -1;
+    for (int j = 0; j < nchunks; ++j, ++g) {
+      const int st = g % kStages;
+      mbar_wait(full_w + 8u * st, static_cast<std::uint32_t>((g / kStages) & 1));
+      const std::uint32_t so = static_cast<std::uint32_t>(st * kStageElems * 2);
+      float s[32], da[32];  // written by the first k16 step (scale-d 0)
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kH / 16; ++kk) {
+        const std::uint32_t ao = (kk / 4) * kGroups * kAtom * 2 + (kk % 4) * 32;
+        wgmma_m64n64k16_ss(s, desc_add(desc_x, ao), desc_add(desc_k0, so + (kk / 4) * kAtom * 2 + (kk % 4) * 32), kk > 0);
       }
-    } else {
-      std::uint32_t pa[4][4];  // dS of the chunk whose dX product is in flight
-      int prev_st = -1;
-      for (int j = 0; j < nchunks; ++j, ++g) {
-        const int st = g % kStages;
-        mbar_wait(full_w + 8u * st, static_cast<std::uint32_t>((g / kStages) & 1));
-        const std::uint32_t so = static_cast<std::uint32_t>(st * kStageElems * 2);
-        float s[32], da[32];  // written by the first k16 step (scale-d 0)
-        wgmma_fence();
 #pragma unroll
-        for (int kk = 0; kk < kH / 16; ++kk) {
-          const std::uint32_t ao = (kk / 4) * kGroups * kAtom * 2 + (kk % 4) * 32;
-          wgmma_m64n64k16_ss(s, desc_add(desc_x, ao), desc_add(desc_k0, so + (kk / 4) * kAtom * 2 + (kk % 4) * 32), kk > 0);
-        }
-#pragma unroll
-        for (int kk = 0; kk < kH / 16; ++kk) {
-          const std::uint32_t ao = (kk / 4) * kGroups * kAtom * 2 + (kk % 4) * 32;
-          wgmma_m64n64k16_ss<0, 1>(da, desc_add(desc_dy, ao), desc_add(desc_vn0, so + kk * kStepBytes), kk > 0);
-        }
-        wgmma_commit();
-        wgmma_wait<0>();  // S and dA of chunk j, and dX of chunk j - 1 before them
-        __syncwarp();
-        if (prev_st >= 0 && lane == 0) mbar_arrive(empty_w + 8u * prev_st);
-        pack_a(pa, [&](int i) { return dgelu_bf16x2<false>(s[i], s[i + 1], da[i], da[i + 1], nullptr); });
-        wgmma_fence();
-#pragma unroll
-        for (int ks = 0; ks < kFw / 16; ++ks) wgmma_m64n128k16_rs<1>(dxa, pa[ks], desc_add(desc_kn0, so + ks * kStepBytes), 1);
-        wgmma_commit();
-        prev_st = st;
+      for (int kk = 0; kk < kH / 16; ++kk) {
+        const std::uint32_t ao = (kk / 4) * kGroups * kAtom * 2 + (kk % 4) * 32;
+        wgmma_m64n64k16_ss<0, 1>(da, desc_add(desc_dy, ao), desc_add(desc_vn0, so + kk * kStepBytes), kk > 0);
       }
-      wgmma_wait<0>();
+      wgmma_commit();
+      wgmma_wait<0>();  // S and dA of chunk j, and dX of chunk j - 1 before them
       __syncwarp();
-      if (lane == 0) mbar_arrive(empty_w + 8u * prev_st);
+      if (prev_st >= 0 && lane == 0) mbar_arrive(empty_w + 8u * prev_st);
+      pack_a(pa, [&](int i) { return dgelu_bf16x2<false>(s[i], s[i + 1], da[i], da[i + 1], nullptr); });
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < kFw / 16; ++ks) wgmma_m64n128k16_rs<1>(dxa, pa[ks], desc_add(desc_kn0, so + ks * kStepBytes), 1);
+      wgmma_commit();
+      prev_st = st;
     }
+    wgmma_wait<0>();
+    __syncwarp();
+    if (lane == 0) mbar_arrive(empty_w + 8u * prev_st);
 
     // Epilogue: stage this warpgroup's dX rows in its own X rows, then 16-byte stores.
     if (wg * 64 < rows) {
