@@ -11,22 +11,6 @@
 
 namespace hpsim::sim {
 
-using detail::count_at;
-using detail::count_in;
-using detail::FootprintBuilder;
-using detail::GroupKey;
-using detail::GroupKeyHash;
-using detail::kMaxHops;
-using detail::Run;
-using detail::to_rank_runs;
-using Group = detail::Group;
-using Hop = detail::Hop;
-using Level = detail::Level;
-using Building = detail::Building;
-using PendingRow = detail::PendingRow;
-using Finish = detail::Finish;
-using FinishLater = detail::FinishLater;
-
 void FlowNetwork::State::build_blocks() {
   const auto nl = static_cast<std::size_t>(num_links);
   const auto nv = static_cast<std::size_t>(topo.num_vertices());

@@ -10,22 +10,6 @@
 
 namespace hpsim::sim {
 
-using detail::count_at;
-using detail::count_in;
-using detail::FootprintBuilder;
-using detail::GroupKey;
-using detail::GroupKeyHash;
-using detail::kMaxHops;
-using detail::Run;
-using detail::to_rank_runs;
-using Group = detail::Group;
-using Hop = detail::Hop;
-using Level = detail::Level;
-using Building = detail::Building;
-using PendingRow = detail::PendingRow;
-using Finish = detail::Finish;
-using FinishLater = detail::FinishLater;
-
 std::int64_t flow_bytes(double bytes) {
   // Round half up; a plan's bytes are far below 2^53.
   return bytes >= 0.5 && bytes < 9e15 ? static_cast<std::int64_t>(bytes + 0.5) : 0;

@@ -90,6 +90,24 @@ struct FinishLater {
 
 }  // namespace detail
 
+// The detail names the three FlowNetwork sources (flow_network.cpp, flow_grouping.cpp,
+// flow_rates.cpp) use unqualified; this header is private to them.
+using detail::count_at;
+using detail::count_in;
+using detail::FootprintBuilder;
+using detail::GroupKey;
+using detail::GroupKeyHash;
+using detail::kMaxHops;
+using detail::Run;
+using detail::to_rank_runs;
+using Group = detail::Group;
+using Hop = detail::Hop;
+using Level = detail::Level;
+using Building = detail::Building;
+using PendingRow = detail::PendingRow;
+using Finish = detail::Finish;
+using FinishLater = detail::FinishLater;
+
 struct FlowNetwork::State {
   using Level = detail::Level;
   using Hop = detail::Hop;

@@ -8,22 +8,6 @@
 
 namespace hpsim::sim {
 
-using detail::count_at;
-using detail::count_in;
-using detail::FootprintBuilder;
-using detail::GroupKey;
-using detail::GroupKeyHash;
-using detail::kMaxHops;
-using detail::Run;
-using detail::to_rank_runs;
-using Group = detail::Group;
-using Hop = detail::Hop;
-using Level = detail::Level;
-using Building = detail::Building;
-using PendingRow = detail::PendingRow;
-using Finish = detail::Finish;
-using FinishLater = detail::FinishLater;
-
 void FlowNetwork::State::build_members(Group& g) {
   g.members.clear();
   const double flows = static_cast<double>(g.num_flows);
