@@ -54,8 +54,8 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dx_kernel(MlpParams p,
     if (!active) continue;
     const __nv_bfloat16* vc = kc + kFc * kKS;  // V_c^T [h][kVS]
     float s[4][4], da[4][4];
-    rows_times_nk(xs, kc, warp, lane, s);    // S = X K_c^T
-    rows_times_kn(dys, vc, warp, lane, da);  // dA = dY V_c (V_c^T stored [h][hidden])
+    rows_times_chunk<false>(xs, kc, warp, lane, s);    // S = X K_c^T
+    rows_times_chunk<true>(dys, vc, warp, lane, da);  // dA = dY V_c (V_c^T stored [h][hidden])
     std::uint32_t pa[2][4];
 #pragma unroll
     for (int ks = 0; ks < 2; ++ks) {
@@ -66,7 +66,7 @@ __global__ void __launch_bounds__(kThreads, 1) expert_mlp_dx_kernel(MlpParams p,
       pa[ks][3] =
           pack_bf16x2(da[2 * ks + 1][2] * gelu_grad(s[2 * ks + 1][2]), da[2 * ks + 1][3] * gelu_grad(s[2 * ks + 1][3]));
     }
-    p_times_kn(pa, kc, lane, dx);  // dX += dS K_c
+    p_times_chunk<true>(pa, kc, lane, dx);  // dX += dS K_c
   }
   cp_async_wait<0>();
   if (active) store_rows(dx, xs, p.dxg, item, warp, lane);

@@ -52,7 +52,7 @@ __global__ void __launch_bounds__(kThreads, 2) expert_mlp_fwd_kernel(MlpParams p
     if (!active) continue;
     const __nv_bfloat16* vc = kc + kFc * kKS;
     float s[4][4];
-    rows_times_nk(xs, kc, warp, lane, s);  // S = X K_c^T
+    rows_times_chunk<false>(xs, kc, warp, lane, s);  // S = X K_c^T
     std::uint32_t pa[2][4];
 #pragma unroll
     for (int ks = 0; ks < 2; ++ks) {
@@ -61,7 +61,7 @@ __global__ void __launch_bounds__(kThreads, 2) expert_mlp_fwd_kernel(MlpParams p
       pa[ks][2] = pack_bf16x2(gelu(s[2 * ks + 1][0]), gelu(s[2 * ks + 1][1]));
       pa[ks][3] = pack_bf16x2(gelu(s[2 * ks + 1][2]), gelu(s[2 * ks + 1][3]));
     }
-    p_times_nk(pa, vc, lane, y);  // Y += P V_c (V_c^T stored [h][hidden])
+    p_times_chunk<false>(pa, vc, lane, y);  // Y += P V_c (V_c^T stored [h][hidden])
   }
   cp_async_wait<0>();
   if (active) store_rows(y, xs, p.y, item, warp, lane);

@@ -132,15 +132,19 @@ __device__ __forceinline__ const __nv_bfloat16* weight_ring_step(__nv_bfloat16* 
   return wbuf + (j % Stages) * kChunkElems;
 }
 
-// s = A_w B^T: A = the warp's 16 rows of `a` ([rows][kXS]); B stored [n][k] = `b` ([32][kKS]).
-__device__ __forceinline__ void rows_times_nk(const __nv_bfloat16* a, const __nv_bfloat16* b, int warp, int lane,
-                                              float (&s)[4][4]) {
+// s = A_w B over h: A = the warp's 16 rows of `a` ([rows][kXS]); B is the chunk `b`, stored
+// [n][k] ([32][kKS], kTransB false: s = A_w B^T in the stored order) or [k][n] ([128][kVS], kTransB
+// true).
+template <bool kTransB>
+__device__ __forceinline__ void rows_times_chunk(const __nv_bfloat16* a, const __nv_bfloat16* b, int warp, int lane,
+                                                 float (&s)[4][4]) {
 #pragma unroll
   for (int nt = 0; nt < 4; ++nt)
 #pragma unroll
     for (int q = 0; q < 4; ++q) s[nt][q] = 0.0f;
   const __nv_bfloat16* arow = a + (warp * 16 + (lane % 16)) * kXS + (lane / 16) * 8;
-  const __nv_bfloat16* brow = b + ((lane % 8) + (lane / 16) * 8) * kKS + ((lane / 8) % 2) * 8;
+  const __nv_bfloat16* brow = kTransB ? b + ((lane % 8) + ((lane / 8) % 2) * 8) * kVS + (lane / 16) * 8
+                                      : b + ((lane % 8) + (lane / 16) * 8) * kKS + ((lane / 8) % 2) * 8;
 #pragma unroll
   for (int kk = 0; kk < kH / 16; ++kk) {
     std::uint32_t af[4];
@@ -148,30 +152,10 @@ __device__ __forceinline__ void rows_times_nk(const __nv_bfloat16* a, const __nv
 #pragma unroll
     for (int np = 0; np < 2; ++np) {
       std::uint32_t bf[4];
-      ldmatrix_x4(bf, smem_u32(brow + np * 16 * kKS + kk * 16));
-      mma_bf16(s[2 * np], af, bf[0], bf[1]);
-      mma_bf16(s[2 * np + 1], af, bf[2], bf[3]);
-    }
-  }
-}
-
-// s = A_w B: A = the warp's 16 rows of `a` ([rows][kXS]); B stored [k][n] = `b` ([128][kVS]).
-__device__ __forceinline__ void rows_times_kn(const __nv_bfloat16* a, const __nv_bfloat16* b, int warp, int lane,
-                                              float (&s)[4][4]) {
-#pragma unroll
-  for (int nt = 0; nt < 4; ++nt)
-#pragma unroll
-    for (int q = 0; q < 4; ++q) s[nt][q] = 0.0f;
-  const __nv_bfloat16* arow = a + (warp * 16 + (lane % 16)) * kXS + (lane / 16) * 8;
-  const __nv_bfloat16* brow = b + ((lane % 8) + ((lane / 8) % 2) * 8) * kVS + (lane / 16) * 8;
-#pragma unroll
-  for (int kk = 0; kk < kH / 16; ++kk) {
-    std::uint32_t af[4];
-    ldmatrix_x4(af, smem_u32(arow + kk * 16));
-#pragma unroll
-    for (int np = 0; np < 2; ++np) {
-      std::uint32_t bf[4];
-      ldmatrix_x4_trans(bf, smem_u32(brow + kk * 16 * kVS + np * 16));
+      if constexpr (kTransB)
+        ldmatrix_x4_trans(bf, smem_u32(brow + kk * 16 * kVS + np * 16));
+      else
+        ldmatrix_x4(bf, smem_u32(brow + np * 16 * kKS + kk * 16));
       mma_bf16(s[2 * np], af, bf[0], bf[1]);
       mma_bf16(s[2 * np + 1], af, bf[2], bf[3]);
     }
@@ -179,31 +163,22 @@ __device__ __forceinline__ void rows_times_kn(const __nv_bfloat16* a, const __nv
 }
 
 // out += P W: P = the warp's 16 x kFc values as A fragments (pa[ks]: hidden units ks*16 ...);
-// W stored [n = h][k = hidden] = `w` ([128][kVS]).
-__device__ __forceinline__ void p_times_nk(const std::uint32_t (&pa)[2][4], const __nv_bfloat16* w, int lane,
-                                           float (&out)[16][4]) {
-  const __nv_bfloat16* brow = w + ((lane % 8) + (lane / 16) * 8) * kVS + ((lane / 8) % 2) * 8;
+// W stored [n = h][k = hidden] = `w` ([128][kVS], kTransW false) or [k = hidden][n = h]
+// ([kFc][kKS], kTransW true).
+template <bool kTransW>
+__device__ __forceinline__ void p_times_chunk(const std::uint32_t (&pa)[2][4], const __nv_bfloat16* w, int lane,
+                                              float (&out)[16][4]) {
+  const __nv_bfloat16* brow = kTransW ? w + ((lane % 8) + ((lane / 8) % 2) * 8) * kKS + (lane / 16) * 8
+                                      : w + ((lane % 8) + (lane / 16) * 8) * kVS + ((lane / 8) % 2) * 8;
 #pragma unroll
   for (int ks = 0; ks < 2; ++ks)
 #pragma unroll
     for (int np = 0; np < 8; ++np) {
       std::uint32_t b[4];
-      ldmatrix_x4(b, smem_u32(brow + np * 16 * kVS + ks * 16));
-      mma_bf16(out[2 * np], pa[ks], b[0], b[1]);
-      mma_bf16(out[2 * np + 1], pa[ks], b[2], b[3]);
-    }
-}
-
-// out += P W: W stored [k = hidden][n = h] = `w` ([kFc][kKS]).
-__device__ __forceinline__ void p_times_kn(const std::uint32_t (&pa)[2][4], const __nv_bfloat16* w, int lane,
-                                           float (&out)[16][4]) {
-  const __nv_bfloat16* brow = w + ((lane % 8) + ((lane / 8) % 2) * 8) * kKS + (lane / 16) * 8;
-#pragma unroll
-  for (int ks = 0; ks < 2; ++ks)
-#pragma unroll
-    for (int np = 0; np < 8; ++np) {
-      std::uint32_t b[4];
-      ldmatrix_x4_trans(b, smem_u32(brow + ks * 16 * kKS + np * 16));
+      if constexpr (kTransW)
+        ldmatrix_x4_trans(b, smem_u32(brow + ks * 16 * kKS + np * 16));
+      else
+        ldmatrix_x4(b, smem_u32(brow + np * 16 * kVS + ks * 16));
       mma_bf16(out[2 * np], pa[ks], b[0], b[1]);
       mma_bf16(out[2 * np + 1], pa[ks], b[2], b[3]);
     }
