@@ -119,15 +119,9 @@ __global__ void __launch_bounds__(kThreadsB, 1)
   const std::uint32_t full_w = smem_u32(bars.full_w), empty_w = smem_u32(bars.empty_w);
   const std::uint32_t full_x = smem_u32(bars.full_x), empty_x = smem_u32(bars.empty_x);
   if (tid == 0) {
-    for (int st = 0; st < kStages; ++st) {
-      mbar_init(full_w + 8u * st, 1);
-      mbar_init(empty_w + 8u * st, kConsumerWarps);
-    }
-    for (int b = 0; b < kBufs; ++b) {
-      mbar_init(full_x + 8u * b, kGatherLanes);
-      mbar_init(empty_x + 8u * b, kConsumerWarps);
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    init_ring(full_w, empty_w, kStages, 1, kConsumerWarps);
+    init_ring(full_x, empty_x, kBufs, kGatherLanes, kConsumerWarps);
+    fence_barrier_init();
   }
   __syncthreads();
 
@@ -143,17 +137,8 @@ __global__ void __launch_bounds__(kThreadsB, 1)
       int g = 0;
       for (int q = 0; q < nloc; ++q) {
         const int segment = sched.items[first + q * stride].segment;
-        for (int j = 0; j < nchunks; ++j, ++g) {
-          const int st = g % kStages;
-          mbar_wait(empty_w + 8u * st, static_cast<std::uint32_t>(((g / kStages) & 1) ^ 1));
-          const std::uint32_t bar = full_w + 8u * st;
-          const std::uint32_t kb = smem_u32(stages + st * kStageElems);
-          const int krow = segment * p.f + j * kFw;
-          mbar_expect_tx(bar, kStageElems * 2);
-          tma_load_2d(kb, &map_k, bar, 0, krow, policy);
-          tma_load_2d(kb + kAtom * 2, &map_k, bar, 64, krow, policy);
-          tma_load_2d(kb + 2 * kAtom * 2, &map_vt, bar, j * kFw, segment * kH, policy);
-        }
+        for (int j = 0; j < nchunks; ++j, ++g)
+          load_weight_chunk<kStages>(smem_u32(stages), g, full_w, empty_w, &map_k, &map_vt, segment, j, p.f, policy);
       }
       return;
     }
@@ -296,15 +281,9 @@ __global__ void __launch_bounds__(kThreadsB, 1)
   const std::uint32_t full_w = smem_u32(bars.full_w), empty_w = smem_u32(bars.empty_w);
   const std::uint32_t full_t = smem_u32(bars.full_t), empty_t = smem_u32(bars.empty_t);
   if (tid == 0) {
-    for (int b = 0; b < kWBufs; ++b) {
-      mbar_init(full_w + 8u * b, 1);
-      mbar_init(empty_w + 8u * b, kConsumerWarps);
-    }
-    for (int b = 0; b < kTBufs; ++b) {
-      mbar_init(full_t + 8u * b, kGatherLanes);
-      mbar_init(empty_t + 8u * b, kConsumerWarps);
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    init_ring(full_w, empty_w, kWBufs, 1, kConsumerWarps);
+    init_ring(full_t, empty_t, kTBufs, kGatherLanes, kConsumerWarps);
+    fence_barrier_init();
   }
   __syncthreads();
 

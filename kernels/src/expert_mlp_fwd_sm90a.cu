@@ -62,15 +62,9 @@ __global__ void __launch_bounds__(kThreadsW, 1)
   const std::uint32_t full_w = smem_u32(bars.full_w), empty_w = smem_u32(bars.empty_w);
   const std::uint32_t full_x = smem_u32(bars.full_x), empty_x = smem_u32(bars.empty_x);
   if (tid == 0) {
-    for (int st = 0; st < kStagesW; ++st) {
-      mbar_init(full_w + 8u * st, 1);
-      mbar_init(empty_w + 8u * st, kGroups * 4);
-    }
-    for (int b = 0; b < kXBufs; ++b) {
-      mbar_init(full_x + 8u * b, kGroups * 32);
-      mbar_init(empty_x + 8u * b, kGroups * 4);
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    init_ring(full_w, empty_w, kStagesW, 1, kGroups * 4);
+    init_ring(full_x, empty_x, kXBufs, kGroups * 32, kGroups * 4);
+    fence_barrier_init();
   }
   __syncthreads();
 
@@ -84,17 +78,8 @@ __global__ void __launch_bounds__(kThreadsW, 1)
       int g = 0;  // chunk of the walk
       for (int q = 0; q < nloc; ++q) {
         const int segment = sched.items[first + q * stride].segment;
-        for (int j = 0; j < nchunks; ++j, ++g) {
-          const int st = g % kStagesW;
-          mbar_wait(empty_w + 8u * st, static_cast<std::uint32_t>(((g / kStagesW) & 1) ^ 1));
-          const std::uint32_t bar = full_w + 8u * st;
-          const std::uint32_t kb = smem_u32(stages + st * kStageElems);
-          const int krow = segment * p.f + j * kFw;
-          mbar_expect_tx(bar, kStageElems * 2);
-          tma_load_2d(kb, &map_k, bar, 0, krow, policy);
-          tma_load_2d(kb + kAtom * 2, &map_k, bar, 64, krow, policy);
-          tma_load_2d(kb + 2 * kAtom * 2, &map_vt, bar, j * kFw, segment * kH, policy);
-        }
+        for (int j = 0; j < nchunks; ++j, ++g)
+          load_weight_chunk<kStagesW>(smem_u32(stages), g, full_w, empty_w, &map_k, &map_vt, segment, j, p.f, policy);
       }
       return;
     }

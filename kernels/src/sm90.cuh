@@ -120,6 +120,38 @@ __device__ __forceinline__ void warpgroup_sync(int wg) {
   asm volatile("bar.sync %0, 128;\n" ::"r"(wg + 1) : "memory");
 }
 
+// Full/empty mbarrier pairs of a ring of n buffers (consecutive 8-byte barriers): full expects
+// `full_count` arrivals, empty `empty_count`.
+__device__ __forceinline__ void init_ring(std::uint32_t full, std::uint32_t empty, int n, std::uint32_t full_count,
+                                          std::uint32_t empty_count) {
+  for (int i = 0; i < n; ++i) {
+    mbar_init(full + 8u * i, full_count);
+    mbar_init(empty + 8u * i, empty_count);
+  }
+}
+__device__ __forceinline__ void fence_barrier_init() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+
+// Producer of a ring of weight-chunk stages at shared address `stages` (each K_e rows 64 j ..
+// 64 j + 63 as two 64-column halves, then V^T_e columns 64 j .. 64 j + 63, 128 rows: 4 atoms):
+// waits until stage g % Stages is released, then loads chunk j of `segment` into it by TMA,
+// completing on the stage's full barrier.
+template <int Stages>
+__device__ __forceinline__ void load_weight_chunk(std::uint32_t stages, int g, std::uint32_t full_w, std::uint32_t empty_w,
+                                                  const CUtensorMap* map_k, const CUtensorMap* map_vt, int segment, int j,
+                                                  int f, std::uint64_t policy) {
+  constexpr std::uint32_t kStageBytes = 4 * kAtom * 2;
+  constexpr int kHeadRows = 128;  // V^T_e rows of a segment: the head width h
+  const int st = g % Stages;
+  mbar_wait(empty_w + 8u * st, static_cast<std::uint32_t>(((g / Stages) & 1) ^ 1));
+  const std::uint32_t bar = full_w + 8u * st;
+  const std::uint32_t kb = stages + st * kStageBytes;
+  const int krow = segment * f + j * 64;
+  mbar_expect_tx(bar, kStageBytes);
+  tma_load_2d(kb, map_k, bar, 0, krow, policy);
+  tma_load_2d(kb + kAtom * 2, map_k, bar, 64, krow, policy);
+  tma_load_2d(kb + 2 * kAtom * 2, map_vt, bar, j * 64, segment * kHeadRows, policy);
+}
+
 }  // namespace
 
 // cuTensorMapEncodeTiled, looked up in the driver at run time (no link against libcuda).
