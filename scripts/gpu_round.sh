@@ -9,7 +9,8 @@
 # BENCH_TIMEOUT (seconds, default 420), CTEST_FILTER (ctest -R regex), SKIP_TESTS=1 to go straight
 # to the benchmarks, BUILD_ALL=1 to build every target (default: the kernels' tests and
 # hpsim-bench), NCU_FILTER (a benchmark filter: profile those cases' kernels with Nsight
-# Compute, SpeedOfLight section, one timed iteration; NCU_KERNELS narrows the kernel names),
+# Compute, SpeedOfLight section, one timed iteration; NCU_KERNELS, a regex without ncu's "regex:"
+# prefix, narrows the kernel names; NCU_COUNT caps the profiled launches, default 40),
 # TABLE_FILTER (regex: only those cases in the printed table; the JSON has all of them).
 set -uo pipefail
 cd "$(dirname "$0")/.."
