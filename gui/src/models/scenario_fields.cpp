@@ -9,32 +9,28 @@ namespace {
 using core::Scenario;
 
 // Builders keep the table below one line per field.
-FieldSpec text(QString section, QString path, QString label, std::string Scenario::*outer, QString help = {}) {
-  FieldSpec f{std::move(section), std::move(path), std::move(label), {}, std::move(help), FieldKind::kText, {}, {}, {}};
-  f.get = [outer](const Scenario& s) { return QVariant(QString::fromStdString(s.*outer)); };
-  f.set = [outer](Scenario& s, const QVariant& v) { s.*outer = v.toString().toStdString(); };
-  return f;
+FieldSpec spec(QString section, QString path, QString label, QString unit, QString help, FieldKind kind) {
+  return {std::move(section), std::move(path), std::move(label), std::move(unit), std::move(help), kind, {}, {}, {}};
 }
 
 template <typename Get>
 FieldSpec text_at(QString section, QString path, QString label, Get ref, QString help = {}) {
-  FieldSpec f{std::move(section), std::move(path), std::move(label), {}, std::move(help), FieldKind::kText, {}, {}, {}};
+  FieldSpec f = spec(std::move(section), std::move(path), std::move(label), {}, std::move(help), FieldKind::kText);
   f.get = [ref](const Scenario& s) { return QVariant(QString::fromStdString(ref(s))); };
   f.set = [ref](Scenario& s, const QVariant& v) { ref(s) = v.toString().toStdString(); };
   return f;
 }
 
+FieldSpec text(QString section, QString path, QString label, std::string Scenario::*outer, QString help = {}) {
+  return text_at(
+      std::move(section), std::move(path), std::move(label), [outer](auto& s) -> auto& { return s.*outer; },
+      std::move(help));
+}
+
 template <typename Get>
 FieldSpec integer(QString section, QString path, QString label, QString unit, Get ref, QString help = {}) {
-  FieldSpec f{std::move(section),
-              std::move(path),
-              std::move(label),
-              std::move(unit),
-              std::move(help),
-              FieldKind::kInteger,
-              {},
-              {},
-              {}};
+  FieldSpec f = spec(std::move(section), std::move(path), std::move(label), std::move(unit), std::move(help),
+                     FieldKind::kInteger);
   f.get = [ref](const Scenario& s) { return QVariant(static_cast<qlonglong>(ref(s))); };
   f.set = [ref](Scenario& s, const QVariant& v) { ref(s) = static_cast<std::int64_t>(v.toLongLong()); };
   return f;
@@ -42,15 +38,8 @@ FieldSpec integer(QString section, QString path, QString label, QString unit, Ge
 
 template <typename Get>
 FieldSpec real(QString section, QString path, QString label, QString unit, Get ref, QString help = {}) {
-  FieldSpec f{std::move(section),
-              std::move(path),
-              std::move(label),
-              std::move(unit),
-              std::move(help),
-              FieldKind::kReal,
-              {},
-              {},
-              {}};
+  FieldSpec f =
+      spec(std::move(section), std::move(path), std::move(label), std::move(unit), std::move(help), FieldKind::kReal);
   f.get = [ref](const Scenario& s) { return QVariant(ref(s)); };
   f.set = [ref](Scenario& s, const QVariant& v) { ref(s) = v.toDouble(); };
   return f;
@@ -59,8 +48,7 @@ FieldSpec real(QString section, QString path, QString label, QString unit, Get r
 template <typename Enum, std::size_t N, typename Get>
 FieldSpec choice(QString section, QString path, QString label, const std::array<Enum, N>& values, Get ref,
                  QString help = {}) {
-  FieldSpec f{
-      std::move(section), std::move(path), std::move(label), {}, std::move(help), FieldKind::kChoice, {}, {}, {}};
+  FieldSpec f = spec(std::move(section), std::move(path), std::move(label), {}, std::move(help), FieldKind::kChoice);
   for (auto v : values) f.choices << QString::fromLatin1(core::to_string(v));
   f.get = [ref](const Scenario& s) { return QVariant(QString::fromLatin1(core::to_string(ref(s)))); };
   f.set = [ref, values](Scenario& s, const QVariant& v) {
@@ -173,7 +161,7 @@ std::vector<FieldSpec> make_fields() {
       W, "workload.mode", "Counts", kModes, [](auto& s) -> auto& { return s.workload.mode; },
       "expected counts or one seeded sample"));
   {
-    FieldSpec seed{W, "workload.seed", "Seed", {}, {}, FieldKind::kUnsigned, {}, {}, {}};
+    FieldSpec seed = spec(W, "workload.seed", "Seed", {}, {}, FieldKind::kUnsigned);
     seed.get = [](const Scenario& s) { return QVariant(static_cast<qulonglong>(s.workload.seed)); };
     seed.set = [](Scenario& s, const QVariant& v) { s.workload.seed = v.toULongLong(); };
     f.push_back(std::move(seed));
