@@ -56,4 +56,12 @@ QString formatRatio(double ratio) {
 
 QString formatNumber(double value, int precision) { return QString::number(value, 'g', precision); }
 
+QVariant bytesCellData(double bytes, int role, int bytesRole) {
+  if (role == Qt::DisplayRole) return formatBytes(bytes);
+  if (role == Qt::EditRole || role == bytesRole) return bytes;
+  if (role == Qt::ToolTipRole) return formatExactBytes(bytes);
+  if (role == Qt::TextAlignmentRole) return QVariant(Qt::AlignRight | Qt::AlignVCenter);
+  return {};
+}
+
 }  // namespace hpsim::gui

@@ -84,22 +84,11 @@ QVariant MemoryModel::data(const QModelIndex& index, int role) const {
       break;
   }
   const double bytes = index.column() == kPeakColumn ? m.peak() : part(index.row(), index.column() - kFirstPart);
-  switch (role) {
-    case Qt::DisplayRole:
-      return formatBytes(bytes);
-    case Qt::EditRole:
-    case kBytesRole:
-      return bytes;
-    case Qt::ToolTipRole:
-      return formatExactBytes(bytes);
-    case Qt::TextAlignmentRole:
-      return QVariant(Qt::AlignRight | Qt::AlignVCenter);
-    case Qt::ForegroundRole:
-      if (index.column() == kPeakColumn && over) return QBrush(QColor(0xc6, 0x28, 0x28));
-      return {};
-    default:
-      return {};
+  if (role == Qt::ForegroundRole) {
+    if (index.column() == kPeakColumn && over) return QBrush(QColor(0xc6, 0x28, 0x28));
+    return {};
   }
+  return bytesCellData(bytes, role, kBytesRole);
 }
 
 QVariant MemoryModel::headerData(int section, Qt::Orientation orientation, int role) const {

@@ -107,24 +107,15 @@ int TrafficModel::columnCount(const QModelIndex& parent) const { return rowCount
 QVariant TrafficModel::data(const QModelIndex& index, int role) const {
   if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid) || !matrix()) return {};
   const double bytes = matrix()->at(index.row(), index.column());
-  switch (role) {
-    case Qt::DisplayRole:
-      return formatBytes(bytes);
-    case kBytesRole:
-    case Qt::EditRole:
-      return bytes;
-    case Qt::ToolTipRole:
-      return tr("%1 %2: rank %3 → rank %4\n%5%6")
-          .arg(m_strategy.toUpper(), m_phase)
-          .arg(index.row())
-          .arg(index.column())
-          .arg(formatExactBytes(bytes))
-          .arg(index.row() == index.column() ? tr(" (stays on the rank)") : QString());
-    case Qt::TextAlignmentRole:
-      return QVariant(Qt::AlignRight | Qt::AlignVCenter);
-    default:
-      return {};
+  if (role == Qt::ToolTipRole) {
+    return tr("%1 %2: rank %3 → rank %4\n%5%6")
+        .arg(m_strategy.toUpper(), m_phase)
+        .arg(index.row())
+        .arg(index.column())
+        .arg(formatExactBytes(bytes))
+        .arg(index.row() == index.column() ? tr(" (stays on the rank)") : QString());
   }
+  return bytesCellData(bytes, role, kBytesRole);
 }
 
 QVariant TrafficModel::headerData(int section, Qt::Orientation orientation, int role) const {
@@ -184,20 +175,7 @@ QVariant RankTrafficModel::data(const QModelIndex& index, int role) const {
       return {};
   }
   if (r >= column->size()) return {};
-  const double bytes = (*column)[r];
-  switch (role) {
-    case Qt::DisplayRole:
-      return formatBytes(bytes);
-    case Qt::EditRole:
-    case kBytesRole:
-      return bytes;
-    case Qt::ToolTipRole:
-      return formatExactBytes(bytes);
-    case Qt::TextAlignmentRole:
-      return QVariant(Qt::AlignRight | Qt::AlignVCenter);
-    default:
-      return {};
-  }
+  return bytesCellData((*column)[r], role, kBytesRole);
 }
 
 QVariant RankTrafficModel::headerData(int section, Qt::Orientation orientation, int role) const {

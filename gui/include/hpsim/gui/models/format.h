@@ -3,6 +3,7 @@
 // values for tooltips and CSV.
 
 #include <QString>
+#include <QVariant>
 
 namespace hpsim::gui {
 
@@ -13,5 +14,9 @@ QString formatNanos(double ns);                         // same, from nanosecond
 QString formatFlops(double flops);                      // "4.29 GFLOP"
 QString formatRatio(double ratio);                      // "0.50×"
 QString formatNumber(double value, int precision = 4);  // general, shortest
+
+// A table cell that holds bytes: formatBytes to read, formatExactBytes as its tooltip, the number
+// itself for Qt::EditRole and `bytesRole`, right-aligned; nothing for other roles.
+QVariant bytesCellData(double bytes, int role, int bytesRole);
 
 }  // namespace hpsim::gui
