@@ -257,16 +257,12 @@ void SweepView::rebuildCharts() {
   QChart* mem = m_memory->chart();
   for (QChart* c : {speed, time, mem}) c->removeAllSeries();
   auto* speedup = addLine(speed, tr("EP time / HP time"), strategyColor(QStringLiteral("hp")));
-  auto* parity = addLine(speed, tr("parity"), QColor(0x88, 0x88, 0x88), Qt::DashLine);
-  parity->setPointsVisible(false);
   auto* epCompute = addLine(time, tr("EP compute"), strategyColor(QStringLiteral("ep")));
   auto* epComm = addLine(time, tr("EP comm"), strategyColor(QStringLiteral("ep")), Qt::DashLine);
   auto* hpCompute = addLine(time, tr("HP compute"), strategyColor(QStringLiteral("hp")));
   auto* hpComm = addLine(time, tr("HP comm"), strategyColor(QStringLiteral("hp")), Qt::DashLine);
   auto* epPeak = addLine(mem, tr("EP"), strategyColor(QStringLiteral("ep")));
   auto* hpPeak = addLine(mem, tr("HP"), strategyColor(QStringLiteral("hp")));
-  auto* capacity = addLine(mem, tr("GPU capacity"), overCapacityColor(), Qt::DashLine);
-  capacity->setPointsVisible(false);
   double xmin = 0, xmax = 0;
   bool first = true;
   for (const auto& p : model->points()) {
@@ -286,7 +282,10 @@ void SweepView::rebuildCharts() {
     if (p.ep.ok) epPeak->append(p.value, p.ep.peak_bytes / 1e9);
     if (p.hp.ok) hpPeak->append(p.value, p.hp.peak_bytes / 1e9);
   }
+  // The parity line only under a speed-up curve: an empty series would still sit in the legend.
   if (!first && speedup->count() > 0) {
+    auto* parity = addLine(speed, tr("parity"), QColor(0x88, 0x88, 0x88), Qt::DashLine);
+    parity->setPointsVisible(false);
     parity->append(xmin, 1);
     parity->append(xmax, 1);
   }
@@ -295,15 +294,10 @@ void SweepView::rebuildCharts() {
   double peak = 0;
   for (const auto& p : model->points()) peak = std::max({peak, p.ep.peak_bytes / 1e9, p.hp.peak_bytes / 1e9});
   if (!first && cap > 0 && cap <= 4 * peak) {
+    auto* capacity = addLine(mem, tr("GPU capacity"), overCapacityColor(), Qt::DashLine);
+    capacity->setPointsVisible(false);
     capacity->append(xmin, cap);
     capacity->append(xmax, cap);
-  }
-  // Series with nothing to show leave the legend.
-  for (QLineSeries* s : {parity, capacity}) {
-    if (s->count() == 0) {
-      s->chart()->removeSeries(s);
-      delete s;
-    }
   }
   fitAxes(speed, x, tr("speed-up (×)"), true);
   fitAxes(time, x, tr("µs"), true);
