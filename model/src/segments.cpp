@@ -31,6 +31,9 @@ double items_past_first(double trials, double p, double T) {
   return sum;
 }
 
+// P(c > 0) = 1 - (1 - p)^trials for c ~ Binomial(trials, p), 0 < p < 1.
+double nonempty_probability(double trials, double p) { return -std::expm1(trials * std::log1p(-p)); }
+
 // Adds segments whose counts are c ~ Binomial(trials, p) (expected) to `t`. Under uniform routing
 // every expert has the same p: the previous segment's terms are reused.
 class ExpectedSegments {
@@ -42,17 +45,9 @@ class ExpectedSegments {
     if (p <= 0 || trials_ <= 0) return;
     if (p != last_p_) {
       last_p_ = p;
-      last_ = {};
-      if (p >= 1) {
-        last_.nonempty = 1;
-        for (std::size_t i = 0; i < kSegmentTileRows.size(); ++i) {
-          last_.items[i] = std::ceil(trials_ / static_cast<double>(kSegmentTileRows[i]));
-        }
-      } else {
-        last_.nonempty = -std::expm1(trials_ * std::log1p(-p));
-        for (std::size_t i = 0; i < kSegmentTileRows.size(); ++i) {
-          last_.items[i] = last_.nonempty + items_past_first(trials_, p, static_cast<double>(kSegmentTileRows[i]));
-        }
+      last_.nonempty = p >= 1 ? 1 : nonempty_probability(trials_, p);
+      for (std::size_t i = 0; i < kSegmentTileRows.size(); ++i) {
+        last_.items[i] = expected_items(trials_, p, kSegmentTileRows[i]);
       }
     }
     t.nonempty += last_.nonempty;
@@ -89,7 +84,7 @@ double expected_items(double trials, double p, std::int64_t tile_rows) {
   if (p <= 0 || trials <= 0) return 0;
   const double T = static_cast<double>(tile_rows);
   if (p >= 1) return std::ceil(trials / T);  // every trial lands here
-  return -std::expm1(trials * std::log1p(-p)) + items_past_first(trials, p, T);
+  return nonempty_probability(trials, p) + items_past_first(trials, p, T);
 }
 
 std::vector<SegmentTiles> segment_tiles(const RoutingWorkload& w) {
