@@ -277,7 +277,7 @@ core::Expected<RoutingWorkload> build_workload(const core::Scenario& scenario, c
       std::copy(per_owner.begin(), per_owner.end(), out.rank_slots.begin() + static_cast<std::ptrdiff_t>(src * W));
     }
   } else {
-    const double per_pair = nd * static_cast<double>(k) * static_cast<double>(out.num_groups / W);
+    const double per_pair = nd * static_cast<double>(k) * static_cast<double>(G / W);
     std::fill(out.rank_slots.begin(), out.rank_slots.end(), per_pair);
   }
   return out;
