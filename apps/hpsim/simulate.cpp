@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -161,44 +162,38 @@ std::string trace_path(const std::string& base, const std::string& scenario, con
 
 // Engine "sim": each strategy's plan placed in time on the cluster's topology by the
 // discrete-event simulator; its stage rows, layer times and timeline replace the analytic
-// walk's. --trace writes the timeline (the simulator's, or the analytic one) as a Chrome trace
-// with the transfers as arrows and bytes in flight as a counter.
+// walk's. --trace writes the report's timeline (the simulator's, or the estimate's analytic one)
+// as a Chrome trace with the transfers as arrows and bytes in flight as a counter.
 core::Status apply_simulator(const core::Scenario& s, const core::Profile& profile, const SimulateOptions& options,
                              std::size_t num_scenarios, core::Report& report) {
   const bool use_sim = options.engine == "sim";
   if (use_sim) report.engine = "sim";
   for (auto& sr : report.strategies) {
-    const core::Strategy strategy = sr.strategy == "ep" ? core::Strategy::kEp : core::Strategy::kHp;
-    core::Scenario sc = s;
-    sc.parallel.strategy = strategy;
-    model::PlanOptions po;
-    po.save_expert_hidden = !options.recompute_hidden;
-    auto plan = model::build_layer_plan(sc, profile, strategy, po);
-    if (!plan) return plan.error();
     traces::TraceExtras extras;
-    core::Timeline timeline;
     if (use_sim) {
-      auto result = sim::run_scenario(sc, *plan, sim::SimOptions{});
+      const core::Strategy strategy = sr.strategy == "ep" ? core::Strategy::kEp : core::Strategy::kHp;
+      model::PlanOptions po;
+      po.save_expert_hidden = !options.recompute_hidden;
+      auto plan = model::build_layer_plan(s, profile, strategy, po);
+      if (!plan) return plan.error();
+      auto result = sim::run_scenario(s, *plan, sim::SimOptions{});
       if (!result) return result.error();
       sr.stages = sim::stage_costs(*plan, result->timeline);
       const auto times = sim::layer_times(result->timeline);
       sr.layer_forward_us = times.forward_us;
       sr.layer_backward_us = times.backward_us;
       sr.layer_total_us = times.total_us;
-      timeline = result->timeline;
+      sr.timeline = std::move(result->timeline);
       for (const auto& t : result->transfers) {
         extras.flows.push_back({plan->stages[static_cast<std::size_t>(t.stage)].name, t.src, t.dst, t.start_ns,
                                 t.end_ns, t.bytes, t.num_flows, core::Lane::kComm, core::Lane::kComm});
       }
       for (const auto& v : result->bytes_in_flight) extras.counters.push_back({"bytes in flight", -1, v.t_ns, v.value});
-    } else {
-      timeline = model::analytic_timeline(*plan, model::walk_plan(*plan));
     }
-    if (options.json) sr.timeline = timeline;
     if (!options.trace_file.empty()) {
       const std::string path = trace_path(options.trace_file, s.name, sr.strategy, num_scenarios == 1,
                                           report.strategies.size() == 1);
-      HPSIM_TRY(traces::write_chrome_trace(path, timeline, extras));
+      HPSIM_TRY(traces::write_chrome_trace(path, *sr.timeline, extras));
       print_note(fmt::format("{} {}: trace written to {}", s.name, sr.strategy, path));
     }
   }
@@ -232,7 +227,7 @@ int run_simulate(const SimulateOptions& options) {
   estimate_options.memory.save_expert_hidden = !options.recompute_hidden;
   estimate_options.memory.ep_buffers =
       options.ep_buffers == "worst-case" ? model::EpBufferSizing::kWorstCase : model::EpBufferSizing::kActualCounts;
-  estimate_options.with_timeline = options.json;
+  estimate_options.with_timeline = options.json || !options.trace_file.empty();
 
   std::string text;
   std::vector<std::string> json_reports;
