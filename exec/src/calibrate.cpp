@@ -127,15 +127,14 @@ core::Expected<model::RoutingWorkload> forced_workload(core::Scenario scenario, 
   if (strategy == core::Strategy::kEp) {
     trace.ep_counts.assign(static_cast<std::size_t>(W * E), 0.0);
     for (std::int64_t src = 0; src < W; ++src) {
-      add_draw(trace.ep_counts, static_cast<std::size_t>(src * E), static_cast<std::uint64_t>(src));
+      add_draw(trace.ep_counts, static_cast<std::size_t>(src * E), ep_routing_stream(src));
     }
   } else {
     trace.num_heads = H;
     trace.hp_counts.assign(static_cast<std::size_t>(H * W * E), 0.0);
     for (std::int64_t head = 0; head < H; ++head) {
       for (std::int64_t src = 0; src < W; ++src) {
-        add_draw(trace.hp_counts, static_cast<std::size_t>((head * W + src) * E),
-                 static_cast<std::uint64_t>(head * 65536 + src));
+        add_draw(trace.hp_counts, static_cast<std::size_t>((head * W + src) * E), hp_routing_stream(head, src));
       }
     }
   }

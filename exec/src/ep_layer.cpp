@@ -162,7 +162,7 @@ Status EpLayer::initialise(RankContext& c) {
   if (backward_) HPSIM_TRY(fill_random_bf16(dy_, n_ * d_, 0.01f, seed + 8, c.stream));
   if (forced_) {
     const auto weights = expert_weights(scenario_.workload, E_, world_);
-    const auto r = draw_routing(weights, n_, k_, scenario_.workload.seed, static_cast<std::uint64_t>(rank_));
+    const auto r = draw_routing(weights, n_, k_, scenario_.workload.seed, ep_routing_stream(rank_));
     std::vector<std::int32_t> counts(static_cast<std::size_t>(E_), 0);
     for (auto e : r.experts) ++counts[static_cast<std::size_t>(e)];
     HPSIM_CUDA_TRY(cudaMemcpy(forced_topk_, r.experts.data(), r.experts.size() * 4, cudaMemcpyHostToDevice));

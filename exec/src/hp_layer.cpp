@@ -148,8 +148,7 @@ Status HpLayer::initialise(RankContext& c) {
     for (std::int64_t l = 0; l < L_; ++l) {
       const std::int64_t head = rank_ * L_ + l;
       for (std::int64_t src = 0; src < world_; ++src) {
-        const auto r = draw_routing(weights, n_, k_, scenario_.workload.seed,
-                                    static_cast<std::uint64_t>(head * 65536 + src));
+        const auto r = draw_routing(weights, n_, k_, scenario_.workload.seed, hp_routing_stream(head, src));
         const std::size_t at = static_cast<std::size_t>((l * N_ + src * n_) * k_);
         std::copy(r.experts.begin(), r.experts.end(), topk.begin() + static_cast<std::ptrdiff_t>(at));
         std::copy(r.gates.begin(), r.gates.end(), gates.begin() + static_cast<std::ptrdiff_t>(at));

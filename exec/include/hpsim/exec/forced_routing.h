@@ -32,4 +32,11 @@ std::vector<double> expert_weights(const core::WorkloadSpec& workload, std::int6
 ForcedRouting draw_routing(const std::vector<double>& weights, std::int64_t rows, std::int64_t top_k,
                            std::uint64_t seed, std::uint64_t stream);
 
+// The `stream` of the rows source rank `src` routes: EP's tokens, or HP's sub-tokens of head
+// `head`. The layers draw with these, and so does whatever counts their routing on the host.
+inline std::uint64_t ep_routing_stream(std::int64_t src) { return static_cast<std::uint64_t>(src); }
+inline std::uint64_t hp_routing_stream(std::int64_t head, std::int64_t src) {
+  return static_cast<std::uint64_t>(head * 65536 + src);
+}
+
 }  // namespace hpsim::exec
