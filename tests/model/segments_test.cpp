@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "hpsim/core/presets.h"
 #include "hpsim/model/cost.h"
@@ -58,17 +60,22 @@ core::Scenario one_rank(core::Strategy strategy, std::int64_t n, std::int64_t k,
   return s;
 }
 
+// Recorded routing of EP on the one rank of `s` (E = counts.size(), n and k from `s`).
+core::Expected<RoutingWorkload> one_rank_recorded(core::Scenario& s, std::vector<double> counts) {
+  s.model.num_experts = static_cast<std::int64_t>(counts.size());
+  RoutingTrace t;
+  t.num_ranks = 1;
+  t.tokens_per_rank = s.workload.tokens_per_rank;
+  t.num_experts = s.model.num_experts;
+  t.top_k = s.model.top_k;
+  t.ep_counts = std::move(counts);
+  return workload_from_trace(s, core::Strategy::kEp, t);
+}
+
 TEST(SegmentTiles, RecordedCountsAreCountedExactly) {
   // EP, one rank, E = 4, k = 2, n = 300: experts get 300, 200, 100 and 0 rows.
   core::Scenario s = one_rank(core::Strategy::kEp, 300, 2, 0);
-  s.model.num_experts = 4;
-  RoutingTrace t;
-  t.num_ranks = 1;
-  t.tokens_per_rank = 300;
-  t.num_experts = 4;
-  t.top_k = 2;
-  t.ep_counts = {300, 200, 100, 0};
-  auto w = workload_from_trace(s, core::Strategy::kEp, t);
+  auto w = one_rank_recorded(s, {300, 200, 100, 0});
   ASSERT_TRUE(w) << w.error().message;
   EXPECT_FALSE(w->is_expected);
   const auto tiles = segment_tiles(*w);
@@ -172,14 +179,7 @@ TEST(ExpertMlpWork, UniformDefaultScenarioKeepsItsBytesAndPadsItsRowsALittle) {
 TEST(ExpertMlpWork, FlopsArePaddedToTheKernelsTiles) {
   // Recorded routing: one EP expert with 300 rows on one rank.
   core::Scenario s = one_rank(core::Strategy::kEp, 300, 1, 0);
-  s.model.num_experts = 2;
-  RoutingTrace t;
-  t.num_ranks = 1;
-  t.tokens_per_rank = 300;
-  t.num_experts = 2;
-  t.top_k = 1;
-  t.ep_counts = {300, 0};
-  auto w = workload_from_trace(s, core::Strategy::kEp, t);
+  auto w = one_rank_recorded(s, {300, 0});
   ASSERT_TRUE(w);
   const auto tiles = segment_tiles(*w);
   const LayerShape x = LayerShape::of(s, true);
