@@ -80,11 +80,17 @@ TEST(Validate, StrategyRulesCanBeAskedForTheOtherStrategy) {
   ASSERT_EQ(check_strategy(s, Strategy::kHp).size(), 1u);
 }
 
-TEST(Validate, ProfileEfficiencyMustBeAFraction) {
+// The smallest profile check_profile accepts.
+Profile minimal_profile() {
   Profile p;
   p.name = "x";
   p.gpu = "g";
   p.bf16_tflops = p.fp32_tflops = p.hbm_gbps = 1;
+  return p;
+}
+
+TEST(Validate, ProfileEfficiencyMustBeAFraction) {
+  Profile p = minimal_profile();
   p.collectives["intra_node"]["all_to_all"] = {1, 1.5, 0, {}};
   auto errors = check_profile(p);
   ASSERT_EQ(errors.size(), 1u);
@@ -92,10 +98,7 @@ TEST(Validate, ProfileEfficiencyMustBeAFraction) {
 }
 
 TEST(Validate, ProfileHostSyncMustNotBeNegative) {
-  Profile p;
-  p.name = "x";
-  p.gpu = "g";
-  p.bf16_tflops = p.fp32_tflops = p.hbm_gbps = 1;
+  Profile p = minimal_profile();
   p.host_sync_us = 0;
   EXPECT_TRUE(check_profile(p).empty());
   p.host_sync_us = -3;
