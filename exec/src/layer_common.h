@@ -30,8 +30,7 @@ using kernels::Bf16;
 // width (it selects the same experts as plain fp32 on the kernels' test data and is about twice
 // as fast, docs/kernels.md), else plain fp32 (EP's router of width d = 1024).
 inline kernels::RouterAlgo router_algo_for(std::int64_t dim) {
-  return (dim == 64 || dim == 128 || dim == 192 || dim == 256) ? kernels::RouterAlgo::kBf16x3
-                                                                 : kernels::RouterAlgo::kFfma;
+  return kernels::router_bf16x3_takes_dim(dim) ? kernels::RouterAlgo::kBf16x3 : kernels::RouterAlgo::kFfma;
 }
 
 // Short names of the memory parts, for the allocation lists of the layers.

@@ -68,13 +68,15 @@ core::Status check_shape(const RouterForwardArgs& a) {
   return core::Status::ok();
 }
 
+bool router_bf16x3_takes_dim(std::int64_t dim) { return dim % 64 == 0 && dim >= 64 && dim <= 256; }
+
 core::Status can_implement(const RouterForwardArgs& a) {
   HPSIM_TRY(check_shape(a));
   HPSIM_TRY(check_top_k_limit("RouterForwardArgs", a.top_k));
   HPSIM_KERNEL_LIMIT(a.dim % 32 == 0, "RouterForwardArgs", "dim", "must be a multiple of 32 (got {})", a.dim);
   HPSIM_KERNEL_LIMIT(a.num_heads <= 65535, "RouterForwardArgs", "num_heads", "must be <= 65535 (got {})", a.num_heads);
   if (a.algo == RouterAlgo::kBf16x3)
-    HPSIM_KERNEL_LIMIT(a.dim % 64 == 0 && a.dim <= 256, "RouterForwardArgs", "dim",
+    HPSIM_KERNEL_LIMIT(router_bf16x3_takes_dim(a.dim), "RouterForwardArgs", "dim",
                        "the bf16x3 algorithm takes dim in {{64, 128, 192, 256}} (got {})", a.dim);
   return core::Status::ok();
 }

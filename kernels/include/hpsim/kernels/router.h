@@ -66,6 +66,10 @@ struct RouterBackwardArgs {
   std::int64_t group_rows = 0;               // capacity of group_perm (grouping_rows_bound)
 };
 
+// Whether the bf16x3 algorithm takes this width (dim in {64, 128, 192, 256}); the fp32 one takes
+// any multiple of 32.
+bool router_bf16x3_takes_dim(std::int64_t dim);
+
 core::Status can_implement(const RouterForwardArgs& args);
 std::int64_t workspace_bytes(const RouterForwardArgs& args);
 // Zeroes expert_counts on the stream, then routes. Never allocates.
