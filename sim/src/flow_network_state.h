@@ -109,15 +109,6 @@ using Finish = detail::Finish;
 using FinishLater = detail::FinishLater;
 
 struct FlowNetwork::State {
-  using Level = detail::Level;
-  using Hop = detail::Hop;
-  using Group = detail::Group;
-  using Building = detail::Building;
-  using PendingRow = detail::PendingRow;
-  using Finish = detail::Finish;
-  using FinishLater = detail::FinishLater;
-  using Run = detail::Run;
-
   const Topology& topo;
   EventQueue& queue;
   FlowListener& listener;
