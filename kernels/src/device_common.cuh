@@ -7,8 +7,10 @@
 //   B (16x8, col):  b0 = (k 2t..2t+1, n g), b1 = (k 2t+8.., n g)
 //   C (16x8 fp32):  c0,c1 = (g, 2t..2t+1), c2,c3 = (g+8, 2t..2t+1)
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <utility>
 
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -115,6 +117,38 @@ __device__ __forceinline__ uint4 pack8(const float (&f)[8]) {
   v.z = pack_bf16x2(f[4], f[5]);
   v.w = pack_bf16x2(f[6], f[7]);
   return v;
+}
+
+// Programmatic dependent launch (sm_90): a kernel launched with launch_after() may start while
+// the kernel before it in the stream still runs; it must call griddep_wait() before it reads
+// anything that kernel (or any earlier one) wrote. griddep_launch_dependents() lets the next
+// kernel start early; its griddep_wait() still waits for this whole grid and its writes. Both
+// are no-ops for kernels launched the ordinary way.
+__device__ __forceinline__ void griddep_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void griddep_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+template <typename... Params, typename... Args>
+cudaError_t launch_after(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem, cudaStream_t stream,
+                         Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 inline unsigned grid_1d(long long work, int per_block) {

@@ -273,8 +273,8 @@ core::Status launch_dw(const MlpParams& p, const Schedule& sched, std::int64_t h
 // The two mma.sync kernels (and their schedules).
 core::Status launch_mma_sync(const MlpParams& p, const Schedule& rows_sched, const Schedule& wg_sched, std::int64_t hidden,
                              cudaStream_t stream) {
-  HPSIM_CUDA_TRY(build_schedule(p.offsets, rows_sched, /*item_for_empty=*/false, stream));
-  HPSIM_CUDA_TRY(build_schedule(p.offsets, wg_sched, /*item_for_empty=*/true, stream));
+  const ScheduleBuild wg_build{wg_sched, /*item_for_empty=*/true};
+  HPSIM_CUDA_TRY(build_schedules(p.offsets, ScheduleBuild{rows_sched, /*item_for_empty=*/false}, &wg_build, stream));
 
   const int dx_smem = (2 * kRows * kXS + kDxStages * kChunkElems) * 2;
   HPSIM_CUDA_TRY(cudaFuncSetAttribute(expert_mlp_dx_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, dx_smem));
@@ -338,8 +338,8 @@ core::Status launch(const ExpertMlpBackwardArgs& args, void* workspace, Stream s
     HPSIM_TRY(launch_mma_sync(p, rows_sched, wg_sched, args.hidden, stream));
   }
   const long long fh = args.hidden * args.head_dim;
-  reduce_slots_kernel<<<dim3(static_cast<unsigned>(segments), 8), 256, 0, stream>>>(
-      p.partial, wg_sched.slots, 2 * fh, StoreMlpWeightGrads{p.dwk, p.dwv, fh, p.f, use_wgmma});
+  reduce_slots_kernel<<<dim3(reduce_slots_blocks(wg_sched), 8), 256, 0, stream>>>(
+      p.partial, wg_sched, 2 * fh, StoreMlpWeightGrads{p.dwk, p.dwv, fh, p.f, use_wgmma});
   HPSIM_CUDA_TRY_LAUNCH("reduce_slots_kernel");
   return core::Status::ok();
 }

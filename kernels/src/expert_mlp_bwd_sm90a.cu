@@ -112,6 +112,8 @@ __global__ void __launch_bounds__(kThreadsB, 1)
   __nv_bfloat16* stages = base + kBufs * kBufElems;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int nchunks = p.f / kFw;
+  griddep_wait();               // launched while the schedule build runs
+  griddep_launch_dependents();  // the weight-gradient kernel's blocks take the SMs this kernel leaves
   const int num_items = sched.counters[0];
   const int first = static_cast<int>(blockIdx.x), stride = static_cast<int>(gridDim.x);
   if (first >= num_items) return;
@@ -274,6 +276,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
   __nv_bfloat16* tbufs = base + kWBufs * kWElems;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int nchunks = p.f / kFc;
+  griddep_wait();  // launched while the dX kernel runs
   const int num_units = sched.counters[0] * nchunks;
   const int first = static_cast<int>(blockIdx.x), stride = static_cast<int>(gridDim.x);
   if (first >= num_units) return;
@@ -454,21 +457,20 @@ cudaError_t launch_expert_mlp_bwd_wgmma(const mlp::MlpParams& p, const Schedule&
   if (e == cudaSuccess) e = make_map(&map_dk, p.dwk, segments * p.f, kH, 64);   // the gradients, alike
   if (e == cudaSuccess) e = make_map(&map_dvt, p.dwv, segments * kH, p.f, kH);
   if (e != cudaSuccess) return e;
-  e = build_schedule(p.offsets, rows_sched, /*item_for_empty=*/false, stream);
-  if (e == cudaSuccess) e = build_schedule(p.offsets, wg_sched, /*item_for_empty=*/true, stream);
+  const ScheduleBuild wg_build{wg_sched, /*item_for_empty=*/true};
+  e = build_schedules(p.offsets, ScheduleBuild{rows_sched, /*item_for_empty=*/false}, &wg_build, stream);
   if (e != cudaSuccess) return e;
   if (rows_sched.max_items > 0) {
     const long long blocks = rows_sched.max_items < sms ? rows_sched.max_items : sms;
-    dx::expert_mlp_dx_wgmma_kernel<<<static_cast<unsigned>(blocks), kThreadsB, dx::kSmemBytes, stream>>>(p, rows_sched, map_k64, map_vt);
-    e = cudaGetLastError();
+    e = launch_after(dx::expert_mlp_dx_wgmma_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreadsB), dx::kSmemBytes, stream, p,
+                     rows_sched, map_k64, map_vt);
     if (e != cudaSuccess) return e;
   }
   const long long units = wg_sched.max_items * (p.f / dw::kFc);
   if (units > 0) {
     const long long blocks = units < sms ? units : sms;
-    dw::expert_mlp_dw_wgmma_kernel<<<static_cast<unsigned>(blocks), kThreadsB, dw::kSmemBytes, stream>>>(p, wg_sched, map_k128, map_vt, map_dk,
-                                                                                                     map_dvt);
-    e = cudaGetLastError();
+    e = launch_after(dw::expert_mlp_dw_wgmma_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreadsB), dw::kSmemBytes, stream, p,
+                     wg_sched, map_k128, map_vt, map_dk, map_dvt);
   }
   return e;
 }

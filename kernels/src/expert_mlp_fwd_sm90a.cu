@@ -55,6 +55,7 @@ __global__ void __launch_bounds__(kThreadsW, 1)
   __nv_bfloat16* stages = base + kXBufs * kXElems;   // kStagesW x (K chunk 2 atoms, V^T chunk 2 atoms)
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int nchunks = p.f / kFw;
+  griddep_wait();  // launched while the schedule build runs
   const int num_items = sched.counters[0];
   const int first = static_cast<int>(blockIdx.x), stride = static_cast<int>(gridDim.x);
   if (first >= num_items) return;
@@ -242,8 +243,8 @@ cudaError_t launch_expert_mlp_fwd_wgmma(const mlp::MlpParams& p, const Schedule&
   e = build_schedule(p.offsets, sched, /*item_for_empty=*/false, stream);
   if (e != cudaSuccess || sched.max_items == 0) return e;
   const long long blocks = sched.max_items < sms ? sched.max_items : sms;
-  expert_mlp_fwd_wgmma_kernel<<<static_cast<unsigned>(blocks), kThreadsW, kSmemBytes, stream>>>(p, sched, map_k, map_vt);
-  return cudaGetLastError();
+  return launch_after(expert_mlp_fwd_wgmma_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreadsW), kSmemBytes, stream, p,
+                      sched, map_k, map_vt);
 }
 
 }  // namespace hpsim::kernels::device

@@ -34,15 +34,22 @@ inline constexpr std::int64_t round_up(std::int64_t x, std::int64_t m) { return 
 inline constexpr std::int64_t ceil_div(std::int64_t x, std::int64_t m) { return (x + m - 1) / m; }
 
 // A segment schedule (schedule.cuh): work items of at most `tile_rows` rows per segment.
-//   [counters: 2 x int32, padded to kAlign][items: max_items x 16 bytes][slots: segments x int2]
+//   [counters: 3 x int32, padded to kAlign][items: max_items x 16 bytes][slots: segments x int2]
+//   [split: max_split x int32]
 inline constexpr std::int64_t schedule_max_items(std::int64_t rows, std::int64_t segments, std::int64_t tile_rows) {
   return ceil_div(rows, tile_rows) + segments;
 }
 inline constexpr std::int64_t schedule_max_slots(std::int64_t rows, std::int64_t tile_rows) {
   return 2 * ceil_div(rows, tile_rows) + 1;
 }
+// Segments cut into several items: each has more than tile_rows rows.
+inline constexpr std::int64_t schedule_max_split(std::int64_t rows, std::int64_t segments, std::int64_t tile_rows) {
+  const std::int64_t by_rows = rows / (tile_rows + 1);
+  return by_rows < segments ? by_rows : segments;
+}
 inline constexpr std::int64_t schedule_bytes(std::int64_t rows, std::int64_t segments, std::int64_t tile_rows) {
-  return kAlign + round_up(schedule_max_items(rows, segments, tile_rows) * 16, kAlign) + round_up(segments * 8, kAlign);
+  return kAlign + round_up(schedule_max_items(rows, segments, tile_rows) * 16, kAlign) + round_up(segments * 8, kAlign) +
+         round_up(schedule_max_split(rows, segments, tile_rows) * 4, kAlign);
 }
 
 }  // namespace hpsim::kernels::limits

@@ -5,7 +5,9 @@
 // (kernel_limits.h) and blocks past the actual count return at once.
 //
 // A segment cut into several items gets one partial-sum slot per item (consecutive, in row
-// order); reduce_slots() adds them in slot order, so sums over a segment are deterministic.
+// order); reduce_slots_kernel adds them in slot order, so sums over a segment are deterministic.
+
+#include <initializer_list>
 
 #include "device_common.cuh"
 #include "kernel_limits.h"
@@ -20,11 +22,13 @@ struct WorkItem {
 };
 
 struct Schedule {
-  int* counters = nullptr;    // [0]: work items, [1]: partial-sum slots (zeroed before the build)
+  int* counters = nullptr;    // [0]: work items, [1]: partial-sum slots, [2]: split segments
   WorkItem* items = nullptr;  // [max_items], in no particular order across segments
   int2* slots = nullptr;      // [segments]: (first slot, number of slots) of each segment
+  int* split = nullptr;       // [max_split]: the segments cut into several items
   long long max_items = 0;
   long long max_slots = 0;
+  long long max_split = 0;
   int segments = 0;
   int tile_rows = 0;
 };
@@ -34,6 +38,7 @@ inline Schedule carve_schedule(char*& cursor, long long rows, long long segments
   Schedule s;
   s.max_items = limits::schedule_max_items(rows, segments, tile_rows);
   s.max_slots = limits::schedule_max_slots(rows, tile_rows);
+  s.max_split = limits::schedule_max_split(rows, segments, tile_rows);
   s.segments = static_cast<int>(segments);
   s.tile_rows = static_cast<int>(tile_rows);
   s.counters = reinterpret_cast<int*>(cursor);
@@ -42,17 +47,30 @@ inline Schedule carve_schedule(char*& cursor, long long rows, long long segments
   cursor += limits::round_up(s.max_items * 16, limits::kAlign);
   s.slots = reinterpret_cast<int2*>(cursor);
   cursor += limits::round_up(segments * 8, limits::kAlign);
+  s.split = reinterpret_cast<int*>(cursor);
+  cursor += limits::round_up(s.max_split * 4, limits::kAlign);
   return s;
 }
 
+struct ScheduleBuild {
+  Schedule sched;
+  bool item_for_empty = false;  // an empty segment still gets one (empty) item
+};
+
 namespace {
 
-// One thread per segment; each warp reserves its segments' items and slots with one atomic add
-// each, so the items of a segment are consecutive. The order of segments in the item list
-// depends on scheduling, but every item's work, and every segment's slot order, does not.
-__global__ void __launch_bounds__(256) build_schedule_kernel(const int* __restrict__ offsets,
-                                                             Schedule sched,
-                                                             bool item_for_empty) {
+constexpr int kBuildThreads = 256;
+
+// One thread per segment; each warp reserves its segments' items, slots and split entries with
+// one atomic add each, so the items of a segment are consecutive. The order of segments in the
+// lists depends on scheduling, but every item's work, and every segment's slot order, does not.
+// blockIdx.y picks the schedule (launches build one or two from the same offsets).
+__global__ void __launch_bounds__(kBuildThreads) build_schedule_kernel(const int* __restrict__ offsets,
+                                                                       ScheduleBuild first, ScheduleBuild second) {
+  griddep_launch_dependents();  // the kernel after may start; it waits for this one before reading
+  const bool is_first = blockIdx.y == 0;
+  const Schedule sched = is_first ? first.sched : second.sched;
+  const bool item_for_empty = is_first ? first.item_for_empty : second.item_for_empty;
   const int s = blockIdx.x * blockDim.x + threadIdx.x;
   const int lane = threadIdx.x % 32;
   const int T = sched.tile_rows;
@@ -61,30 +79,34 @@ __global__ void __launch_bounds__(256) build_schedule_kernel(const int* __restri
     off = offsets[s];
     off_next = offsets[s + 1];
   }
-  const int c = off_next - off;
-  int n = (c + T - 1) / T;
+  int n = (off_next - off + T - 1) / T;
   if (s < sched.segments && n == 0 && item_for_empty) n = 1;
-  const int ns = n > 1 ? n : 0;
-  int incl_n = n, incl_s = ns;
+  const int ns = n > 1 ? n : 0, nsplit = n > 1 ? 1 : 0;
+  int incl_n = n, incl_s = ns, incl_p = nsplit;
 #pragma unroll
   for (int o = 1; o < 32; o *= 2) {
     const int a = __shfl_up_sync(0xffffffffu, incl_n, o);
     const int b = __shfl_up_sync(0xffffffffu, incl_s, o);
+    const int c = __shfl_up_sync(0xffffffffu, incl_p, o);
     if (lane >= o) {
       incl_n += a;
       incl_s += b;
+      incl_p += c;
     }
   }
-  int base_n = 0, base_s = 0;
+  int base_n = 0, base_s = 0, base_p = 0;
   if (lane == 31) {
-    base_n = atomicAdd(&sched.counters[0], incl_n);
-    base_s = atomicAdd(&sched.counters[1], incl_s);
+    if (incl_n != 0) base_n = atomicAdd(&sched.counters[0], incl_n);
+    if (incl_s != 0) base_s = atomicAdd(&sched.counters[1], incl_s);
+    if (incl_p != 0) base_p = atomicAdd(&sched.counters[2], incl_p);
   }
   base_n = __shfl_sync(0xffffffffu, base_n, 31) + incl_n - n;
   base_s = __shfl_sync(0xffffffffu, base_s, 31) + incl_s - ns;
+  base_p = __shfl_sync(0xffffffffu, base_p, 31) + incl_p - nsplit;
   if (s >= sched.segments) return;
-  HPSIM_DEVICE_ASSERT(base_n + n <= sched.max_items && base_s + ns <= sched.max_slots);
+  HPSIM_DEVICE_ASSERT(base_n + n <= sched.max_items && base_s + ns <= sched.max_slots && base_p + nsplit <= sched.max_split);
   sched.slots[s] = make_int2(base_s, ns);
+  if (nsplit != 0) sched.split[base_p] = s;
   for (int i = 0; i < n; ++i) {
     WorkItem w;
     w.segment = s;
@@ -95,16 +117,14 @@ __global__ void __launch_bounds__(256) build_schedule_kernel(const int* __restri
   }
 }
 
-// For segments cut into several items: store(s, i, sum over the segment's slots, in slot order,
-// of partial[slot][i]) for i < elems; other segments are left alone.
+// For the segments cut into several items (block b takes split segment b, if there are that
+// many): store(s, i, sum over the segment's slots, in slot order, of partial[slot][i]) for i <
+// elems. Launch with reduce_slots_blocks() blocks in x.
 template <typename Store>
-__global__ void reduce_slots_kernel(const float* __restrict__ partial,
-                                    const int2* __restrict__ slots,
-                                    long long elems,
-                                    Store store) {
-  const int s = blockIdx.x;
-  const int first = slots[s].x, last = slots[s].x + slots[s].y;
-  if (first == last) return;
+__global__ void reduce_slots_kernel(const float* __restrict__ partial, Schedule sched, long long elems, Store store) {
+  if (static_cast<int>(blockIdx.x) >= sched.counters[2]) return;
+  const int s = sched.split[blockIdx.x];
+  const int first = sched.slots[s].x, last = sched.slots[s].x + sched.slots[s].y;
   for (long long i = static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x; i < elems;
        i += static_cast<long long>(gridDim.y) * blockDim.x) {
     float acc = 0.0f;
@@ -115,12 +135,26 @@ __global__ void reduce_slots_kernel(const float* __restrict__ partial,
 
 }  // namespace
 
-inline cudaError_t build_schedule(const int* offsets, const Schedule& sched, bool item_for_empty, cudaStream_t stream) {
-  const cudaError_t zero = cudaMemsetAsync(sched.counters, 0, 2 * sizeof(int), stream);
-  if (zero != cudaSuccess) return zero;
-  if (sched.segments == 0) return cudaSuccess;
-  build_schedule_kernel<<<static_cast<unsigned>((sched.segments + 255) / 256), 256, 0, stream>>>(offsets, sched, item_for_empty);
+inline unsigned reduce_slots_blocks(const Schedule& sched) {
+  return static_cast<unsigned>(sched.max_split > 0 ? sched.max_split : 1);
+}
+
+// Builds one or two schedules from the same offsets (the counters zeroed, then one launch).
+inline cudaError_t build_schedules(const int* offsets, const ScheduleBuild& first, const ScheduleBuild* second,
+                                   cudaStream_t stream) {
+  for (const ScheduleBuild* b : {&first, second}) {
+    if (b == nullptr) continue;
+    const cudaError_t zero = cudaMemsetAsync(b->sched.counters, 0, 3 * sizeof(int), stream);
+    if (zero != cudaSuccess) return zero;
+  }
+  const int segments = second != nullptr && second->sched.segments > first.sched.segments ? second->sched.segments : first.sched.segments;
+  if (segments == 0) return cudaSuccess;
+  const dim3 grid(static_cast<unsigned>((segments + kBuildThreads - 1) / kBuildThreads), second != nullptr ? 2u : 1u);
+  build_schedule_kernel<<<grid, kBuildThreads, 0, stream>>>(offsets, first, second != nullptr ? *second : first);
   return cudaGetLastError();
+}
+inline cudaError_t build_schedule(const int* offsets, const Schedule& sched, bool item_for_empty, cudaStream_t stream) {
+  return build_schedules(offsets, ScheduleBuild{sched, item_for_empty}, nullptr, stream);
 }
 
 }  // namespace hpsim::kernels::device
