@@ -289,22 +289,16 @@ core::Status launch_mma_sync(const MlpParams& p, const Schedule& rows_sched, con
   return core::Status::ok();
 }
 
-// A partial-sum slot holds dK [f][h] and then dV, as dV^T [h][f] (mma.sync) or as dV [f][h]
-// (wgmma: straight from its accumulators).
+// A partial-sum slot holds dK [f][h] and then dV^T [h][f], the layouts of the gradients.
 struct StoreMlpWeightGrads {
   __nv_bfloat16* dwk;
   __nv_bfloat16* dwv;
   long long fh;
-  int f;
-  bool dv_by_hidden;
   __device__ void operator()(int s, long long i, float v) const {
-    if (i < fh) {
+    if (i < fh)
       dwk[s * fh + i] = __float2bfloat16_rn(v);
-      return;
-    }
-    long long j = i - fh;
-    if (dv_by_hidden) j = (j % kH) * f + j / kH;  // (hidden, h) -> V^T element (h, hidden)
-    dwv[s * fh + j] = __float2bfloat16_rn(v);
+    else
+      dwv[s * fh + i - fh] = __float2bfloat16_rn(v);
   }
 };
 
@@ -338,8 +332,8 @@ core::Status launch(const ExpertMlpBackwardArgs& args, void* workspace, Stream s
     HPSIM_TRY(launch_mma_sync(p, rows_sched, wg_sched, args.hidden, stream));
   }
   const long long fh = args.hidden * args.head_dim;
-  reduce_slots_kernel<<<dim3(reduce_slots_blocks(wg_sched), 8), 256, 0, stream>>>(
-      p.partial, wg_sched, 2 * fh, StoreMlpWeightGrads{p.dwk, p.dwv, fh, p.f, use_wgmma});
+  reduce_slots_kernel<<<dim3(reduce_slots_blocks(wg_sched), 16), 256, 0, stream>>>(p.partial, wg_sched, 2 * fh,
+                                                                                     StoreMlpWeightGrads{p.dwk, p.dwv, fh});
   HPSIM_CUDA_TRY_LAUNCH("reduce_slots_kernel");
   return core::Status::ok();
 }

@@ -253,17 +253,35 @@ constexpr int kTElems = 4 * kAtom;    // X tile [2 h halves][64 rows][64] + dY t
 constexpr int kTBufs = 3;
 constexpr int kSmemBytes = (kWBufs * kWElems + kTBufs * kTElems) * 2 + 1024;  // 225 KB
 
+constexpr int kURing = 4;             // units handed out ahead of the consumers
+
 struct Barriers {
   std::uint64_t full_w[kWBufs], empty_w[kWBufs], full_t[kTBufs], empty_t[kTBufs];
+  std::uint64_t full_u[kURing], empty_u[kURing];  // the unit ring: published by the producer thread
+  int unit[kURing];                                // unit id, or -1: no more work
 };
+
+// The warp's next unit from the ring (every lane reads it; lane 0 releases the slot).
+__device__ __forceinline__ int next_unit(Barriers& bars, int u, int lane) {
+  const int r = u % kURing;
+  mbar_wait(smem_u32(&bars.full_u[r]), static_cast<std::uint32_t>((u / kURing) & 1));
+  const int id = bars.unit[r];
+  __syncwarp();
+  if (lane == 0) mbar_arrive(smem_u32(&bars.empty_u[r]));
+  return id;
+}
 
 // Element offset of (r, c), c < 128, in a [2 h halves][64 rows][64] tile.
 __device__ __forceinline__ int toff64(int r, int c) { return (c >> 6) * kAtom + sw64(r, c & 63); }
 
 __device__ __forceinline__ int tiles_of(const WorkItem& w) { return (w.row_end - w.row_begin + kTile - 1) / kTile; }
 
-// Unit u of the walk: item u / nchunks, hidden units (u % nchunks) * 128 ...; weight buffer u % 2;
-// tile t of the walk (over all units) uses tile buffer t % 3.
+// Units are handed out dynamically, heavy items first (the schedule is built heavy_first): the
+// producer thread takes the next unit id from a global counter and publishes it in a ring that
+// the gathering warps and the consumers read in the same order. Unit id: item id / nchunks, hidden
+// units (id % nchunks) * 128 ...; the u-th unit of a block uses weight buffer u % 2; tile t of the
+// block's walk (over all its units) uses tile buffer t % 3. Items of up to 2048 rows would leave
+// a long tail under a static assignment when routing is skewed.
 __global__ void __launch_bounds__(kThreadsB, 1)
     expert_mlp_dw_wgmma_kernel(MlpParams p, Schedule sched, const __grid_constant__ CUtensorMap map_k,
                                const __grid_constant__ CUtensorMap map_vt, const __grid_constant__ CUtensorMap map_dk,
@@ -277,29 +295,35 @@ __global__ void __launch_bounds__(kThreadsB, 1)
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int nchunks = p.f / kFc;
   griddep_wait();  // launched while the dX kernel runs
-  const int num_units = sched.counters[0] * nchunks;
-  const int first = static_cast<int>(blockIdx.x), stride = static_cast<int>(gridDim.x);
-  if (first >= num_units) return;
-  const int nloc = (num_units - 1 - first) / stride + 1;
+  const int heavy = sched.counters[3];
+  const int num_units = item_count(sched) * nchunks;
+  if (static_cast<int>(blockIdx.x) >= num_units) return;
   const std::uint32_t full_w = smem_u32(bars.full_w), empty_w = smem_u32(bars.empty_w);
   const std::uint32_t full_t = smem_u32(bars.full_t), empty_t = smem_u32(bars.empty_t);
   if (tid == 0) {
     init_ring(full_w, empty_w, kWBufs, 1, kConsumerWarps);
     init_ring(full_t, empty_t, kTBufs, kGatherLanes, kConsumerWarps);
+    init_ring(smem_u32(bars.full_u), smem_u32(bars.empty_u), kURing, 1, kConsumerWarps + 2);
     fence_barrier_init();
   }
   __syncthreads();
 
   if (warp >= kConsumerWarps) {  // ---- producer warpgroup ----
-    producer_registers<40>();
+    producer_registers<48>();  // no spills in the gather warps (40: 28 bytes)
     const int pw = warp - kConsumerWarps;
     if (pw == 0) {  // K_e rows f0 .. f0+127 (two h halves), V^T_e columns f0 .. f0+127 (two f halves)
       if (lane != 0) return;
       std::uint64_t policy = 0;
       asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
-      for (int u = 0; u < nloc; ++u) {
-        const int unit = first + u * stride;
-        const int segment = sched.items[unit / nchunks].segment;
+      for (int u = 0;; ++u) {
+        const int r = u % kURing;
+        mbar_wait(smem_u32(&bars.empty_u[r]), static_cast<std::uint32_t>(((u / kURing) & 1) ^ 1));
+        const int taken = atomicAdd(sched.counters + 4, 1);
+        const int unit = taken < num_units ? taken : -1;
+        bars.unit[r] = unit;
+        mbar_arrive(smem_u32(&bars.full_u[r]));
+        if (unit < 0) break;
+        const int segment = item_at(sched, heavy, unit / nchunks).segment;
         const int f0 = (unit % nchunks) * kFc;
         const int b = u & 1;
         mbar_wait(empty_w + 8u * b, static_cast<std::uint32_t>(((u >> 1) & 1) ^ 1));
@@ -317,8 +341,10 @@ __global__ void __launch_bounds__(kThreadsB, 1)
     if (pw == 3) return;
     const float inv_k = 1.0f / static_cast<float>(p.k);
     int tc = 0;
-    for (int u = 0; u < nloc; ++u) {
-      const WorkItem w = sched.items[(first + u * stride) / nchunks];
+    for (int u = 0;; ++u) {
+      const int unit = next_unit(bars, u, lane);
+      if (unit < 0) break;
+      const WorkItem w = item_at(sched, heavy, unit / nchunks);
       const int l = w.segment / p.E;
       const int ntiles = tiles_of(w);
       for (int t = 0; t < ntiles; ++t, ++tc) {
@@ -335,15 +361,16 @@ __global__ void __launch_bounds__(kThreadsB, 1)
   }
 
   // ---- consumer warpgroups: hidden units f0 + 64 wg .. f0 + 64 wg + 63 of each unit ----
-  consumer_registers<232>();  // dK, dV, S^T, dA^T: 192 of them
+  consumer_registers<224>();  // dK, dV, S^T, dA^T: 192 of them
   const int wg = warp / 4;
   const int g8 = lane / 4, t4 = lane % 4;
   const int frow = (warp % 4) * 16 + g8;  // accumulator rows frow and frow + 8 (hidden units of the warpgroup)
   const long long fh = static_cast<long long>(p.f) * kH;
   int tc = 0;
-  for (int u = 0; u < nloc; ++u) {
-    const int unit = first + u * stride;
-    const WorkItem w = sched.items[unit / nchunks];
+  for (int u = 0;; ++u) {
+    const int unit = next_unit(bars, u, lane);
+    if (unit < 0) break;
+    const WorkItem w = item_at(sched, heavy, unit / nchunks);
     const int f0 = (unit % nchunks) * kFc;
     const int b = u & 1;
     __nv_bfloat16* wb = wbufs + b * kWElems;
@@ -396,16 +423,19 @@ __global__ void __launch_bounds__(kThreadsB, 1)
 
     const int fbase = f0 + wg * 64;  // first hidden unit of this warpgroup
     if (w.slot >= 0) {
-      // Part of a long segment: fp32 partial sums of dK and dV (both [f][h]), added in slot order
-      // afterwards; straight from the accumulators (a rare path: it keeps no staging registers).
-      float* part = p.partial + static_cast<long long>(w.slot) * 2 * fh + static_cast<long long>(fbase + frow) * kH + 2 * t4;
+      // Part of a long segment: fp32 partial sums of dK [f][h] and dV^T [h][f] (the gradients'
+      // layouts), added in slot order afterwards; straight from the accumulators (a rare path: it
+      // keeps no staging registers). Eight lanes write 32 consecutive bytes of dV^T.
+      float* part_k = p.partial + static_cast<long long>(w.slot) * 2 * fh + static_cast<long long>(fbase + frow) * kH + 2 * t4;
+      float* part_v = p.partial + static_cast<long long>(w.slot) * 2 * fh + fh + static_cast<long long>(2 * t4) * p.f + fbase + frow;
 #pragma unroll
       for (int i = 0; i < 16; ++i)
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
-          float* at = part + hh * 8 * kH + 8 * i;
-          *reinterpret_cast<float2*>(at) = make_float2(dk[4 * i + 2 * hh], dk[4 * i + 2 * hh + 1]);
-          *reinterpret_cast<float2*>(at + fh) = make_float2(dv[4 * i + 2 * hh], dv[4 * i + 2 * hh + 1]);
+          *reinterpret_cast<float2*>(part_k + hh * 8 * kH + 8 * i) = make_float2(dk[4 * i + 2 * hh], dk[4 * i + 2 * hh + 1]);
+          float* at = part_v + static_cast<long long>(8 * i) * p.f + 8 * hh;
+          at[0] = dv[4 * i + 2 * hh];
+          at[p.f] = dv[4 * i + 2 * hh + 1];
         }
     } else {
       // dK_c rows and dV_c^T columns of this warpgroup, staged in its own K_c rows and V^T_c
@@ -457,7 +487,7 @@ cudaError_t launch_expert_mlp_bwd_wgmma(const mlp::MlpParams& p, const Schedule&
   if (e == cudaSuccess) e = make_map(&map_dk, p.dwk, segments * p.f, kH, 64);   // the gradients, alike
   if (e == cudaSuccess) e = make_map(&map_dvt, p.dwv, segments * kH, p.f, kH);
   if (e != cudaSuccess) return e;
-  const ScheduleBuild wg_build{wg_sched, /*item_for_empty=*/true};
+  const ScheduleBuild wg_build{wg_sched, /*item_for_empty=*/true, /*heavy_first=*/true};
   e = build_schedules(p.offsets, ScheduleBuild{rows_sched, /*item_for_empty=*/false}, &wg_build, stream);
   if (e != cudaSuccess) return e;
   if (rows_sched.max_items > 0) {

@@ -22,8 +22,10 @@ struct WorkItem {
 };
 
 struct Schedule {
-  int* counters = nullptr;    // [0]: work items, [1]: partial-sum slots, [2]: split segments
-  WorkItem* items = nullptr;  // [max_items], in no particular order across segments
+  int* counters = nullptr;    // [0]: work items (from the front), [1]: partial-sum slots, [2]: split segments,
+                              // [3]: heavy work items (from the back; heavy_first only), [4]: a work
+                              // counter for kernels that hand out items dynamically (zero after the build)
+  WorkItem* items = nullptr;  // [max_items], in no particular order across segments (item_at)
   int2* slots = nullptr;      // [segments]: (first slot, number of slots) of each segment
   int* split = nullptr;       // [max_split]: the segments cut into several items
   long long max_items = 0;
@@ -55,7 +57,17 @@ inline Schedule carve_schedule(char*& cursor, long long rows, long long segments
 struct ScheduleBuild {
   Schedule sched;
   bool item_for_empty = false;  // an empty segment still gets one (empty) item
+  bool heavy_first = false;     // item_at() gives the items of segments longer than tile_rows / 8 first
 };
+
+inline constexpr int kScheduleCounters = 5;
+
+// Item i < item_count() of a schedule, where heavy = counters[3]: with heavy_first the heavy
+// items are stored from the back of the array and come first; the others keep their order.
+__device__ __forceinline__ int item_count(const Schedule& s) { return s.counters[0] + s.counters[3]; }
+__device__ __forceinline__ WorkItem item_at(const Schedule& s, int heavy, int i) {
+  return i < heavy ? s.items[s.max_items - 1 - i] : s.items[i - heavy];
+}
 
 namespace {
 
@@ -71,6 +83,7 @@ __global__ void __launch_bounds__(kBuildThreads) build_schedule_kernel(const int
   const bool is_first = blockIdx.y == 0;
   const Schedule sched = is_first ? first.sched : second.sched;
   const bool item_for_empty = is_first ? first.item_for_empty : second.item_for_empty;
+  const bool heavy_first = is_first ? first.heavy_first : second.heavy_first;
   const int s = blockIdx.x * blockDim.x + threadIdx.x;
   const int lane = threadIdx.x % 32;
   const int T = sched.tile_rows;
@@ -82,29 +95,35 @@ __global__ void __launch_bounds__(kBuildThreads) build_schedule_kernel(const int
   int n = (off_next - off + T - 1) / T;
   if (s < sched.segments && n == 0 && item_for_empty) n = 1;
   const int ns = n > 1 ? n : 0, nsplit = n > 1 ? 1 : 0;
-  int incl_n = n, incl_s = ns, incl_p = nsplit;
+  const bool back = heavy_first && off_next - off > T / 8;
+  const int n_front = back ? 0 : n, n_back = back ? n : 0;
+  int incl_n = n_front, incl_b = n_back, incl_s = ns, incl_p = nsplit;
 #pragma unroll
   for (int o = 1; o < 32; o *= 2) {
     const int a = __shfl_up_sync(0xffffffffu, incl_n, o);
+    const int d = __shfl_up_sync(0xffffffffu, incl_b, o);
     const int b = __shfl_up_sync(0xffffffffu, incl_s, o);
     const int c = __shfl_up_sync(0xffffffffu, incl_p, o);
     if (lane >= o) {
       incl_n += a;
+      incl_b += d;
       incl_s += b;
       incl_p += c;
     }
   }
-  int base_n = 0, base_s = 0, base_p = 0;
+  int base_n = 0, base_b = 0, base_s = 0, base_p = 0;
   if (lane == 31) {
     if (incl_n != 0) base_n = atomicAdd(&sched.counters[0], incl_n);
+    if (incl_b != 0) base_b = atomicAdd(&sched.counters[3], incl_b);
     if (incl_s != 0) base_s = atomicAdd(&sched.counters[1], incl_s);
     if (incl_p != 0) base_p = atomicAdd(&sched.counters[2], incl_p);
   }
-  base_n = __shfl_sync(0xffffffffu, base_n, 31) + incl_n - n;
+  base_n = __shfl_sync(0xffffffffu, base_n, 31) + incl_n - n_front;
+  base_b = __shfl_sync(0xffffffffu, base_b, 31) + incl_b - n_back;
   base_s = __shfl_sync(0xffffffffu, base_s, 31) + incl_s - ns;
   base_p = __shfl_sync(0xffffffffu, base_p, 31) + incl_p - nsplit;
   if (s >= sched.segments) return;
-  HPSIM_DEVICE_ASSERT(base_n + n <= sched.max_items && base_s + ns <= sched.max_slots && base_p + nsplit <= sched.max_split);
+  HPSIM_DEVICE_ASSERT(base_s + ns <= sched.max_slots && base_p + nsplit <= sched.max_split);
   sched.slots[s] = make_int2(base_s, ns);
   if (nsplit != 0) sched.split[base_p] = s;
   for (int i = 0; i < n; ++i) {
@@ -113,23 +132,48 @@ __global__ void __launch_bounds__(kBuildThreads) build_schedule_kernel(const int
     w.row_begin = min(off + i * T, off_next);
     w.row_end = min(off + (i + 1) * T, off_next);
     w.slot = n > 1 ? base_s + i : -1;
-    sched.items[base_n + i] = w;
+    // Front and back never meet: together they hold at most max_items items.
+    sched.items[back ? sched.max_items - 1 - (base_b + i) : base_n + i] = w;
   }
 }
 
 // For the segments cut into several items (block b takes split segment b, if there are that
 // many): store(s, i, sum over the segment's slots, in slot order, of partial[slot][i]) for i <
-// elems. Launch with reduce_slots_blocks() blocks in x.
+// elems (a multiple of 4; 16-byte loads, the slots' loads issued before the adds). Launch with
+// reduce_slots_blocks() blocks in x.
 template <typename Store>
 __global__ void reduce_slots_kernel(const float* __restrict__ partial, Schedule sched, long long elems, Store store) {
   if (static_cast<int>(blockIdx.x) >= sched.counters[2]) return;
   const int s = sched.split[blockIdx.x];
   const int first = sched.slots[s].x, last = sched.slots[s].x + sched.slots[s].y;
-  for (long long i = static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x; i < elems;
-       i += static_cast<long long>(gridDim.y) * blockDim.x) {
-    float acc = 0.0f;
-    for (int slot = first; slot < last; ++slot) acc += partial[slot * elems + i];
-    store(s, i, acc);
+  const long long quads = elems / 4;
+  for (long long q = static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x; q < quads;
+       q += static_cast<long long>(gridDim.y) * blockDim.x) {
+    float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    int slot = first;
+    for (; slot + 4 <= last; slot += 4) {
+      float4 v[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) v[j] = reinterpret_cast<const float4*>(partial + (slot + j) * elems)[q];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        acc.x += v[j].x;
+        acc.y += v[j].y;
+        acc.z += v[j].z;
+        acc.w += v[j].w;
+      }
+    }
+    for (; slot < last; ++slot) {
+      const float4 v = reinterpret_cast<const float4*>(partial + slot * elems)[q];
+      acc.x += v.x;
+      acc.y += v.y;
+      acc.z += v.z;
+      acc.w += v.w;
+    }
+    store(s, 4 * q + 0, acc.x);
+    store(s, 4 * q + 1, acc.y);
+    store(s, 4 * q + 2, acc.z);
+    store(s, 4 * q + 3, acc.w);
   }
 }
 
@@ -144,7 +188,7 @@ inline cudaError_t build_schedules(const int* offsets, const ScheduleBuild& firs
                                    cudaStream_t stream) {
   for (const ScheduleBuild* b : {&first, second}) {
     if (b == nullptr) continue;
-    const cudaError_t zero = cudaMemsetAsync(b->sched.counters, 0, 3 * sizeof(int), stream);
+    const cudaError_t zero = cudaMemsetAsync(b->sched.counters, 0, kScheduleCounters * sizeof(int), stream);
     if (zero != cudaSuccess) return zero;
   }
   const int segments = second != nullptr && second->sched.segments > first.sched.segments ? second->sched.segments : first.sched.segments;
