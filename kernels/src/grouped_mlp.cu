@@ -3,8 +3,10 @@
 // shared memory) in two modes:
 //   rows mode:   C[rows of expert e][N] = A[rows][K] * B_e       (row tiles from a device-built
 //                schedule; the per-expert row counts never go to the host)
-//   wgrad mode:  C_e[M][N] = A[rows of e][M]^T * B[rows of e][N] (K = the expert's rows; one
-//                block per output tile sums all of them: deterministic)
+//   wgrad mode:  C_e[M][N] = A[rows of e][M]^T * B[rows of e][N] (K = the expert's rows, cut into
+//                work items of at most kGemmWgradRows rows: one block per (item, output tile);
+//                an expert cut into several items writes fp32 partial sums, added in slot order
+//                afterwards, so a skewed expert does not serialise and the sum is deterministic)
 // Operand layouts are template flags (A: [m][k] or [k][m]; B: [n][k] or [k][n]); epilogues store
 // C, store C and GELU(C), or multiply by GELU'(aux). Symbols as in grouped_mlp.h.
 #include "device_common.cuh"
@@ -35,6 +37,8 @@ struct GemmParams {
   const __nv_bfloat16* aux;  // kEpiGeluGrad: pre-activation, same layout as C
   const int* offsets;
   int M, N, K;               // rows mode: N, K fixed (M = rows); wgrad mode: M, N fixed (K = rows)
+  float* partial = nullptr;  // wgrad mode: [slot][2][M][N] partial sums of items of split experts
+  int partial_half = 0;      // which [M][N] half of a slot this product fills
 };
 
 template <bool kATrans, bool kBTrans, int kMode, int kEpi>
@@ -47,6 +51,7 @@ __global__ void __launch_bounds__(kThreads, 2) grouped_gemm_kernel(GemmParams p,
   const int wm = warp % 2, wn = warp / 2;
 
   int segment, row_base, m_rows, k_rows, m0, n0, num_k;
+  int slot = -1;  // wgrad mode: the item's partial-sum slot, or -1 (the whole expert)
   if constexpr (kMode == kRowsMode) {
     if (static_cast<int>(blockIdx.x) >= sched.counters[0]) return;
     const WorkItem item = sched.items[blockIdx.x];
@@ -58,9 +63,12 @@ __global__ void __launch_bounds__(kThreads, 2) grouped_gemm_kernel(GemmParams p,
     n0 = blockIdx.y * kTile;
     num_k = p.K / kTileK;
   } else {
-    segment = blockIdx.x;
-    row_base = p.offsets[segment];
-    k_rows = p.offsets[segment + 1] - row_base;
+    if (static_cast<int>(blockIdx.x) >= sched.counters[0]) return;
+    const WorkItem item = sched.items[blockIdx.x];
+    segment = item.segment;
+    row_base = item.row_begin;
+    k_rows = item.row_end - item.row_begin;
+    slot = item.slot;
     m_rows = kTile;
     m0 = blockIdx.y * kTile;
     n0 = blockIdx.z * kTile;
@@ -151,6 +159,22 @@ __global__ void __launch_bounds__(kThreads, 2) grouped_gemm_kernel(GemmParams p,
     }
   }
   cp_async_wait<0>();
+  if constexpr (kMode == kWgradMode) {
+    if (slot >= 0) {  // part of a split expert: fp32 partial sums straight from the accumulators
+      float* part = p.partial + (static_cast<long long>(slot) * 2 + p.partial_half) * p.M * p.N;
+#pragma unroll
+      for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int row = m0 + wm * 64 + mt * 16 + g + 8 * h, col = n0 + wn * 32 + nt * 8 + 2 * t;
+            *reinterpret_cast<float2*>(part + static_cast<long long>(row) * p.N + col) =
+                make_float2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+          }
+      return;
+    }
+  }
   __syncthreads();
 
   // Epilogue: stage the 128 x 128 tile(s) in shared memory, then 16-byte stores.
@@ -205,6 +229,19 @@ core::Status run_gemm(const GemmParams& p, const Schedule& sched, dim3 grid, cud
   return core::Status::ok();
 }
 
+// A partial-sum slot holds dW2 [f][d], then dW1 [f][d].
+struct StoreGroupedWeightGrads {
+  __nv_bfloat16* dw2;
+  __nv_bfloat16* dw1;
+  long long fd;
+  __device__ void operator()(int s, long long i, float v) const {
+    if (i < fd)
+      dw2[s * fd + i] = __float2bfloat16_rn(v);
+    else
+      dw1[s * fd + i - fd] = __float2bfloat16_rn(v);
+  }
+};
+
 }  // namespace
 
 core::Status launch(const GroupedMlpForwardArgs& args, void* workspace, Stream stream_handle) {
@@ -227,8 +264,12 @@ core::Status launch(const GroupedMlpBackwardArgs& args, void* workspace, Stream 
   auto stream = static_cast<cudaStream_t>(stream_handle);
   char* cursor = static_cast<char*>(workspace);
   const Schedule sched = carve_schedule(cursor, args.rows, args.num_experts, kTile);
+  const Schedule wsched = carve_schedule(cursor, args.rows, args.num_experts, limits::kGemmWgradRows);
   auto* d_pre = reinterpret_cast<__nv_bfloat16*>(cursor);
-  HPSIM_CUDA_TRY(build_schedule(args.offsets, sched, /*item_for_empty=*/false, stream));
+  cursor += limits::round_up(args.rows * args.hidden * 2, limits::kAlign);
+  auto* partial = reinterpret_cast<float*>(cursor);
+  const ScheduleBuild wbuild{wsched, /*item_for_empty=*/true};
+  HPSIM_CUDA_TRY(build_schedules(args.offsets, ScheduleBuild{sched, /*item_for_empty=*/false}, &wbuild, stream));
   const int d = static_cast<int>(args.dim), f = static_cast<int>(args.hidden);
   const unsigned items = static_cast<unsigned>(sched.max_items);
   // d_pre = (dY W2^T) * GELU'(pre)
@@ -237,12 +278,17 @@ core::Status launch(const GroupedMlpBackwardArgs& args, void* workspace, Stream 
   // dX = d_pre W1
   GemmParams g2{d_pre, nv(args.w1), nv(args.dx), nullptr, nullptr, args.offsets, 0, d, f};
   HPSIM_TRY((run_gemm<false, true, kRowsMode, kEpiStore>(g2, sched, dim3(items, d / kTile), stream)));
-  const unsigned experts = static_cast<unsigned>(args.num_experts);
-  // dW2 = act^T dY, dW1 = d_pre^T X
-  GemmParams g3{nv(args.act), nv(args.dy), nv(args.d_w2), nullptr, nullptr, args.offsets, f, d, 0};
-  HPSIM_TRY((run_gemm<true, true, kWgradMode, kEpiStore>(g3, sched, dim3(experts, f / kTile, d / kTile), stream)));
-  GemmParams g4{d_pre, nv(args.x), nv(args.d_w1), nullptr, nullptr, args.offsets, f, d, 0};
-  return run_gemm<true, true, kWgradMode, kEpiStore>(g4, sched, dim3(experts, f / kTile, d / kTile), stream);
+  // dW2 = act^T dY, dW1 = d_pre^T X, per weight-gradient item; split experts through the slots.
+  const unsigned wg_items = static_cast<unsigned>(wsched.max_items);
+  GemmParams g3{nv(args.act), nv(args.dy), nv(args.d_w2), nullptr, nullptr, args.offsets, f, d, 0, partial, 0};
+  HPSIM_TRY((run_gemm<true, true, kWgradMode, kEpiStore>(g3, wsched, dim3(wg_items, f / kTile, d / kTile), stream)));
+  GemmParams g4{d_pre, nv(args.x), nv(args.d_w1), nullptr, nullptr, args.offsets, f, d, 0, partial, 1};
+  HPSIM_TRY((run_gemm<true, true, kWgradMode, kEpiStore>(g4, wsched, dim3(wg_items, f / kTile, d / kTile), stream)));
+  const long long fd = static_cast<long long>(f) * d;
+  reduce_slots_kernel<<<dim3(reduce_slots_blocks(wsched), 16), 256, 0, stream>>>(partial, wsched, 2 * fd,
+                                                                                  StoreGroupedWeightGrads{nv(args.d_w2), nv(args.d_w1), fd});
+  HPSIM_CUDA_TRY_LAUNCH("reduce_slots_kernel");
+  return core::Status::ok();
 }
 
 }  // namespace hpsim::kernels

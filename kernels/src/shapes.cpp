@@ -357,7 +357,9 @@ core::Status can_implement(const GroupedMlpBackwardArgs& a) {
 }
 
 std::int64_t workspace_bytes(const GroupedMlpBackwardArgs& a) {
-  return limits::schedule_bytes(a.rows, a.num_experts, limits::kGemmTile) + round_up(a.rows * a.hidden * 2, kAlign);
+  return limits::schedule_bytes(a.rows, a.num_experts, limits::kGemmTile) +
+         limits::schedule_bytes(a.rows, a.num_experts, limits::kGemmWgradRows) + round_up(a.rows * a.hidden * 2, kAlign) +
+         round_up(limits::schedule_max_slots(a.rows, limits::kGemmWgradRows) * 2 * a.hidden * a.dim * 4, kAlign);
 }
 
 // ---------------------------------------------------------------------------------------------
