@@ -10,8 +10,9 @@
 namespace hpsim::model {
 namespace {
 
+// The datasheet profile: these tests' expectations are about the model, not about a measurement.
 const core::Profile& shipped_profile() {
-  static const core::Profile p = load_default_profile().value();
+  static const core::Profile p = load_model_profile("h200-datasheet").value();
   return p;
 }
 
@@ -30,8 +31,16 @@ TEST(ShippedProfiles, LoadValidateAndCoverEveryFamily) {
     EXPECT_TRUE(missing_profile_entries(*p).empty());
     for (const auto& [family, fit] : p->kernels) EXPECT_GT(fit.tflops + fit.gbps, 0) << family;
   }
-  EXPECT_EQ(default_profile_name(), "h200-datasheet");
-  EXPECT_TRUE(load_default_profile());
+  // The default is the measured H200 profile: complete, labelled measured, with its kernel fits'
+  // points, and the datasheet's collectives (one GPU has no network to measure).
+  EXPECT_EQ(default_profile_name(), "h200x1-measured");
+  auto measured = load_default_profile();
+  ASSERT_TRUE(measured) << measured.error().message;
+  EXPECT_EQ(measured->name, "h200x1-measured");
+  EXPECT_EQ(measured->source, core::ProfileSource::kMeasured);
+  EXPECT_TRUE(missing_profile_entries(*measured).empty());
+  EXPECT_FALSE(measured->kernels.at("hp_expert_mlp_bwd").points.empty());
+  EXPECT_NE(measured->note.find("collectives: every tier from h200-datasheet"), std::string::npos);
 }
 
 TEST(ShippedProfiles, UnknownNameOrFileIsAnError) {

@@ -16,7 +16,7 @@ namespace hpsim::model {
 namespace {
 
 const core::Profile& shipped_profile() {
-  static const core::Profile p = load_default_profile().value();
+  static const core::Profile p = load_model_profile("h200-datasheet").value();
   return p;
 }
 
