@@ -332,9 +332,7 @@ core::Status launch(const ExpertMlpBackwardArgs& args, void* workspace, Stream s
     HPSIM_TRY(launch_mma_sync(p, rows_sched, wg_sched, args.hidden, stream));
   }
   const long long fh = args.hidden * args.head_dim;
-  reduce_slots_kernel<<<dim3(reduce_slots_blocks(wg_sched), 16), 256, 0, stream>>>(p.partial, wg_sched, 2 * fh,
-                                                                                     StoreMlpWeightGrads{p.dwk, p.dwv, fh});
-  HPSIM_CUDA_TRY_LAUNCH("reduce_slots_kernel");
+  HPSIM_CUDA_TRY(reduce_slots(p.partial, wg_sched, 2 * fh, StoreMlpWeightGrads{p.dwk, p.dwv, fh}, 16, stream));
   return core::Status::ok();
 }
 

@@ -285,9 +285,7 @@ core::Status launch(const GroupedMlpBackwardArgs& args, void* workspace, Stream 
   GemmParams g4{d_pre, nv(args.x), nv(args.d_w1), nullptr, nullptr, args.offsets, f, d, 0, partial, 1};
   HPSIM_TRY((run_gemm<true, true, kWgradMode, kEpiStore>(g4, wsched, dim3(wg_items, f / kTile, d / kTile), stream)));
   const long long fd = static_cast<long long>(f) * d;
-  reduce_slots_kernel<<<dim3(reduce_slots_blocks(wsched), 16), 256, 0, stream>>>(partial, wsched, 2 * fd,
-                                                                                  StoreGroupedWeightGrads{nv(args.d_w2), nv(args.d_w1), fd});
-  HPSIM_CUDA_TRY_LAUNCH("reduce_slots_kernel");
+  HPSIM_CUDA_TRY(reduce_slots(partial, wsched, 2 * fd, StoreGroupedWeightGrads{nv(args.d_w2), nv(args.d_w1), fd}, 16, stream));
   return core::Status::ok();
 }
 

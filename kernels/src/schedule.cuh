@@ -123,7 +123,8 @@ __global__ void __launch_bounds__(kBuildThreads) build_schedule_kernel(const int
   base_s = __shfl_sync(0xffffffffu, base_s, 31) + incl_s - ns;
   base_p = __shfl_sync(0xffffffffu, base_p, 31) + incl_p - nsplit;
   if (s >= sched.segments) return;
-  HPSIM_DEVICE_ASSERT(base_s + ns <= sched.max_slots && base_p + nsplit <= sched.max_split);
+  HPSIM_DEVICE_ASSERT(base_n + n_front <= sched.max_items && base_b + n_back <= sched.max_items &&
+                      base_s + ns <= sched.max_slots && base_p + nsplit <= sched.max_split);
   sched.slots[s] = make_int2(base_s, ns);
   if (nsplit != 0) sched.split[base_p] = s;
   for (int i = 0; i < n; ++i) {
@@ -139,8 +140,8 @@ __global__ void __launch_bounds__(kBuildThreads) build_schedule_kernel(const int
 
 // For the segments cut into several items (block b takes split segment b, if there are that
 // many): store(s, i, sum over the segment's slots, in slot order, of partial[slot][i]) for i <
-// elems (a multiple of 4; 16-byte loads, the slots' loads issued before the adds). Launch with
-// reduce_slots_blocks() blocks in x.
+// elems (16-byte loads of four elements, the slots' loads issued before the adds, so elems is a
+// multiple of 4). Launched by reduce_slots().
 template <typename Store>
 __global__ void reduce_slots_kernel(const float* __restrict__ partial, Schedule sched, long long elems, Store store) {
   if (static_cast<int>(blockIdx.x) >= sched.counters[2]) return;
@@ -179,8 +180,14 @@ __global__ void reduce_slots_kernel(const float* __restrict__ partial, Schedule 
 
 }  // namespace
 
-inline unsigned reduce_slots_blocks(const Schedule& sched) {
-  return static_cast<unsigned>(sched.max_split > 0 ? sched.max_split : 1);
+// One block row per possible split segment, `columns` blocks across the elements.
+template <typename Store>
+cudaError_t reduce_slots(const float* partial, const Schedule& sched, long long elems, Store store, unsigned columns,
+                         cudaStream_t stream) {
+  if (elems % 4 != 0) return cudaErrorInvalidValue;
+  const unsigned rows = static_cast<unsigned>(sched.max_split > 0 ? sched.max_split : 1);
+  reduce_slots_kernel<<<dim3(rows, columns), 256, 0, stream>>>(partial, sched, elems, store);
+  return cudaGetLastError();
 }
 
 // Builds one or two schedules from the same offsets (the counters zeroed, then one launch).
