@@ -289,18 +289,6 @@ core::Status launch_mma_sync(const MlpParams& p, const Schedule& rows_sched, con
   return core::Status::ok();
 }
 
-// A partial-sum slot holds dK [f][h] and then dV^T [h][f], the layouts of the gradients.
-struct StoreMlpWeightGrads {
-  __nv_bfloat16* dwk;
-  __nv_bfloat16* dwv;
-  long long fh;
-  __device__ void operator()(int s, long long i, float v) const {
-    if (i < fh)
-      dwk[s * fh + i] = __float2bfloat16_rn(v);
-    else
-      dwv[s * fh + i - fh] = __float2bfloat16_rn(v);
-  }
-};
 
 }  // namespace
 
@@ -332,7 +320,8 @@ core::Status launch(const ExpertMlpBackwardArgs& args, void* workspace, Stream s
     HPSIM_TRY(launch_mma_sync(p, rows_sched, wg_sched, args.hidden, stream));
   }
   const long long fh = args.hidden * args.head_dim;
-  HPSIM_CUDA_TRY(reduce_slots(p.partial, wg_sched, 2 * fh, StoreMlpWeightGrads{p.dwk, p.dwv, fh}, 16, stream));
+  // A partial-sum slot holds dK [f][h] and then dV^T [h][f], the layouts of the gradients.
+  HPSIM_CUDA_TRY(reduce_slots(p.partial, wg_sched, 2 * fh, StoreBf16Pair{p.dwk, p.dwv, fh}, 16, stream));
   return core::Status::ok();
 }
 

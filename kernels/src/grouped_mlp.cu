@@ -52,21 +52,17 @@ __global__ void __launch_bounds__(kThreads, 2) grouped_gemm_kernel(GemmParams p,
 
   int segment, row_base, m_rows, k_rows, m0, n0, num_k;
   int slot = -1;  // wgrad mode: the item's partial-sum slot, or -1 (the whole expert)
+  if (static_cast<int>(blockIdx.x) >= sched.counters[0]) return;
+  const WorkItem item = sched.items[blockIdx.x];
+  segment = item.segment;
+  row_base = item.row_begin;
   if constexpr (kMode == kRowsMode) {
-    if (static_cast<int>(blockIdx.x) >= sched.counters[0]) return;
-    const WorkItem item = sched.items[blockIdx.x];
-    segment = item.segment;
-    row_base = item.row_begin;
     m_rows = item.row_end - item.row_begin;
     k_rows = p.K;
     m0 = 0;
     n0 = blockIdx.y * kTile;
     num_k = p.K / kTileK;
   } else {
-    if (static_cast<int>(blockIdx.x) >= sched.counters[0]) return;
-    const WorkItem item = sched.items[blockIdx.x];
-    segment = item.segment;
-    row_base = item.row_begin;
     k_rows = item.row_end - item.row_begin;
     slot = item.slot;
     m_rows = kTile;
@@ -229,19 +225,6 @@ core::Status run_gemm(const GemmParams& p, const Schedule& sched, dim3 grid, cud
   return core::Status::ok();
 }
 
-// A partial-sum slot holds dW2 [f][d], then dW1 [f][d].
-struct StoreGroupedWeightGrads {
-  __nv_bfloat16* dw2;
-  __nv_bfloat16* dw1;
-  long long fd;
-  __device__ void operator()(int s, long long i, float v) const {
-    if (i < fd)
-      dw2[s * fd + i] = __float2bfloat16_rn(v);
-    else
-      dw1[s * fd + i - fd] = __float2bfloat16_rn(v);
-  }
-};
-
 }  // namespace
 
 core::Status launch(const GroupedMlpForwardArgs& args, void* workspace, Stream stream_handle) {
@@ -285,7 +268,8 @@ core::Status launch(const GroupedMlpBackwardArgs& args, void* workspace, Stream 
   GemmParams g4{d_pre, nv(args.x), nv(args.d_w1), nullptr, nullptr, args.offsets, f, d, 0, partial, 1};
   HPSIM_TRY((run_gemm<true, true, kWgradMode, kEpiStore>(g4, wsched, dim3(wg_items, f / kTile, d / kTile), stream)));
   const long long fd = static_cast<long long>(f) * d;
-  HPSIM_CUDA_TRY(reduce_slots(partial, wsched, 2 * fd, StoreGroupedWeightGrads{nv(args.d_w2), nv(args.d_w1), fd}, 16, stream));
+  // A partial-sum slot holds dW2 [f][d], then dW1 [f][d].
+  HPSIM_CUDA_TRY(reduce_slots(partial, wsched, 2 * fd, StoreBf16Pair{nv(args.d_w2), nv(args.d_w1), fd}, 16, stream));
   return core::Status::ok();
 }
 

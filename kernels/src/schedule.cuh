@@ -180,6 +180,20 @@ __global__ void reduce_slots_kernel(const float* __restrict__ partial, Schedule 
 
 }  // namespace
 
+// The store of the weight-gradient paths: a slot holds two per-segment outputs of `half`
+// elements each, one after the other, written as bf16 to first[s][i] and second[s][i].
+struct StoreBf16Pair {
+  __nv_bfloat16* first;
+  __nv_bfloat16* second;
+  long long half;
+  __device__ void operator()(int s, long long i, float v) const {
+    if (i < half)
+      first[s * half + i] = __float2bfloat16_rn(v);
+    else
+      second[s * half + i - half] = __float2bfloat16_rn(v);
+  }
+};
+
 // One block row per possible split segment, `columns` blocks across the elements.
 template <typename Store>
 cudaError_t reduce_slots(const float* partial, const Schedule& sched, long long elems, Store store, unsigned columns,
