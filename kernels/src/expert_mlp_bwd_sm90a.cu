@@ -297,6 +297,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
   griddep_wait();  // launched while the dX kernel runs
   const int heavy = sched.counters[3];
   const int num_units = item_count(sched) * nchunks;
+  HPSIM_DEVICE_ASSERT(item_count(sched) <= sched.max_items);  // the front and back fills did not meet
   if (static_cast<int>(blockIdx.x) >= num_units) return;
   const std::uint32_t full_w = smem_u32(bars.full_w), empty_w = smem_u32(bars.empty_w);
   const std::uint32_t full_t = smem_u32(bars.full_t), empty_t = smem_u32(bars.empty_t);
@@ -415,7 +416,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
       for (int ks = 0; ks < kTile / 16; ++ks) wgmma_m64n128k16_rs<1>(dk, pd[ks], desc_add(desc_xn, ks * kStepBytes), 1);
       wgmma_commit();
       // Not kept in flight behind the next tile's S^T: dK, dV, S^T, dA^T and the A fragments would
-      // need more than the 232 registers a consumer thread has; the other warpgroup fills the gap.
+      // need more than the 224 registers a consumer thread has; the other warpgroup fills the gap.
       wgmma_wait<0>();
       __syncwarp();
       if (lane == 0) mbar_arrive(empty_t + 8u * tb);

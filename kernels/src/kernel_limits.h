@@ -35,7 +35,7 @@ inline constexpr std::int64_t round_up(std::int64_t x, std::int64_t m) { return 
 inline constexpr std::int64_t ceil_div(std::int64_t x, std::int64_t m) { return (x + m - 1) / m; }
 
 // A segment schedule (schedule.cuh): work items of at most `tile_rows` rows per segment.
-//   [counters: 3 x int32, padded to kAlign][items: max_items x 16 bytes][slots: segments x int2]
+//   [counters: 5 x int32, padded to kAlign][items: max_items x 16 bytes][slots: segments x int2]
 //   [split: max_split x int32]
 inline constexpr std::int64_t schedule_max_items(std::int64_t rows, std::int64_t segments, std::int64_t tile_rows) {
   return ceil_div(rows, tile_rows) + segments;
