@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "cli.h"
+#include "gpu_reports.h"
 #include "hpsim/core/json.h"
 #include "hpsim/core/presets.h"
 #include "hpsim/core/validate.h"
@@ -66,7 +67,9 @@ void add_gpu_commands(CLI::App& app, ExecuteOptions& ex, ValidateOptions& val, C
   validate->add_option("--iterations", val.iterations, "Timed iterations per point")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  validate->add_option("--out", val.out, "Also write the tables as Markdown to this file");
+  validate->add_flag("--json", val.json,
+                     "Print the report as JSON (every point with its stages, and the error summaries) instead of Markdown");
+  validate->add_option("--out", val.out, "Also write the report (Markdown, or JSON with --json) to this file");
 
   calibrate = app.add_subcommand(
       "calibrate", "Measure this node (both layers' kernels over shapes, NCCL collectives over sizes, copy and GEMM "
@@ -94,7 +97,8 @@ CLI::App* add_imbalance_command(CLI::App& app, ImbalanceOptions& o) {
   cmd->add_option("--iterations", o.iterations, "Timed iterations per point")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cmd->add_option("--out", o.out, "Also write the table as Markdown to this file");
+  cmd->add_flag("--json", o.json, "Print the report as JSON (every point, and the growth under skew) instead of Markdown");
+  cmd->add_option("--out", o.out, "Also write the report (Markdown, or JSON with --json) to this file");
   return cmd;
 }
 
@@ -106,11 +110,6 @@ std::string stem_with(const std::string& path, const std::string& tag) {
   std::filesystem::path p(path);
   const std::string ext = p.has_extension() ? p.extension().string() : ".json";
   return (p.parent_path() / (p.stem().string() + tag + ext)).string();
-}
-
-std::string pct(double e) {
-  if (std::isinf(e)) return "n/a";
-  return fmt::format("{:+.1f}%", 100.0 * e);
 }
 
 // The number of visible GPUs; with none, says so for `command` and returns 0.
@@ -278,13 +277,10 @@ int run_validate(const ValidateOptions& o) {
   const std::vector<double> skews = o.quick ? std::vector<double>{0, 2} : std::vector<double>{0, 1, 2};
   const std::vector<std::int64_t> tokens =
       o.quick ? std::vector<std::int64_t>{4096, 16384} : std::vector<std::int64_t>{4096, 16384, 65536};
-  struct Row {
-    std::string strategy;
-    std::int64_t k, n;
-    double skew, predicted, measured, error;
-  };
-  std::vector<Row> rows;
-  std::map<std::string, std::vector<double>> stage_errors;
+  ValidationReport report;
+  report.predictor = o.engine == "sim" ? "simulator" : "analytic model";
+  report.profile = profile->name;
+  report.ranks = w;
   const std::size_t total = 2 * ks.size() * skews.size() * tokens.size();
   std::size_t done = 0;
   for (core::Strategy strategy : {core::Strategy::kEp, core::Strategy::kHp}) {
@@ -307,44 +303,25 @@ int run_validate(const ValidateOptions& o) {
           auto predicted = predicted_timeline(s, *profile, strategy, false, o.engine, nullptr);
           if (!predicted) return print_error(predicted.error());
           const auto cmp = exec::compare_timelines(*predicted, run->timeline);
-          rows.push_back({to_string(strategy), k, n, skew, cmp.predicted_total_us, cmp.measured_total_us,
-                          cmp.total_relative_error});
+          ValidationPoint point{to_string(strategy), k, skew, n, cmp.predicted_total_us, cmp.measured_total_us,
+                                cmp.total_relative_error, {}};
           for (const auto& st : cmp.stages) {
             if (st.in_predicted && st.in_measured && st.measured_us > 0) {
-              stage_errors[fmt::format("{} {} {}", to_string(strategy), st.phase == core::Phase::kForward ? "fwd" : "bwd",
-                                       st.stage)]
-                  .push_back(std::abs(st.relative_error));
+              point.stages.push_back({st.phase == core::Phase::kForward ? "fwd" : "bwd", st.stage, st.predicted_us,
+                                      st.measured_us, st.relative_error});
             }
           }
+          report.points.push_back(std::move(point));
           ++done;
         }
       }
     }
   }
   std::fprintf(stderr, "\n");
-  auto median = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
-  };
-  std::string md = fmt::format("Layer total, predicted ({}, profile {}) against measured, W = {}:\n\n",
-                               o.engine == "sim" ? "simulator" : "analytic model", profile->name, w);
-  md += "| strategy | k | Zipf skew | tokens/rank | predicted us | measured us | error |\n|---|---|---|---|---|---|---|\n";
-  std::vector<double> abs_err;
-  for (const auto& r : rows) {
-    md += fmt::format("| {} | {} | {} | {} | {:.1f} | {:.1f} | {} |\n", r.strategy, r.k, r.skew, r.n, r.predicted,
-                      r.measured, pct(r.error));
-    abs_err.push_back(std::abs(r.error));
-  }
-  md += fmt::format("\nMedian |error| of the layer total: {:.1f}%; worst: {:.1f}% ({} points).\n\n",
-                    100 * median(abs_err), 100 * *std::max_element(abs_err.begin(), abs_err.end()), abs_err.size());
-  md += "Per stage (over all points): median and worst |error|:\n\n| stage | median | worst |\n|---|---|---|\n";
-  for (const auto& [stage, errs] : stage_errors) {
-    md += fmt::format("| {} | {:.1f}% | {:.1f}% |\n", stage, 100 * median(errs),
-                      100 * *std::max_element(errs.begin(), errs.end()));
-  }
-  std::fwrite(md.data(), 1, md.size(), stdout);
+  const std::string text = o.json ? validation_json(report).dump(1) + "\n" : validation_markdown(report);
+  std::fwrite(text.data(), 1, text.size(), stdout);
   if (!o.out.empty()) {
-    if (auto st = core::write_text_file(o.out, md); !st) return print_error(st.error());
+    if (auto st = core::write_text_file(o.out, text); !st) return print_error(st.error());
   }
   return kExitOk;
 }
@@ -381,12 +358,11 @@ int run_imbalance(const ImbalanceOptions& o) {
   const int w = o.ranks > 0 ? o.ranks : visible;
   const std::vector<std::int64_t> ks = o.quick ? std::vector<std::int64_t>{1, 8} : std::vector<std::int64_t>{1, 2, 4, 8};
   const std::vector<double> skews = o.quick ? std::vector<double>{0, 2} : std::vector<double>{0, 1, 2};
-  struct Row {
-    std::string strategy;
-    std::int64_t k;
-    double skew, comm_measured, comm_predicted, total_measured, mem_max, mem_min, mem_predicted;
-  };
-  std::vector<Row> rows;
+  ImbalanceReport report;
+  report.predictor = o.engine == "sim" ? "simulator" : "analytic model";
+  report.profile = profile->name;
+  report.ranks = w;
+  report.tokens_per_rank = o.tokens;
   const std::size_t total = 2 * ks.size() * skews.size();
   std::size_t done = 0;
   for (core::Strategy strategy : {core::Strategy::kEp, core::Strategy::kHp}) {
@@ -408,40 +384,18 @@ int run_imbalance(const ImbalanceOptions& o) {
         core::StrategyReport predicted_report;
         auto predicted = predicted_timeline(s, *profile, strategy, false, o.engine, &predicted_report);
         if (!predicted) return print_error(predicted.error());
-        rows.push_back({to_string(strategy), k, skew, comm_us_slowest_rank(run->timeline),
-                        comm_us_slowest_rank(*predicted), static_cast<double>(run->timeline.end_ns()) / 1e3,
-                        run->memory.max_peak(), min_peak(run->memory), predicted_report.memory.max_peak()});
+        report.points.push_back({to_string(strategy), k, skew, comm_us_slowest_rank(run->timeline),
+                                 comm_us_slowest_rank(*predicted), static_cast<double>(run->timeline.end_ns()) / 1e3,
+                                 run->memory.max_peak(), min_peak(run->memory), predicted_report.memory.max_peak()});
         ++done;
       }
     }
   }
   std::fprintf(stderr, "\n");
-  std::string md = fmt::format(
-      "All-to-all time of the slowest rank (forward + backward, all collectives of the layer, waiting included) "
-      "and peak memory per rank; W = {}, {} tokens per rank, 768 experts owned contiguously; prediction: {}, "
-      "profile {}.\n\n",
-      w, o.tokens, o.engine == "sim" ? "simulator" : "analytic model", profile->name);
-  md += "| strategy | k | Zipf skew | all-to-all us (measured) | all-to-all us (predicted) | layer us (measured) | "
-        "peak GB, max rank | peak GB, min rank | peak GB, predicted max |\n|---|---|---|---|---|---|---|---|---|\n";
-  for (const auto& r : rows) {
-    md += fmt::format("| {} | {} | {} | {:.1f} | {:.1f} | {:.1f} | {:.3f} | {:.3f} | {:.3f} |\n", r.strategy, r.k, r.skew,
-                      r.comm_measured, r.comm_predicted, r.total_measured, r.mem_max / 1e9, r.mem_min / 1e9,
-                      r.mem_predicted / 1e9);
-  }
-  // Growth from uniform to the strongest skew, per strategy and k.
-  md += "\nGrowth from uniform routing to the strongest skew (measured):\n\n| strategy | k | all-to-all | peak memory, max rank |\n|---|---|---|---|\n";
-  for (const auto& a : rows) {
-    if (a.skew != skews.front()) continue;
-    for (const auto& b : rows) {
-      if (b.strategy != a.strategy || b.k != a.k || b.skew != skews.back()) continue;
-      const auto ratio = [](double x, double y) { return y > 0 ? fmt::format("{:.2f}x", x / y) : std::string("n/a"); };
-      md += fmt::format("| {} | {} | {} | {} |\n", a.strategy, a.k, ratio(b.comm_measured, a.comm_measured),
-                        ratio(b.mem_max, a.mem_max));
-    }
-  }
-  std::fwrite(md.data(), 1, md.size(), stdout);
+  const std::string text = o.json ? imbalance_json(report).dump(1) + "\n" : imbalance_markdown(report);
+  std::fwrite(text.data(), 1, text.size(), stdout);
   if (!o.out.empty()) {
-    if (auto st = core::write_text_file(o.out, md); !st) return print_error(st.error());
+    if (auto st = core::write_text_file(o.out, text); !st) return print_error(st.error());
   }
   return kExitOk;
 }

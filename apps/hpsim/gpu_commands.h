@@ -32,7 +32,8 @@ struct ValidateOptions {
   int ranks = 0;  // 0 = every visible GPU
   std::string engine = "sim";
   bool quick = false;
-  std::string out;  // markdown table
+  bool json = false;
+  std::string out;  // the report, as printed
   int iterations = 5;
 };
 
@@ -49,7 +50,8 @@ struct ImbalanceOptions {
   bool quick = false;
   std::int64_t tokens = 16384;
   int iterations = 5;
-  std::string out;  // markdown table
+  bool json = false;
+  std::string out;  // the report, as printed
 };
 
 // `hpsim imbalance`: EP against HP under skewed routing on the local GPUs.

@@ -171,6 +171,8 @@ TEST(CliHelp, GpuCommandsExplainThemselvesAndRejectBadOptions) {
     EXPECT_EQ(r.exit_code, 0) << cmd;
     EXPECT_NE(r.out.find(std::string(cmd) == "calibrate" ? "--base" : "--profile"), std::string::npos) << cmd;
   }
+  for (const char* cmd : {"execute", "validate", "imbalance"})
+    EXPECT_NE(run_cli({cmd, "--help"}).out.find("--json"), std::string::npos) << cmd;
   const auto imbalance = run_cli({"imbalance", "--help"});
   EXPECT_NE(imbalance.out.find("=16384"), std::string::npos) << imbalance.out;
   EXPECT_NE(imbalance.out.find("--quick"), std::string::npos) << imbalance.out;
