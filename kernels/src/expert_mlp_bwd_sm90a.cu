@@ -216,24 +216,8 @@ __global__ void __launch_bounds__(kThreadsB, 1)
     if (lane == 0) mbar_arrive(empty_w + 8u * prev_st);
 
     // Epilogue: stage this warpgroup's dX rows in its own X rows, then 16-byte stores.
-    if (wg * 64 < rows) {
-      const int g8 = lane / 4, t = lane % 4;
-#pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        const int col = i * 8 + 2 * t;
-        *reinterpret_cast<std::uint32_t*>(xs + toff(warp * 16 + g8, col)) = pack_bf16x2(dxa[4 * i + 0], dxa[4 * i + 1]);
-        *reinterpret_cast<std::uint32_t*>(xs + toff(warp * 16 + g8 + 8, col)) = pack_bf16x2(dxa[4 * i + 2], dxa[4 * i + 3]);
-      }
-      warpgroup_sync(wg);
-#pragma unroll
-      for (int i = 0; i < (64 * kH / 8) / 128; ++i) {
-        const int c = ltid + i * 128;
-        const int r = wg * 64 + c / 16, col = (c % 16) * 8;
-        if (r < rows)
-          *reinterpret_cast<uint4*>(p.dxg + static_cast<long long>(cur.row_begin + r) * kH + col) =
-              *reinterpret_cast<const uint4*>(xs + toff(r, col));
-      }
-    }
+    if (wg * 64 < rows)
+      store_accumulator_rows(dxa, xs, [](int r, int c) { return toff(r, c); }, wg, warp, lane, ltid, rows, p.dxg, cur.row_begin);
     __syncwarp();
     if (lane == 0) mbar_arrive(empty_x + 8u * b);
   }

@@ -190,24 +190,8 @@ __global__ void __launch_bounds__(kThreadsW, 1)
 
     // Epilogue: stage this warpgroup's Y rows as bf16 in its own rows of the X buffer (its S
     // products are done; the other warpgroups read only their own rows), then 16-byte stores.
-    if (active) {
-      const int g8 = lane / 4, t = lane % 4;
-#pragma unroll
-      for (int i = 0; i < 16; ++i) {
-        const int col = i * 8 + 2 * t;
-        *reinterpret_cast<std::uint32_t*>(xs + xoff(warp * 16 + g8, col)) = pack_bf16x2(y[4 * i + 0], y[4 * i + 1]);
-        *reinterpret_cast<std::uint32_t*>(xs + xoff(warp * 16 + g8 + 8, col)) = pack_bf16x2(y[4 * i + 2], y[4 * i + 3]);
-      }
-      warpgroup_sync(wg);
-#pragma unroll
-      for (int i = 0; i < (64 * kH / 8) / 128; ++i) {  // 8
-        const int c = ltid + i * 128;
-        const int r = wg * 64 + c / 16, col = (c % 16) * 8;
-        if (r < rows)
-          *reinterpret_cast<uint4*>(p.y + static_cast<long long>(cur.row_begin + r) * kH + col) =
-              *reinterpret_cast<const uint4*>(xs + xoff(r, col));
-      }
-    }
+    if (active)
+      store_accumulator_rows(y, xs, [](int r, int c) { return xoff(r, c); }, wg, warp, lane, ltid, rows, p.y, cur.row_begin);
     __syncwarp();
     if (lane == 0) mbar_arrive(empty_x + 8u * b);  // this warp is done with the buffer
   }
