@@ -1,10 +1,8 @@
 #include "gpu_commands.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <map>
 
 #include <fmt/format.h>
 
