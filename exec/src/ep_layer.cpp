@@ -27,7 +27,6 @@ EpLayer::EpLayer(const core::Scenario& s, int rank, int world, bool forced_routi
 }
 
 Status EpLayer::allocate_received(Allocator& alloc, std::int64_t r) {
-  HPSIM_ALLOC(row_expert_, std::int32_t, r, kA, "local expert of each received row");
   HPSIM_ALLOC(g_offsets_, std::int32_t, E_loc_ + 1, kA, "regroup offsets");
   HPSIM_ALLOC(g_perm_, std::int32_t, r, kA, "regroup permutation");
   HPSIM_ALLOC(g_inverse_, std::int32_t, r, kA, "regroup inverse");
@@ -48,7 +47,7 @@ Status EpLayer::allocate_received(Allocator& alloc, std::int64_t r) {
 
 Status EpLayer::build_received_args(RankContext* ctx, std::int64_t r, bool check) {
   (void)ctx;
-  regroup_ = {row_expert_, g_offsets_, g_perm_, g_inverse_, nullptr, 1, r, 1, E_loc_, 1};
+  regroup_ = {recv_counts_, g_offsets_, g_perm_, g_inverse_, world_, E_loc_, r};
   // grouped[g] = recv[perm[g]]: a one-slot combine whose "inverse" is the permutation.
   gather_ = {recv_, g_perm_, nullptr, grouped_, 1, r, 1, d_};
   mlp_fwd_ = {grouped_, g_offsets_, w1_, w2_, pre_act_, act_, y_grouped_, E_loc_, r, d_, f_};
@@ -201,14 +200,11 @@ Status EpLayer::forward(RankContext& c) {
                                    cudaMemcpyDeviceToHost, c.stream));
     HPSIM_TRY(c.comm->wait(c.stream, "EP metadata all-to-all"));
     std::int64_t sent = 0, got = 0;
-    host_row_expert_.clear();
     for (std::size_t p = 0; p < w; ++p) {
       std::int64_t rows_to = 0, rows_from = 0;
       for (std::int64_t e = 0; e < E_loc_; ++e) {
         rows_to += host_counts_[p * static_cast<std::size_t>(E_loc_) + static_cast<std::size_t>(e)];
-        const std::int32_t from = host_recv_counts_[p * static_cast<std::size_t>(E_loc_) + static_cast<std::size_t>(e)];
-        rows_from += from;
-        host_row_expert_.insert(host_row_expert_.end(), static_cast<std::size_t>(from), static_cast<std::int32_t>(e));
+        rows_from += host_recv_counts_[p * static_cast<std::size_t>(E_loc_) + static_cast<std::size_t>(e)];
       }
       send_off_[p] = sent * d_ * 2;
       send_bytes_[p] = rows_to * d_ * 2;
@@ -223,12 +219,7 @@ Status EpLayer::forward(RankContext& c) {
     has_mark_ = true;
     Allocator alloc(&c.arena);
     HPSIM_TRY(allocate_received(alloc, std::max<std::int64_t>(received_, 1)));
-    HPSIM_TRY(build_received_args(&c, received_, /*check=*/true));
-    if (received_ > 0) {
-      HPSIM_CUDA_TRY(cudaMemcpyAsync(row_expert_, host_row_expert_.data(), static_cast<std::size_t>(received_ * 4),
-                                     cudaMemcpyHostToDevice, c.stream));
-    }
-    return Status::ok();
+    return build_received_args(&c, received_, /*check=*/true);
   }));
   HPSIM_TRY(stage(c, "permute", F, Lane::kCompute, 2 * slots * dd_ * s, 0,
                   [&] { return kernels::launch(permute_, c.workspace, c.stream); }));

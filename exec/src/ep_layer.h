@@ -55,8 +55,8 @@ class EpLayer {
   DeviceArena::Mark iteration_mark_{};
   std::int64_t received_ = 0;
   std::vector<std::int64_t> send_bytes_, send_off_, recv_bytes_, recv_off_;
-  std::vector<std::int32_t> host_counts_, host_recv_counts_, host_row_expert_;
-  std::int32_t *row_expert_ = nullptr, *g_offsets_ = nullptr, *g_perm_ = nullptr, *g_inverse_ = nullptr;
+  std::vector<std::int32_t> host_counts_, host_recv_counts_;
+  std::int32_t *g_offsets_ = nullptr, *g_perm_ = nullptr, *g_inverse_ = nullptr;
   Bf16 *recv_ = nullptr, *grouped_ = nullptr, *pre_act_ = nullptr, *act_ = nullptr, *y_grouped_ = nullptr, *back_ = nullptr;
   Bf16 *d_back_ = nullptr, *d_grouped_ = nullptr, *dx_grouped_ = nullptr, *dx_recv_ = nullptr;
   bool has_mark_ = false;
@@ -65,7 +65,7 @@ class EpLayer {
   kernels::RouterForwardArgs router_fwd_{};
   kernels::RouterBackwardArgs router_bwd_{};
   kernels::PermuteArgs permute_{};
-  kernels::GroupingArgs regroup_{};
+  kernels::RegroupArgs regroup_{};  // the received rows by local expert, from recv_counts_
   kernels::CombineForwardArgs gather_{}, ungather_{}, unpermute_{}, ungather_bwd_{}, gather_bwd_{}, permute_bwd_{};
   kernels::CombineBackwardArgs unpermute_bwd_{};
   kernels::GroupedMlpForwardArgs mlp_fwd_{};

@@ -1,4 +1,4 @@
-// CPU twins of the grouping (grouping.h) and the EP permute (ep_permute.h).
+// CPU twins of the grouping (grouping.h), the EP permute and the EP regroup (ep_permute.h).
 #include <algorithm>
 #include <cstddef>
 #include <vector>
@@ -66,6 +66,36 @@ core::Status run(const PermuteArgs& a) {
     for (std::int64_t e = w * per_rank; e < (w + 1) * per_rank; ++e) sum += a.expert_counts[e];
     a.rank_counts[w] = static_cast<std::int32_t>(sum);
   }
+  return core::Status::ok();
+}
+
+core::Status run(const RegroupArgs& a) {
+  HPSIM_TRY(check_shape(a));
+  const std::int64_t W = a.num_ranks, El = a.local_experts;
+  std::int64_t total = 0;
+  for (std::int64_t i = 0; i < W * El; ++i) {
+    if (a.counts[i] < 0) return core::Error::field("RegroupArgs.counts", "counts must be >= 0");
+    total += a.counts[i];
+  }
+  if (total != a.rows) {
+    return core::Error::field("RegroupArgs.rows", fmt::format("must equal the sum of counts, {} (got {})", total, a.rows));
+  }
+  // Received rows arrive in (rank, expert) blocks; grouped rows are expert-major, then rank, then
+  // arrival order.
+  std::vector<std::int64_t> first(static_cast<std::size_t>(W * El), 0);  // first received row of block (p, e)
+  for (std::int64_t i = 1; i < W * El; ++i) first[static_cast<std::size_t>(i)] = first[static_cast<std::size_t>(i - 1)] + a.counts[i - 1];
+  std::int64_t g = 0;
+  for (std::int64_t e = 0; e < El; ++e) {
+    a.offsets[e] = static_cast<std::int32_t>(g);
+    for (std::int64_t p = 0; p < W; ++p) {
+      std::int64_t r = first[static_cast<std::size_t>(p * El + e)];
+      for (std::int32_t i = 0; i < a.counts[p * El + e]; ++i, ++g, ++r) {
+        a.perm[g] = static_cast<std::int32_t>(r);
+        a.inverse[r] = static_cast<std::int32_t>(g);
+      }
+    }
+  }
+  a.offsets[El] = static_cast<std::int32_t>(g);
   return core::Status::ok();
 }
 

@@ -1,5 +1,8 @@
 // EP permute (ep_permute.h): the grouping of one head (stable counting sort by expert), a k-fold
-// gather of the token rows into the send buffer, and the per-rank split sizes.
+// gather of the token rows into the send buffer, and the per-rank split sizes. EP regroup: the
+// received rows' order by local expert, from the received counts in one launch.
+#include <cub/block/block_scan.cuh>
+
 #include "device_common.cuh"
 #include "hpsim/kernels/cuda_check.h"
 #include "hpsim/kernels/ep_permute.h"
@@ -34,7 +37,85 @@ __global__ void rank_counts_kernel(const int* __restrict__ expert_counts, int ex
   }
 }
 
+constexpr int kRegroupThreads = 512;
+constexpr int kRegroupRowsPerThread = 8;
+
+// Every block scans the W x E_l counts in shared memory (first[]: first received row of block
+// (p, e) in arrival order; dest[]: its first grouped row), then places its own rows: received row
+// r lies in the last block whose first row is <= r (binary search; empty blocks share their
+// successor's first row, so the search lands on a non-empty one).
+__global__ void __launch_bounds__(kRegroupThreads) regroup_kernel(const int* __restrict__ counts, int W, int El, int rows,
+                                                                  int* __restrict__ offsets, int* __restrict__ perm,
+                                                                  int* __restrict__ inverse) {
+  using Scan = cub::BlockScan<int, kRegroupThreads>;
+  __shared__ typename Scan::TempStorage storage;
+  extern __shared__ int scans[];
+  const int S = W * El;
+  int* first = scans;        // [S + 1]
+  int* dest = scans + S + 1;  // [S]
+  const int tid = static_cast<int>(threadIdx.x);
+
+  // Arrival order: (p, e) blocks p-major, each thread a run of consecutive blocks.
+  const int per = (S + kRegroupThreads - 1) / kRegroupThreads;
+  const int b0 = min(S, tid * per), b1 = min(S, b0 + per);
+  int run = 0;
+  for (int i = b0; i < b1; ++i) run += counts[i];
+  int total = 0, base = 0;
+  Scan(storage).ExclusiveSum(run, base, total);
+  for (int i = b0; i < b1; ++i) {
+    first[i] = base;
+    base += counts[i];
+  }
+  if (tid == 0) first[S] = total;
+  HPSIM_DEVICE_ASSERT(total == rows);
+  __syncthreads();  // the scan storage is reused
+
+  // Grouped order: experts, then ranks. A thread takes a run of experts; its base is the rows of
+  // all earlier experts.
+  const int per_e = (El + kRegroupThreads - 1) / kRegroupThreads;
+  const int e0 = min(El, tid * per_e), e1 = min(El, e0 + per_e);
+  run = 0;
+  for (int e = e0; e < e1; ++e) {
+    for (int p = 0; p < W; ++p) run += counts[p * El + e];
+  }
+  Scan(storage).ExclusiveSum(run, base, total);
+  for (int e = e0; e < e1; ++e) {
+    if (blockIdx.x == 0) offsets[e] = base;
+    for (int p = 0; p < W; ++p) {
+      dest[p * El + e] = base;
+      base += counts[p * El + e];
+    }
+  }
+  if (blockIdx.x == 0 && tid == 0) offsets[El] = total;
+  __syncthreads();
+
+  const int end = min(rows, first[S]);
+  const int r0 = static_cast<int>(blockIdx.x) * kRegroupThreads * kRegroupRowsPerThread;
+  for (int r = r0 + tid; r < min(end, r0 + kRegroupThreads * kRegroupRowsPerThread); r += kRegroupThreads) {
+    int lo = 0, hi = S;  // first[lo] <= r < first[hi]
+    while (hi - lo > 1) {
+      const int mid = (lo + hi) / 2;
+      if (first[mid] <= r) lo = mid; else hi = mid;
+    }
+    const int g = dest[lo] + (r - first[lo]);
+    perm[g] = r;
+    inverse[r] = g;
+  }
+}
+
 }  // namespace
+
+core::Status launch(const RegroupArgs& args, void*, Stream stream_handle) {
+  HPSIM_TRY(can_implement(args));
+  const int W = static_cast<int>(args.num_ranks), El = static_cast<int>(args.local_experts);
+  const int rows = static_cast<int>(args.rows);
+  const int smem = (2 * W * El + 1) * 4;
+  const unsigned blocks = grid_1d(rows, kRegroupThreads * kRegroupRowsPerThread);
+  regroup_kernel<<<blocks, kRegroupThreads, smem, static_cast<cudaStream_t>(stream_handle)>>>(
+      args.counts, W, El, rows, args.offsets, args.perm, args.inverse);
+  HPSIM_CUDA_TRY_LAUNCH("regroup_kernel");
+  return core::Status::ok();
+}
 
 core::Status launch(const PermuteArgs& args, void* workspace, Stream stream_handle) {
   HPSIM_TRY(can_implement(args));

@@ -295,6 +295,30 @@ std::int64_t workspace_bytes(const PermuteArgs& a) {
   return workspace_bytes(g);
 }
 
+core::Status check_shape(const RegroupArgs& a) {
+  HPSIM_RULE(a.num_ranks >= 1, "RegroupArgs", "num_ranks", "must be >= 1 (got {})", a.num_ranks);
+  HPSIM_RULE(a.local_experts >= 1, "RegroupArgs", "local_experts", "must be >= 1 (got {})", a.local_experts);
+  HPSIM_RULE(a.rows >= 0 && a.rows <= kInt32Max, "RegroupArgs", "rows", "must be in [0, 2^31) (got {})", a.rows);
+  HPSIM_NOT_NULL(a.counts, "RegroupArgs", "counts");
+  HPSIM_NOT_NULL(a.offsets, "RegroupArgs", "offsets");
+  if (a.rows > 0) {
+    HPSIM_NOT_NULL(a.perm, "RegroupArgs", "perm");
+    HPSIM_NOT_NULL(a.inverse, "RegroupArgs", "inverse");
+  }
+  return core::Status::ok();
+}
+
+core::Status can_implement(const RegroupArgs& a) {
+  HPSIM_TRY(check_shape(a));
+  // Every block holds the counts' scans in shared memory.
+  HPSIM_KERNEL_LIMIT(a.num_ranks * a.local_experts <= limits::kGroupMaxExperts, "RegroupArgs", "local_experts",
+                     "num_ranks x local_experts must be <= {} (got {} x {})", limits::kGroupMaxExperts, a.num_ranks,
+                     a.local_experts);
+  return core::Status::ok();
+}
+
+std::int64_t workspace_bytes(const RegroupArgs&) { return 0; }
+
 // ---------------------------------------------------------------------------------------------
 // EP grouped MLP
 namespace {

@@ -1,8 +1,12 @@
-// EP grouped MLP and the cuBLAS dense projections on the GPU against the float64 twins: bf16
+// EP regroup (exactly the twin), the EP grouped MLP and the cuBLAS dense projections on the GPU
+// against the float64 twins: bf16
 // outputs within 1e-2 relative L2 (pre-activations within 5e-3), empty experts get exact zero
 // weight gradients, two runs bitwise equal, outputs poisoned before each run.
+#include <tuple>
+
 #include "gpu_test_util.h"
 #include "hpsim/kernels/dense.h"
+#include "hpsim/kernels/ep_permute.h"
 #include "hpsim/kernels/grouped_mlp.h"
 #include "hpsim/kernels/ref.h"
 
@@ -106,6 +110,49 @@ void check_grouped_mlp(const std::vector<std::int32_t>& counts, std::int64_t d, 
       EXPECT_TRUE(bitwise_equal(dw1, first_dw1));
     }
   }
+}
+
+// Regroup is integer bookkeeping: the GPU must equal the twin exactly.
+void check_regroup(std::int64_t W, std::int64_t El, const std::vector<std::int32_t>& counts) {
+  std::int64_t rows = 0;
+  for (auto c : counts) rows += c;
+  std::vector<std::int32_t> offsets(static_cast<std::size_t>(El + 1)), perm(static_cast<std::size_t>(rows)), inverse(perm.size());
+  RegroupArgs a{counts.data(), offsets.data(), perm.data(), inverse.data(), W, El, rows};
+  ASSERT_TRUE(ref::run(a).is_ok());
+  DeviceBuffer<std::int32_t> counts_d(counts), offsets_d(offsets.size()), perm_d(perm.size()), inverse_d(perm.size());
+  a.counts = counts_d.get();
+  a.offsets = offsets_d.get();
+  a.perm = perm_d.get();
+  a.inverse = inverse_d.get();
+  for (int run = 0; run < 2; ++run) {
+    for (auto* b : {&offsets_d, &perm_d, &inverse_d}) b->poison();
+    const auto status = launch(a, nullptr, nullptr);
+    ASSERT_TRUE(status.is_ok()) << status.error().message;
+    EXPECT_EQ(offsets_d.download(), offsets) << "W = " << W << ", E_l = " << El << ", rows = " << rows;
+    EXPECT_EQ(perm_d.download(), perm) << "W = " << W << ", E_l = " << El << ", rows = " << rows;
+    EXPECT_EQ(inverse_d.download(), inverse) << "W = " << W << ", E_l = " << El << ", rows = " << rows;
+  }
+}
+
+TEST(RegroupGpu, EqualsTheTwinWithEmptyAndHotExperts) {
+  HPSIM_REQUIRE_GPUS(1);
+  core::Rng rng(77);
+  // Random counts (a quarter of the blocks empty), several blocks of rows and one row short of a
+  // block boundary; then one (rank, expert) block holding everything, and every rank sending
+  // nothing but the last.
+  for (const auto& [W, El, scale] : std::vector<std::tuple<std::int64_t, std::int64_t, int>>{
+           {1, 768, 200}, {2, 384, 171}, {3, 7, 3000}, {8, 96, 85}, {4, 1024, 1}}) {
+    std::vector<std::int32_t> counts(static_cast<std::size_t>(W * El));
+    for (auto& c : counts) c = rng.below(4) == 0 ? 0 : static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(2 * scale) + 1));
+    check_regroup(W, El, counts);
+  }
+  std::vector<std::int32_t> hot(static_cast<std::size_t>(2 * 384), 0);
+  hot[400] = 4096 * 3 - 1;
+  check_regroup(2, 384, hot);
+  std::vector<std::int32_t> last(static_cast<std::size_t>(4 * 5), 0);
+  for (int e = 0; e < 5; ++e) last[static_cast<std::size_t>(15 + e)] = 1000 + e;
+  check_regroup(4, 5, last);
+  check_regroup(2, 3, std::vector<std::int32_t>(6, 0));  // nothing received
 }
 
 TEST(GroupedMlpGpu, MatchesFloat64WithEmptyAndLongExperts) {

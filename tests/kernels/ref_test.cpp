@@ -6,6 +6,7 @@
 #include <functional>
 #include <numeric>
 #include <string>
+#include <utility>
 
 #include "hpsim/kernels/ref.h"
 #include "ref_test_util.h"
@@ -435,6 +436,62 @@ TEST(PermuteReference, GroupsCopiesByRankThenExpertAndCountsTheSplits) {
   EXPECT_EQ(offsets, (std::vector<std::int32_t>{0, 2, 4, 5, 6}));
   EXPECT_EQ(expert_counts, (std::vector<std::int32_t>{2, 2, 1, 1}));
   EXPECT_EQ(rank_counts, (std::vector<std::int32_t>{4, 2}));
+}
+
+TEST(RegroupReference, OrdersReceivedRowsByExpertThenRank) {
+  // W = 2 ranks, E_l = 3 local experts. Arrival order: rank 0's rows for experts 0, 1, 2, then
+  // rank 1's: counts {1, 0, 2 | 2, 1, 0} -> received rows 0 | - | 1 2 | 3 4 | 5 | -.
+  const std::vector<std::int32_t> counts = {1, 0, 2, 2, 1, 0};
+  std::vector<std::int32_t> offsets(4), perm(6), inverse(6);
+  RegroupArgs a;
+  a.counts = counts.data();
+  a.offsets = offsets.data();
+  a.perm = perm.data();
+  a.inverse = inverse.data();
+  a.num_ranks = 2;
+  a.local_experts = 3;
+  a.rows = 6;
+  ASSERT_TRUE(ref::run(a).is_ok());
+  EXPECT_EQ(offsets, (std::vector<std::int32_t>{0, 3, 4, 6}));
+  EXPECT_EQ(perm, (std::vector<std::int32_t>{0, 3, 4, 5, 1, 2}));
+  EXPECT_EQ(inverse, (std::vector<std::int32_t>{0, 4, 5, 1, 2, 3}));
+  a.rows = 7;
+  const auto status = ref::run(a);
+  ASSERT_FALSE(status.is_ok());
+  EXPECT_NE(status.error().message.find("sum of counts, 6"), std::string::npos) << status.error().message;
+}
+
+TEST(RegroupReference, IsTheStableGroupingOfTheReceivedRowsExperts) {
+  // The grouping twin on the materialised list of each received row's local expert gives the
+  // same offsets and permutation.
+  core::Rng rng(31);
+  for (const auto& [W, El] : std::vector<std::pair<std::int64_t, std::int64_t>>{{1, 7}, {3, 5}, {4, 1}, {8, 13}}) {
+    std::vector<std::int32_t> counts(static_cast<std::size_t>(W * El)), row_expert;
+    for (std::int64_t i = 0; i < W * El; ++i) {
+      const auto c = rng.below(4) == 0 ? 0 : static_cast<std::int32_t>(rng.below(9));  // about a quarter empty
+      counts[static_cast<std::size_t>(i)] = c;
+      row_expert.insert(row_expert.end(), static_cast<std::size_t>(c), static_cast<std::int32_t>(i % El));
+    }
+    const auto rows = static_cast<std::int64_t>(row_expert.size());
+    std::vector<std::int32_t> offsets(static_cast<std::size_t>(El + 1)), perm(row_expert.size()), inverse(row_expert.size());
+    std::vector<std::int32_t> g_offsets(offsets.size()), g_perm(perm.size()), g_inverse(perm.size());
+    RegroupArgs a{counts.data(), offsets.data(), perm.data(), inverse.data(), W, El, rows};
+    ASSERT_TRUE(ref::run(a).is_ok());
+    GroupingArgs g;
+    g.topk_expert = row_expert.data();
+    g.offsets = g_offsets.data();
+    g.perm = g_perm.data();
+    g.inverse = g_inverse.data();
+    g.num_heads = 1;
+    g.num_tokens = rows;
+    g.top_k = 1;
+    g.num_experts = El;
+    g.pad_to = 1;
+    ASSERT_TRUE(ref::run(g).is_ok());
+    EXPECT_EQ(offsets, g_offsets) << "W = " << W << ", E_l = " << El;
+    EXPECT_EQ(perm, g_perm) << "W = " << W << ", E_l = " << El;
+    EXPECT_EQ(inverse, g_inverse) << "W = " << W << ", E_l = " << El;
+  }
 }
 
 TEST(GroupedMlpReference, AgreesWithTheFusedHpMlpReference) {

@@ -40,4 +40,31 @@ core::Status can_implement(const PermuteArgs& args);
 std::int64_t workspace_bytes(const PermuteArgs& args);
 core::Status launch(const PermuteArgs& args, void* workspace, Stream stream);
 
+// EP regroup (the receiving side of the dispatch, also family 8): the rows a rank receives arrive
+// ordered by source rank, then by local expert (each sender's permute order); the expert MLP wants
+// them by local expert, then by source rank. That order follows from the received counts alone,
+// so regroup reads no routing and needs no host round trip:
+//
+//   counts[p][e]   rows from rank p for local expert e ([W][E_l], what the metadata all-to-all delivered)
+//   offsets[e]     first grouped row of local expert e; offsets[E_l] = rows
+//   perm[g]        received row at grouped row g
+//   inverse[r]     grouped row of received row r
+//
+// It is the stable counting sort of the grouping (grouping.h, one head, k = 1) applied to the
+// local expert of each received row, without materialising that expert list. `rows` must equal
+// the sum of the counts (the host knows it from the metadata exchange; the twin checks it).
+struct RegroupArgs {
+  const std::int32_t* counts = nullptr;  // [W][E_l]
+  std::int32_t* offsets = nullptr;       // [E_l+1] out
+  std::int32_t* perm = nullptr;          // [rows] out
+  std::int32_t* inverse = nullptr;       // [rows] out
+  std::int64_t num_ranks = 0;            // W
+  std::int64_t local_experts = 0;        // E_l
+  std::int64_t rows = 0;                 // received rows, the sum of counts
+};
+
+core::Status can_implement(const RegroupArgs& args);
+std::int64_t workspace_bytes(const RegroupArgs& args);  // 0
+core::Status launch(const RegroupArgs& args, void* workspace, Stream stream);
+
 }  // namespace hpsim::kernels

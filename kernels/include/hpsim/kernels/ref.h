@@ -27,6 +27,7 @@ core::Status check_shape(const ExpertMlpBackwardArgs& args);
 core::Status check_shape(const CombineForwardArgs& args);
 core::Status check_shape(const CombineBackwardArgs& args);
 core::Status check_shape(const PermuteArgs& args);
+core::Status check_shape(const RegroupArgs& args);
 core::Status check_shape(const GroupedMlpForwardArgs& args);
 core::Status check_shape(const GroupedMlpBackwardArgs& args);
 core::Status check_shape(const DenseForwardArgs& args);
@@ -46,6 +47,7 @@ core::Status run(const ExpertMlpBackwardArgs& args);
 core::Status run(const CombineForwardArgs& args);
 core::Status run(const CombineBackwardArgs& args);
 core::Status run(const PermuteArgs& args);
+core::Status run(const RegroupArgs& args);   // also checks rows against the sum of counts
 core::Status run(const GroupedMlpForwardArgs& args); // y is computed from the stored (bf16) act, as on the GPU
 core::Status run(const GroupedMlpBackwardArgs& args);
 core::Status run(const DenseForwardArgs& args);     // context is not used
