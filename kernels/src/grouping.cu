@@ -1,11 +1,21 @@
-// Grouping (grouping.h): stable counting sort of the (token, slot) pairs by (head, expert), in
-// four launches and no host synchronisation:
-//   1. per chunk of kGroupChunk pairs, a histogram over experts (shared-memory integer atomics);
-//   2. per (head, expert), an exclusive scan of the histograms over chunks -> chunk bases, counts;
-//   3. one block: padded segment sizes -> offsets (exclusive scan), padding rows -> perm = -1;
-//   4. per chunk, each warp walks its pairs in order and places them (match_any gives the rank
-//      among equal experts inside 32 pairs): positions follow pair order, so the sort is stable.
+// Grouping (grouping.h): stable counting sort of the (token, slot) pairs by (head, expert), in one
+// cooperative launch (every block resident; grid-wide barriers between the phases) and no host
+// synchronisation. A task is one chunk of kGroupChunk pairs of one head; blocks loop over tasks.
+//   1. per task, a histogram over experts (shared-memory integer atomics) -> hist[l][c][:];
+//   -- grid barrier --
+//   2. per (head, expert) column, one warp scans the histograms over chunks (32 at a time, warp
+//      shuffles) -> chunk bases in place, the column total -> counts;
+//   -- grid barrier --
+//   3. per task, the block scans every segment's padded count (12 KB at L E = 3072, from L2) for
+//      its head's segment offsets (block 0 also writes offsets, counts and the padding rows);
+//      each warp counts its share of the chunk, the per-warp start rows follow from the segment
+//      offset, the chunk base and the earlier warps; each warp then walks its pairs in order and
+//      places them (match_any gives the rank among equal experts inside 32 pairs): positions
+//      follow pair order, so the sort is stable.
 // Integer atomics only: the output does not depend on scheduling.
+#include <algorithm>
+
+#include <cooperative_groups.h>
 #include <cub/block/block_scan.cuh>
 
 #include "device_common.cuh"
@@ -16,9 +26,13 @@
 namespace hpsim::kernels {
 namespace {
 
+namespace cg = cooperative_groups;
+
 constexpr int kChunk = static_cast<int>(limits::kGroupChunk);
 constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
 constexpr int kPairsPerWarp = kChunk / kWarps;
+constexpr int kPairsPerLane = kPairsPerWarp / 32;
 
 struct Params {
   const int* topk;
@@ -31,97 +45,130 @@ struct Params {
   int L, N, k, E, pad, C;
 };
 
-__global__ void __launch_bounds__(256) histogram_kernel(Params p) {
-  extern __shared__ int hist[];
-  const int c = blockIdx.x, l = blockIdx.y;
-  for (int e = threadIdx.x; e < p.E; e += blockDim.x) hist[e] = 0;
-  __syncthreads();
-  const long long pairs = static_cast<long long>(p.N) * p.k;
-  const long long begin = static_cast<long long>(c) * kChunk;
-  const long long end = min(begin + kChunk, pairs);
-  const int* topk = p.topk + static_cast<long long>(l) * pairs;
-  for (long long i = begin + threadIdx.x; i < end; i += blockDim.x) atomicAdd(&hist[topk[i]], 1);
-  __syncthreads();
-  int* out = p.hist + (static_cast<long long>(l) * p.C + c) * p.E;
-  for (int e = threadIdx.x; e < p.E; e += blockDim.x) out[e] = hist[e];
-}
+__device__ __forceinline__ int padded(int count, int pad) { return (count + pad - 1) / pad * pad; }
 
-__global__ void __launch_bounds__(256) chunk_scan_kernel(Params p) {
-  const int e = blockIdx.x * blockDim.x + threadIdx.x, l = blockIdx.y;
-  if (e >= p.E) return;
-  int running = 0;
-  for (int c = 0; c < p.C; ++c) {
-    int* h = p.hist + (static_cast<long long>(l) * p.C + c) * p.E + e;
-    const int v = *h;
-    *h = running;
-    running += v;
-  }
-  p.counts[l * p.E + e] = running;
-}
-
-constexpr int kOffsetThreads = 1024;
-
-__global__ void __launch_bounds__(kOffsetThreads) offsets_kernel(Params p) {
-  using Scan = cub::BlockScan<int, kOffsetThreads>;
+// Segment offsets: an exclusive scan of every segment's padded count, each thread a run of
+// consecutive segments. Writes head l's offsets to seg_off[0 .. E) (l < 0: none) and, when
+// `global`, every segment's offset and count and the padding rows.
+__device__ void segment_offsets(const Params& p, int l, int* seg_off, bool global) {
+  using Scan = cub::BlockScan<int, kThreads>;
   __shared__ typename Scan::TempStorage storage;
   const int S = p.L * p.E;
-  const int per_thread = (S + kOffsetThreads - 1) / kOffsetThreads;
-  const int s_begin = min(S, static_cast<int>(threadIdx.x) * per_thread);
-  const int s_end = min(S, s_begin + per_thread);
+  const int per = (S + kThreads - 1) / kThreads;
+  const int s0 = min(S, static_cast<int>(threadIdx.x) * per), s1 = min(S, s0 + per);
   int mine = 0;
-  for (int s = s_begin; s < s_end; ++s) mine += (p.counts[s] + p.pad - 1) / p.pad * p.pad;
+  for (int s = s0; s < s1; ++s) mine += padded(p.counts[s], p.pad);
   int base = 0, total = 0;
   Scan(storage).ExclusiveSum(mine, base, total);
-  for (int s = s_begin; s < s_end; ++s) {
-    const int count = p.counts[s];
-    const int padded = (count + p.pad - 1) / p.pad * p.pad;
-    p.offsets[s] = base;
-    if (p.counts_out != nullptr) p.counts_out[s] = count;
-    for (int r = base + count; r < base + padded; ++r) p.perm[r] = -1;
-    base += padded;
+  for (int s = s0; s < s1; ++s) {
+    const int count = p.counts[s], rows = padded(count, p.pad);
+    if (s / p.E == l) seg_off[s - l * p.E] = base;
+    if (global) {
+      p.offsets[s] = base;
+      if (p.counts_out != nullptr) p.counts_out[s] = count;
+      for (int r = base + count; r < base + rows; ++r) p.perm[r] = -1;
+    }
+    base += rows;
   }
-  if (threadIdx.x == kOffsetThreads - 1) p.offsets[S] = total;
+  if (global && threadIdx.x == kThreads - 1) p.offsets[S] = total;
+  __syncthreads();  // seg_off complete; the scan storage free again
 }
 
-__global__ void __launch_bounds__(kWarps * 32) scatter_kernel(Params p) {
-  extern __shared__ int next[];  // [kWarps][E]
-  const int c = blockIdx.x, l = blockIdx.y;
+__global__ void __launch_bounds__(kThreads) grouping_kernel(Params p) {
+  extern __shared__ int smem[];  // [kWarps][E] per-warp counters, then [E] segment offsets
+  cg::grid_group grid = cg::this_grid();
+  const int tasks = p.L * p.C;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const long long pairs = static_cast<long long>(p.N) * p.k;
-  const int* topk = p.topk + static_cast<long long>(l) * pairs;
-  const long long begin = static_cast<long long>(c) * kChunk + static_cast<long long>(warp) * kPairsPerWarp;
-  const long long end = min(begin + kPairsPerWarp, pairs);
-  int* mine = next + warp * p.E;
-  for (int e = lane; e < p.E; e += 32) mine[e] = 0;
-  __syncwarp();
-  for (long long i = begin + lane; i < end; i += 32) atomicAdd(&mine[topk[i]], 1);
-  __syncthreads();
-  // Turn per-warp counts into absolute start rows: segment offset + chunk base + earlier warps.
-  const int* chunk_base = p.hist + (static_cast<long long>(l) * p.C + c) * p.E;
-  for (int e = threadIdx.x; e < p.E; e += blockDim.x) {
-    int running = p.offsets[l * p.E + e] + chunk_base[e];
-    for (int w = 0; w < kWarps; ++w) {
-      const int v = next[w * p.E + e];
-      next[w * p.E + e] = running;
-      running += v;
-    }
+
+  // 1. Histograms.
+  for (int t = blockIdx.x; t < tasks; t += gridDim.x) {
+    const int l = t / p.C, c = t % p.C;
+    for (int e = threadIdx.x; e < p.E; e += kThreads) smem[e] = 0;
+    __syncthreads();
+    const long long begin = static_cast<long long>(c) * kChunk, end = min(begin + kChunk, pairs);
+    const int* topk = p.topk + static_cast<long long>(l) * pairs;
+    for (long long i = begin + threadIdx.x; i < end; i += kThreads) atomicAdd(&smem[topk[i]], 1);
+    __syncthreads();
+    int* out = p.hist + static_cast<long long>(t) * p.E;
+    for (int e = threadIdx.x; e < p.E; e += kThreads) out[e] = smem[e];
+    __syncthreads();
   }
-  __syncthreads();
-  const unsigned lanes_below = (1u << lane) - 1u;
-  for (long long i0 = begin; i0 < end; i0 += 32) {
-    const long long i = i0 + lane;
-    const bool valid = i < end;
-    const int e = valid ? topk[i] : -1;
-    const unsigned peers = __match_any_sync(0xffffffffu, e);
-    const int base = valid ? mine[e] : 0;
-    __syncwarp();
-    if (valid) {
-      const int pos = base + __popc(peers & lanes_below);
-      p.perm[pos] = static_cast<int>(i);
-      p.inverse[static_cast<long long>(l) * pairs + i] = pos;
-      if ((peers & lanes_below) == 0) mine[e] = base + __popc(peers);
+  grid.sync();
+
+  // 2. Column scans over chunks: one warp per (head, expert).
+  const int warps = gridDim.x * kWarps;
+  for (int col = blockIdx.x * kWarps + warp; col < p.L * p.E; col += warps) {
+    const int l = col / p.E, e = col % p.E;
+    int* h = p.hist + static_cast<long long>(l) * p.C * p.E + e;
+    int running = 0;
+    for (int c0 = 0; c0 < p.C; c0 += 32) {
+      const int c = c0 + lane;
+      const int v = c < p.C ? h[static_cast<long long>(c) * p.E] : 0;
+      int incl = v;
+#pragma unroll
+      for (int d = 1; d < 32; d *= 2) {
+        const int up = __shfl_up_sync(0xffffffffu, incl, d);
+        if (lane >= d) incl += up;
+      }
+      if (c < p.C) h[static_cast<long long>(c) * p.E] = running + incl - v;
+      running += __shfl_sync(0xffffffffu, incl, 31);
     }
+    if (lane == 0) p.counts[col] = running;
+  }
+  grid.sync();
+
+  // 3. Offsets and the stable scatter, task by task.
+  int* seg_off = smem + kWarps * p.E;
+  if (blockIdx.x == 0 && tasks == 0) segment_offsets(p, -1, seg_off, true);
+  const unsigned lanes_below = (1u << lane) - 1u;
+  for (int t = blockIdx.x; t < tasks; t += gridDim.x) {
+    const int l = t / p.C, c = t % p.C;
+    segment_offsets(p, l, seg_off, blockIdx.x == 0 && t == 0);
+    const int* topk = p.topk + static_cast<long long>(l) * pairs;
+    const long long begin = static_cast<long long>(c) * kChunk + static_cast<long long>(warp) * kPairsPerWarp;
+    const long long end = min(begin + kPairsPerWarp, pairs);
+    int ev[kPairsPerLane];  // this lane's experts, loaded once
+#pragma unroll
+    for (int j = 0; j < kPairsPerLane; ++j) {
+      const long long i = begin + 32 * j + lane;
+      ev[j] = i < end ? topk[i] : -1;
+    }
+    int* mine = smem + warp * p.E;
+    for (int e = lane; e < p.E; e += 32) mine[e] = 0;
     __syncwarp();
+#pragma unroll
+    for (int j = 0; j < kPairsPerLane; ++j) {
+      if (ev[j] >= 0) atomicAdd(&mine[ev[j]], 1);
+    }
+    __syncthreads();
+    // Per-warp start rows: segment offset + chunk base + earlier warps.
+    const int* chunk_base = p.hist + static_cast<long long>(t) * p.E;
+    for (int e = threadIdx.x; e < p.E; e += kThreads) {
+      int running = seg_off[e] + chunk_base[e];
+      for (int w = 0; w < kWarps; ++w) {
+        const int v = smem[w * p.E + e];
+        smem[w * p.E + e] = running;
+        running += v;
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < kPairsPerLane; ++j) {
+      const long long i = begin + 32 * j + lane;
+      const int e = ev[j];
+      const unsigned peers = __match_any_sync(0xffffffffu, e);
+      const int base = e >= 0 ? mine[e] : 0;
+      __syncwarp();
+      if (e >= 0) {
+        const int pos = base + __popc(peers & lanes_below);
+        p.perm[pos] = static_cast<int>(i);
+        p.inverse[static_cast<long long>(l) * pairs + i] = pos;
+        if ((peers & lanes_below) == 0) mine[e] = base + __popc(peers);
+      }
+      __syncwarp();
+    }
+    __syncthreads();  // the counters are reused by the next task
   }
 }
 
@@ -146,22 +193,20 @@ core::Status launch(const GroupingArgs& args, void* workspace, Stream stream_han
   p.hist = static_cast<int*>(workspace);
   p.counts = p.hist + limits::round_up(args.num_heads * chunks_alloc * args.num_experts * 4, limits::kAlign) / 4;
 
-  if (p.C > 0) {
-    const int hist_smem = p.E * 4;
-    HPSIM_CUDA_TRY(cudaFuncSetAttribute(histogram_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, hist_smem));
-    histogram_kernel<<<dim3(p.C, p.L), 256, hist_smem, stream>>>(p);
-    HPSIM_CUDA_TRY_LAUNCH("histogram_kernel");
-  }
-  chunk_scan_kernel<<<dim3(device::grid_1d(p.E, 256), p.L), 256, 0, stream>>>(p);
-  HPSIM_CUDA_TRY_LAUNCH("chunk_scan_kernel");
-  offsets_kernel<<<1, kOffsetThreads, 0, stream>>>(p);
-  HPSIM_CUDA_TRY_LAUNCH("offsets_kernel");
-  if (p.C > 0) {
-    const int scatter_smem = kWarps * p.E * 4;
-    HPSIM_CUDA_TRY(cudaFuncSetAttribute(scatter_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, scatter_smem));
-    scatter_kernel<<<dim3(p.C, p.L), kWarps * 32, scatter_smem, stream>>>(p);
-    HPSIM_CUDA_TRY_LAUNCH("scatter_kernel");
-  }
+  // Every block must be resident for the grid barriers: at most the occupancy times the SMs.
+  const int smem = (kWarps + 1) * p.E * 4;
+  HPSIM_CUDA_TRY(cudaFuncSetAttribute(grouping_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  int device = 0, sms = 0, per_sm = 0;
+  HPSIM_CUDA_TRY(cudaGetDevice(&device));
+  HPSIM_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  HPSIM_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, grouping_kernel, kThreads, smem));
+  if (per_sm < 1) return core::Error{core::ErrorCode::kUnsupported, "grouping: the kernel does not fit on an SM"};
+  const long long tasks = static_cast<long long>(p.L) * p.C;
+  const long long blocks = std::max(1LL, std::min(tasks, static_cast<long long>(per_sm) * sms));
+  void* kernel_args[] = {&p};
+  HPSIM_CUDA_TRY(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(grouping_kernel), dim3(static_cast<unsigned>(blocks)),
+                                             dim3(kThreads), kernel_args, static_cast<std::size_t>(smem), stream));
+  HPSIM_CUDA_TRY_LAUNCH("grouping_kernel");
   return core::Status::ok();
 }
 
