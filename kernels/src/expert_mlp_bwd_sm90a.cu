@@ -177,20 +177,6 @@ __global__ void __launch_bounds__(kThreadsB, 1)
     const std::uint64_t desc_x = desc_add(desc_x0, b * kBufElems * 2);
     const std::uint64_t desc_dy = desc_add(desc_x, kTileElems * 2);
     mbar_wait(full_x + 8u * b, static_cast<std::uint32_t>((q >> 1) & 1));
-    if (wg * 64 >= rows) {
-      // No rows of this item here (a segment's short last item): release the item's weight
-      // chunks and the buffer without computing. Waiting for each chunk first keeps every
-      // arrival in the phase of its own use.
-      for (int j = 0; j < nchunks; ++j, ++g) {
-        const int st = g % kStages;
-        mbar_wait(full_w + 8u * st, static_cast<std::uint32_t>((g / kStages) & 1));
-        __syncwarp();
-        if (lane == 0) mbar_arrive(empty_w + 8u * st);
-      }
-      __syncwarp();
-      if (lane == 0) mbar_arrive(empty_x + 8u * b);
-      continue;
-    }
     fence_proxy_async();
 
     float dxa[64];
@@ -230,7 +216,8 @@ __global__ void __launch_bounds__(kThreadsB, 1)
     if (lane == 0) mbar_arrive(empty_w + 8u * prev_st);
 
     // Epilogue: stage this warpgroup's dX rows in its own X rows, then 16-byte stores.
-    store_accumulator_rows(dxa, xs, [](int r, int c) { return toff(r, c); }, wg, warp, lane, ltid, rows, p.dxg, cur.row_begin);
+    if (wg * 64 < rows)
+      store_accumulator_rows(dxa, xs, [](int r, int c) { return toff(r, c); }, wg, warp, lane, ltid, rows, p.dxg, cur.row_begin);
     __syncwarp();
     if (lane == 0) mbar_arrive(empty_x + 8u * b);
   }

@@ -66,6 +66,8 @@ TEST(GroupingGpu, EqualsTheStableCountingSortOfTheTwin) {
   check_grouping(3, 1000, 4, 77, 1, false, 1);
   check_grouping(4, 5000, 8, 1536, 1, false, 2);  // several counting chunks per head
   check_grouping(1, 1, 1, 3, 1, false, 3);
+  // More chunks than resident blocks (E = 4096 leaves one block per SM): blocks loop over chunks.
+  check_grouping(2, 150001, 8, 4096, 1, false, 8);
 }
 
 TEST(GroupingGpu, PadsEverySegmentToTheTileMultiple) {
