@@ -425,8 +425,9 @@ int run_calibrate(const CalibrateCliOptions& o, const std::string& command_line)
               out.c_str(), profile->kernels.size(), profile->hbm_gbps, profile->bf16_tflops, profile->host_sync_us);
   for (const auto& [name, fit] : profile->kernels) {
     if (fit.points.empty()) continue;
-    std::printf("  %-20s alpha %7.1f us  %8.1f TFLOP/s  %8.1f GB/s  fit error %5.1f%%  (%zu points)\n", name.c_str(),
-                fit.alpha_us, fit.tflops, fit.gbps, 100 * fit.fit_error, fit.points.size());
+    std::printf("  %-20s alpha %7.1f us  %8.1f TFLOP/s  %8.1f GB/s", name.c_str(), fit.alpha_us, fit.tflops, fit.gbps);
+    if (fit.select_gps > 0) std::printf("  %7.1f G selections/s", fit.select_gps);
+    std::printf("  fit error %5.1f%%  (%zu points)\n", 100 * fit.fit_error, fit.points.size());
   }
   return kExitOk;
 }

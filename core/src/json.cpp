@@ -308,10 +308,13 @@ json profile_json(const Profile& p) {
   for (const auto& [name, k] : p.kernels) {
     json points = json::array();
     for (const auto& pt : k.points) {
-      points.push_back({{"shape", pt.shape}, {"flops", pt.flops}, {"bytes", pt.bytes}, {"time_us", pt.time_us}});
+      json point = {{"shape", pt.shape}, {"flops", pt.flops}, {"bytes", pt.bytes}, {"time_us", pt.time_us}};
+      if (pt.selections > 0) point["selections"] = pt.selections;  // routers only
+      points.push_back(std::move(point));
     }
     kernels[name] = {{"alpha_us", k.alpha_us}, {"tflops", k.tflops}, {"gbps", k.gbps},
                      {"fit_error", k.fit_error}, {"points", points}};
+    if (k.select_gps > 0) kernels[name]["select_gps"] = k.select_gps;
   }
   json collectives = json::object();
   for (const auto& [tier, by_name] : p.collectives) {
@@ -363,6 +366,7 @@ void read_profile(ObjectReader& r, Profile& p) {
     k.number("alpha_us", fit.alpha_us);
     k.number("tflops", fit.tflops);
     k.number("gbps", fit.gbps);
+    k.number("select_gps", fit.select_gps, /*required=*/false);
     k.number("fit_error", fit.fit_error);
     k.array("points", [&](const json& pv, const std::string& ppath) {
       ObjectReader pr(pv, ppath, r.errors());
@@ -372,6 +376,7 @@ void read_profile(ObjectReader& r, Profile& p) {
       pr.number("flops", pt.flops);
       pr.number("bytes", pt.bytes);
       pr.number("time_us", pt.time_us);
+      pr.number("selections", pt.selections, /*required=*/false);
       fit.points.push_back(pt);
     });
     p.kernels[name] = fit;

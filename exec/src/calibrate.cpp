@@ -351,7 +351,8 @@ core::Expected<core::Profile> calibrate(const CalibrateOptions& options) {
           if (span.stage == st.name && span.phase == st.phase) measured_ns += static_cast<double>(span.duration_ns());
         }
         if (measured_ns <= 0) continue;
-        points[st.kernel].push_back({fmt::format("{} {}", st.name, label), st.flops[0], st.bytes[0], measured_ns / 1e3});
+        points[st.kernel].push_back(
+            {fmt::format("{} {}", st.name, label), st.flops[0], st.bytes[0], measured_ns / 1e3, st.selections[0]});
       }
       ++done;
     }

@@ -1,4 +1,4 @@
-// Non-negative least squares by enumeration of the active set: with at most three unknowns,
+// Non-negative least squares by enumeration of the active set: with at most four unknowns,
 // every subset of free variables is solved in closed form (Eigen's QR) and the best feasible
 // one is kept. Exact, deterministic and fast at this size.
 #include "hpsim/model/calibration_fit.h"
@@ -51,10 +51,11 @@ double median(std::vector<double> v) {
 
 }  // namespace
 
-double kernel_time_us(const core::KernelFit& fit, double flops, double bytes) {
+double kernel_time_us(const core::KernelFit& fit, double flops, double bytes, double selections) {
   double t = fit.alpha_us;
   if (fit.tflops > 0) t += flops / (fit.tflops * 1e12) * 1e6;
   if (fit.gbps > 0) t += bytes / (fit.gbps * 1e9) * 1e6;
+  if (fit.select_gps > 0) t += selections / (fit.select_gps * 1e9) * 1e6;
   return t;
 }
 
@@ -66,20 +67,24 @@ core::Expected<core::KernelFit> fit_kernel(const std::vector<core::KernelPoint>&
   if (points.empty()) return core::Error::field("points", "need at least one measured point");
   for (std::size_t i = 0; i < points.size(); ++i) {
     const auto& p = points[i];
-    if (!(p.time_us > 0) || p.flops < 0 || p.bytes < 0) {
-      return core::Error::field(fmt::format("points[{}]", i), "needs time_us > 0, flops >= 0 and bytes >= 0");
+    if (!(p.time_us > 0) || p.flops < 0 || p.bytes < 0 || p.selections < 0) {
+      return core::Error::field(fmt::format("points[{}]", i),
+                                "needs time_us > 0 and flops, bytes and selections >= 0");
     }
   }
   // Unknowns in scaled units so the columns are of similar size: alpha [us], us per GFLOP,
-  // us per GB. Rows divided by t: relative residuals.
+  // us per GB, us per G selections (a column only when some point has selections). Rows divided
+  // by t: relative residuals.
+  const bool selects = std::any_of(points.begin(), points.end(), [](const core::KernelPoint& p) { return p.selections > 0; });
   const auto m = static_cast<Eigen::Index>(points.size());
-  Eigen::MatrixXd a(m, 3);
+  Eigen::MatrixXd a(m, selects ? 4 : 3);
   Eigen::VectorXd b(m);
   for (Eigen::Index i = 0; i < m; ++i) {
     const auto& p = points[static_cast<std::size_t>(i)];
     a(i, 0) = 1.0 / p.time_us;
     a(i, 1) = (p.flops / 1e9) / p.time_us;
     a(i, 2) = (p.bytes / 1e9) / p.time_us;
+    if (selects) a(i, 3) = (p.selections / 1e9) / p.time_us;
     b(i) = 1.0;
   }
   const NnlsResult r = nnls_small(a, b);
@@ -89,12 +94,15 @@ core::Expected<core::KernelFit> fit_kernel(const std::vector<core::KernelPoint>&
   // us per GFLOP -> TFLOP/s: 1 GFLOP in x us is 1e9 / (x * 1e-6) FLOP/s = 1e3 / x TFLOP/s.
   fit.tflops = r.x(1) > 0 ? 1e3 / r.x(1) : 0;
   fit.gbps = r.x(2) > 0 ? 1e6 / r.x(2) : 0;  // 1 GB in x us: 1e6 / x GB/s
-  if (fit.tflops <= 0 && fit.gbps <= 0) {
+  fit.select_gps = selects && r.x(3) > 0 ? 1e6 / r.x(3) : 0;  // 1 G selections in x us: 1e6 / x G/s
+  if (fit.tflops <= 0 && fit.gbps <= 0 && fit.select_gps <= 0) {
     return core::Error{core::ErrorCode::kInvalidArgument,
                        "points: time does not grow with FLOPs or bytes; cannot fit a rate (measure larger shapes)"};
   }
   std::vector<double> rel;
-  for (const auto& p : points) rel.push_back(std::abs(kernel_time_us(fit, p.flops, p.bytes) - p.time_us) / p.time_us);
+  for (const auto& p : points) {
+    rel.push_back(std::abs(kernel_time_us(fit, p.flops, p.bytes, p.selections) - p.time_us) / p.time_us);
+  }
   fit.fit_error = median(rel);
   return fit;
 }

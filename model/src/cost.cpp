@@ -46,7 +46,7 @@ KernelWork moe_kernel_work(KernelFamily family, const LayerShape& x, double R, c
       return {2 * g.flops, 2 * g.bytes};
     }
     case KernelFamily::kHpRouterFwd:
-      return {2 * S * h * E, S * h * s + H / W * h * E * fp32 + S * k * slot_meta + H / W * E * 4};
+      return {2 * S * h * E, S * h * s + H / W * h * E * fp32 + S * k * slot_meta + H / W * E * 4, S * E * k};
     case KernelFamily::kHpRouterBwd:
       return {4 * S * k * h, 2 * S * h * s + S * k * slot_meta + 2 * H / W * h * E * fp32};
     case KernelFamily::kHpGroup: return {0, S * h * s + R * h * s + R * slot_meta};
@@ -61,7 +61,7 @@ KernelWork moe_kernel_work(KernelFamily family, const LayerShape& x, double R, c
               3 * R * h * s + saved * R * f * s + (nonempty + 2 * segments) * 2 * h * f * s};
     case KernelFamily::kHpCombineFwd: return {2 * R * h, R * h * s + R * fp32 + S * h * s};
     case KernelFamily::kHpCombineBwd: return {3 * R * h, S * h * s + 2 * R * h * s + R * slot_meta};
-    case KernelFamily::kEpRouterFwd: return {2 * n * d * E, n * d * s + d * E * fp32 + n * k * slot_meta + E * 4};
+    case KernelFamily::kEpRouterFwd: return {2 * n * d * E, n * d * s + d * E * fp32 + n * k * slot_meta + E * 4, n * E * k};
     case KernelFamily::kEpRouterBwd: return {4 * n * k * d, 2 * n * d * s + n * k * slot_meta + 2 * d * E * fp32};
     case KernelFamily::kEpPermute: return {0, n * d * s + n * k * d * s + n * k * slot_meta};
     case KernelFamily::kEpPermuteBwd: return {n * k * d, n * k * d * s + n * d * s};
@@ -94,7 +94,7 @@ core::Expected<core::KernelFit> kernel_fit(const core::Profile& profile, KernelF
 }
 
 double kernel_time_us(const core::KernelFit& fit, const KernelWork& work) {
-  return kernel_time_us(fit, work.flops, work.bytes);
+  return kernel_time_us(fit, work.flops, work.bytes, work.selections);
 }
 
 LinkTier group_tier(const core::ClusterSpec& cluster, std::int64_t num_ranks) {

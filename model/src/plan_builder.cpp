@@ -128,10 +128,12 @@ core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const
       st.duration_ns.resize(uW);
       st.flops.resize(uW);
       st.bytes.resize(uW);
+      st.selections.resize(uW);
       for (std::size_t r = 0; r < uW; ++r) {
         const KernelWork work = moe_kernel_work(t.family, shape, rows[r], tiles[r]);
         st.flops[r] = work.flops;
         st.bytes[r] = work.bytes;
+        st.selections[r] = work.selections;
         st.duration_ns[r] = kernel_time_us(*fit, work) * core::kNsPerUs;
       }
     }

@@ -24,6 +24,34 @@ TEST(KernelFit, RecoversKnownRatesFromExactPoints) {
   EXPECT_LT(fit->fit_error, 1e-9);
 }
 
+TEST(KernelFit, RecoversTheSelectionRateOfARouter) {
+  // A router: t = 10 us + flops / 100 TFLOP/s + selections / 1000 G/s, over E, k and n such that
+  // the selections (S E k) and the FLOPs (2 S h E) vary independently; no byte term.
+  std::vector<core::KernelPoint> pts;
+  for (double E : {768.0, 1536.0}) {
+    for (double k : {2.0, 8.0}) {
+      for (double S : {32768.0, 131072.0}) {
+        const double flops = 2 * S * 128 * E, sel = S * E * k;
+        pts.push_back({"router", flops, S * 256, 10.0 + flops / 100e12 * 1e6 + sel / 1000e9 * 1e6, sel});
+      }
+    }
+  }
+  auto fit = fit_kernel(pts);
+  ASSERT_TRUE(fit) << fit.error().message;
+  EXPECT_NEAR(fit->alpha_us, 10.0, 1e-6);
+  EXPECT_NEAR(fit->tflops, 100.0, 1e-6);
+  EXPECT_NEAR(fit->select_gps, 1000.0, 1e-4);
+  EXPECT_EQ(fit->gbps, 0.0);
+  EXPECT_LT(fit->fit_error, 1e-9);
+  EXPECT_NEAR(kernel_time_us(*fit, 2e9, 0, 3e9), 10.0 + 20.0 + 3000.0, 1e-6);
+  // Without selections in the points there is no selection term.
+  for (auto& p : pts) p.selections = 0;
+  auto plain = fit_kernel(pts);
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->select_gps, 0.0);
+  EXPECT_GT(plain->fit_error, 0.05);  // the FLOPs alone cannot explain the k dependence
+}
+
 TEST(KernelFit, KeepsRatesNonNegativeOnNoisyMemoryBoundData) {
   // Pure copy-like kernel with 3% noise: the FLOP term must not come out negative.
   core::Rng rng(5);

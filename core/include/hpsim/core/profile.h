@@ -3,7 +3,9 @@
 // what a datasheet promises). The model and the simulator read time from here.
 //
 // Kernel time:      t = alpha + flops / (tflops * 1e12) + bytes / (gbps * 1e9)
-//                   (a rate of 0 switches its term off)
+//                         + selections / (select_gps * 1e9)
+//                   (a rate of 0 switches its term off; selections are the routers' top-k
+//                   candidate tests, one per (score, slot): docs/model.md)
 // Collective time:  t = alpha + algbw-bytes / (efficiency * link bandwidth of the tier)
 // docs/model.md states both with their symbols.
 
@@ -21,7 +23,8 @@ struct KernelPoint {
   std::string shape;    // human-readable, e.g. "rows=32768 h=128 f=256"
   double flops = 0;
   double bytes = 0;
-  double time_us = 0;   // measured median
+  double time_us = 0;     // measured median
+  double selections = 0;  // top-k candidate tests (routers only; 0 elsewhere)
 };
 
 struct KernelFit {
@@ -30,6 +33,7 @@ struct KernelFit {
   double gbps = 0;      // achieved rate of the byte term (GB/s), 0 = no byte term
   double fit_error = 0; // median relative error of the fit over the points
   std::vector<KernelPoint> points;
+  double select_gps = 0;  // achieved rate of the selection term (G tests/s), 0 = no selection term
 };
 
 struct CollectivePoint {

@@ -1,6 +1,7 @@
 #pragma once
 // Fitting measured points to the profile's cost forms (docs/model.md, "Calibration"):
-//   kernel:      t = alpha + flops / F + bytes / B         (alpha, 1/F, 1/B >= 0)
+//   kernel:      t = alpha + flops / F + bytes / B + selections / G   (alpha, 1/F, 1/B, 1/G >= 0;
+//                the selection term only where points have selections, the routers)
 //   collective:  t = alpha + bytes / (efficiency * link)   (alpha >= 0, 0 < efficiency)
 // Both are linear in their unknowns; they are solved by non-negative least squares on relative
 // residuals ((t_fit - t) / t), so that small and large points weigh alike.
@@ -21,7 +22,7 @@ core::Expected<core::KernelFit> fit_kernel(const std::vector<core::KernelPoint>&
 core::Expected<core::CollectiveFit> fit_collective(const std::vector<core::CollectivePoint>& points, double link_gbps);
 
 // Predicted times of the forms above (microseconds).
-double kernel_time_us(const core::KernelFit& fit, double flops, double bytes);
+double kernel_time_us(const core::KernelFit& fit, double flops, double bytes, double selections = 0);
 double collective_time_us(const core::CollectiveFit& fit, double bytes, double link_gbps);
 
 }  // namespace hpsim::model

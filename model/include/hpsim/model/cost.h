@@ -3,7 +3,7 @@
 // f, W, s as in DESIGN.md section 2; R = (token, slot) rows a rank's experts process (EP: L_r;
 // HP: n H k); S = n H sub-tokens a rank routes for HP.
 //
-//   kernel      t = alpha + flops / (tflops 1e12) + bytes / (gbps 1e9)
+//   kernel      t = alpha + flops / (tflops 1e12) + bytes / (gbps 1e9) + selections / (select_gps 1e9)
 //   collective  t = alpha + bytes / (efficiency * tier link bandwidth)        (W > 1; 0 for W = 1, whose
 //               local copy the plan charges as PlanStage::local_ns)
 //   tier        intra_node when the W ranks fit in one node (W <= gpus_per_node), else inter_node
@@ -23,7 +23,8 @@ namespace hpsim::model {
 
 struct KernelWork {
   double flops = 0;
-  double bytes = 0;  // device memory read + written
+  double bytes = 0;       // device memory read + written
+  double selections = 0;  // top-k candidate tests, one per (score, slot): the routers' forward only
 };
 
 // The symbols of one MoE layer on one rank, as doubles so that formulas read as in docs/model.md.

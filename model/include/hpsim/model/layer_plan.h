@@ -43,6 +43,7 @@ struct PlanStage {
   std::vector<double> duration_ns;  // from the profile's kernel fit
   std::vector<double> flops;
   std::vector<double> bytes;        // device-memory bytes the kernels move
+  std::vector<double> selections;   // top-k candidate tests (router forward stages; else zeros)
 
   // Collective stages.
   std::string collective;     // "all_to_all", "all_to_all_v", "all_reduce", "all_gather"
