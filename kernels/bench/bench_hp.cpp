@@ -188,7 +188,8 @@ struct Fixture {
   }
   std::int64_t max_workspace() const {
     std::int64_t m = 0;
-    for (std::int64_t b : {workspace_bytes(router_fwd(RouterAlgo::kBf16x3)), workspace_bytes(router_bwd()), workspace_bytes(grouping()),
+    for (std::int64_t b : {workspace_bytes(router_fwd(RouterAlgo::kBf16x3)), workspace_bytes(router_fwd(RouterAlgo::kFfma)),
+                           workspace_bytes(router_bwd()), workspace_bytes(grouping()),
                            workspace_bytes(mlp_fwd()), workspace_bytes(mlp_bwd())})
       m = std::max(m, b);
     return m;

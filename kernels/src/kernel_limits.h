@@ -15,6 +15,9 @@ inline constexpr std::int64_t kGroupMaxExperts = 4096;
 // Router.
 inline constexpr std::int64_t kRouterTokens = 64;           // tokens per block (both algorithms)
 inline constexpr std::int64_t kRouterBwdRows = 256;         // rows per d_weight work item
+inline constexpr std::int64_t kRouterChunk = 128;           // experts per chunk (FFMA algorithm)
+inline constexpr std::int64_t kRouterTargetBlocks = 264;    // FFMA: split the experts until this many blocks (2 per SM of an H100/H200)
+inline constexpr std::int64_t kRouterMaxSplits = 8;
 
 // HP expert MLP.
 inline constexpr std::int64_t kMlpHeadDim = 128;            // h supported by the fused kernels
@@ -33,6 +36,21 @@ inline constexpr std::int64_t kDenseWorkspace = 32ll << 20;
 
 inline constexpr std::int64_t round_up(std::int64_t x, std::int64_t m) { return (x + m - 1) / m * m; }
 inline constexpr std::int64_t ceil_div(std::int64_t x, std::int64_t m) { return (x + m - 1) / m; }
+
+// FFMA router: when the token blocks (kRouterTokens tokens of one head each) cannot fill the GPU,
+// each block walks a share of the expert chunks (chunks_per_split of them) and a merge kernel
+// picks every token's top-k from the splits' lists. Returns the chunks per split; the split count
+// is ceil(chunks / chunks_per_split).
+inline constexpr std::int64_t router_chunks_per_split(std::int64_t heads, std::int64_t tokens, std::int64_t experts) {
+  const std::int64_t blocks = heads * ceil_div(tokens, kRouterTokens), chunks = ceil_div(experts, kRouterChunk);
+  std::int64_t want = blocks >= kRouterTargetBlocks ? 1 : ceil_div(kRouterTargetBlocks, blocks < 1 ? 1 : blocks);
+  if (want > kRouterMaxSplits) want = kRouterMaxSplits;
+  if (want > chunks) want = chunks;
+  return ceil_div(chunks, want < 1 ? 1 : want);
+}
+inline constexpr std::int64_t router_splits(std::int64_t heads, std::int64_t tokens, std::int64_t experts) {
+  return ceil_div(ceil_div(experts, kRouterChunk), router_chunks_per_split(heads, tokens, experts));
+}
 
 // A segment schedule (schedule.cuh): work items of at most `tile_rows` rows per segment.
 //   [counters: 5 x int32, padded to kAlign][items: max_items x 16 bytes][slots: segments x int2]

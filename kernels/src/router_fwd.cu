@@ -1,8 +1,11 @@
 // Router forward (router.h), fp32 FFMA algorithm: a block takes 64 tokens of one head and walks
-// all E experts in chunks of 128, K = dim in steps of 16 through double-buffered shared memory.
+// the E experts in chunks of 128, K = dim in steps of 16 through double-buffered shared memory.
 // Each thread keeps a 4 tokens x 8 experts score tile in registers and, per token, a sorted list
 // of its best KMAX (biased score, expert); the 16 threads that share a token merge their lists at
-// the end. The scores never leave registers. Symbols as in router.h.
+// the end. The scores never leave registers. When the token blocks cannot fill the GPU (EP at a
+// few thousand tokens: one head), the expert chunks are split between blocks
+// (limits::router_chunks_per_split); each writes its tokens' top-k and a merge kernel picks the
+// final top-k from the splits' lists. Symbols as in router.h.
 #include <cfloat>
 
 #include "device_common.cuh"
@@ -17,7 +20,7 @@ namespace {
 using device::nv;
 
 constexpr int kTokens = static_cast<int>(limits::kRouterTokens);  // 64
-constexpr int kChunk = 128;                                        // experts per chunk
+constexpr int kChunk = static_cast<int>(limits::kRouterChunk);     // experts per chunk: 128
 constexpr int kStep = 16;                                          // K per stage
 constexpr int kThreads = 256;
 constexpr int kXStride = kTokens + 4;  // xs[k][token], padded rows
@@ -32,6 +35,9 @@ struct Params {
   float* topk_gate;
   int* counts;
   int L, N, dim, E, k;
+  int cps, splits;  // expert chunks per split, splits (blockIdx.z)
+  float* cand_v;    // splits > 1: [L][N][splits][k] each split's top-k (biased score, expert)
+  int* cand_e;
 };
 
 // Inserts (v, e) into a list sorted by (value desc, expert asc), dropping the last entry.
@@ -53,6 +59,71 @@ __device__ __forceinline__ void insert_sorted(float (&lv)[KMAX], int (&li)[KMAX]
   }
 }
 
+// The best KMAX of `lists` lists of `len` entries, each sorted by (value desc, expert asc), merged
+// by walking their heads (at most 16 lists).
+template <int KMAX>
+__device__ __forceinline__ void merge_sorted_lists(const float* cv, const int* ce, int lists, int len, float (&sel_v)[KMAX],
+                                                   int (&sel_e)[KMAX]) {
+  int head[16];
+#pragma unroll
+  for (int s = 0; s < 16; ++s) head[s] = 0;
+#pragma unroll
+  for (int j = 0; j < KMAX; ++j) {
+    float best_v = -FLT_MAX;
+    int best_e = kNoExpert, best_s = 0;
+#pragma unroll
+    for (int s = 0; s < 16; ++s) {
+      if (s < lists && head[s] < len) {
+        const float v = cv[s * len + head[s]];
+        const int e = ce[s * len + head[s]];
+        if (v > best_v || (v == best_v && e < best_e)) {
+          best_v = v;
+          best_e = e;
+          best_s = s;
+        }
+      }
+    }
+#pragma unroll
+    for (int s = 0; s < 16; ++s) head[s] += (s == best_s) ? 1 : 0;
+    sel_v[j] = best_v;
+    sel_e[j] = best_e;
+  }
+}
+
+// Softmax over the k clean scores (biased minus bias) of token t of head l; writes its slots and
+// counts them.
+template <int KMAX>
+__device__ __forceinline__ void finish_token(const Params& p, int l, int t, const float (&sel_v)[KMAX], const int (&sel_e)[KMAX]) {
+  float clean[KMAX];
+  float max_clean = -FLT_MAX;
+#pragma unroll
+  for (int j = 0; j < KMAX; ++j) {
+    if (j < p.k) {
+      const float b = p.bias != nullptr ? __ldg(p.bias + static_cast<long long>(l) * p.E + sel_e[j]) : 0.0f;
+      clean[j] = sel_v[j] - b;
+      max_clean = fmaxf(max_clean, clean[j]);
+    }
+  }
+  float sum = 0.0f;
+#pragma unroll
+  for (int j = 0; j < KMAX; ++j) {
+    if (j < p.k) {
+      clean[j] = __expf(clean[j] - max_clean);
+      sum += clean[j];
+    }
+  }
+  const float inv = 1.0f / sum;
+  const long long out = (static_cast<long long>(l) * p.N + t) * p.k;
+#pragma unroll
+  for (int j = 0; j < KMAX; ++j) {
+    if (j < p.k) {
+      p.topk_expert[out + j] = sel_e[j];
+      p.topk_gate[out + j] = clean[j] * inv;
+      if (p.counts != nullptr) atomicAdd(p.counts + static_cast<long long>(l) * p.E + sel_e[j], 1);
+    }
+  }
+}
+
 template <int KMAX>
 __global__ void __launch_bounds__(kThreads, KMAX == 8 ? 1 : 2) router_ffma_kernel(Params p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -64,8 +135,10 @@ __global__ void __launch_bounds__(kThreads, KMAX == 8 ? 1 : 2) router_ffma_kerne
   const int l = blockIdx.y;
   const int t0 = blockIdx.x * kTokens;
   const int num_chunks = (p.E + kChunk - 1) / kChunk;
+  const int c_begin = static_cast<int>(blockIdx.z) * p.cps;  // this block's expert chunks
+  const int c_end = min(num_chunks, c_begin + p.cps);
   const int k_steps = p.dim / kStep;
-  const int total_steps = num_chunks * k_steps;
+  const int total_steps = (c_end - c_begin) * k_steps;
 
   float lv[4][KMAX];
   int li[4][KMAX];
@@ -92,7 +165,7 @@ __global__ void __launch_bounds__(kThreads, KMAX == 8 ? 1 : 2) router_ffma_kerne
   float4 wr[2];
   const int x_token = tid / 2, x_part = tid % 2;  // threads < 128: 8 dims of one token
   auto load_stage = [&](int step) {
-    const int chunk = step / k_steps, k0 = (step % k_steps) * kStep;
+    const int chunk = c_begin + step / k_steps, k0 = (step % k_steps) * kStep;
     if (tid < 2 * kTokens) {
       const int t = t0 + x_token;
       xr = make_uint4(0, 0, 0, 0);
@@ -153,7 +226,7 @@ __global__ void __launch_bounds__(kThreads, KMAX == 8 ? 1 : 2) router_ffma_kerne
       // buffer (predicated stores), the buffer is merged into the sorted lists, and the threshold
       // is raised to the best KMAX-th score of the 16 threads sharing the token (a lower bound of
       // its k-th best: no candidate of the final top-k is dropped).
-      const int chunk = step / k_steps;
+      const int chunk = c_begin + step / k_steps;
       int cnt[4] = {0, 0, 0, 0};
 #pragma unroll
       for (int j = 0; j < 8; ++j) {
@@ -201,75 +274,53 @@ __global__ void __launch_bounds__(kThreads, KMAX == 8 ? 1 : 2) router_ffma_kerne
   __syncthreads();
   if (tid < kTokens && t0 + tid < p.N) {
     const int t = t0 + tid;
-    const float* cv = cand_v + tid * 16 * KMAX;
-    const int* ce = cand_e + tid * 16 * KMAX;
-    int head[16];
-#pragma unroll
-    for (int s = 0; s < 16; ++s) head[s] = 0;
     float sel_v[KMAX];
     int sel_e[KMAX];
+    merge_sorted_lists<KMAX>(cand_v + tid * 16 * KMAX, cand_e + tid * 16 * KMAX, 16, KMAX, sel_v, sel_e);
+    if (p.splits == 1) {
+      finish_token<KMAX>(p, l, t, sel_v, sel_e);
+    } else {
+      const long long at = ((static_cast<long long>(l) * p.N + t) * p.splits + blockIdx.z) * p.k;
 #pragma unroll
-    for (int j = 0; j < KMAX; ++j) {
-      float best_v = -FLT_MAX;
-      int best_e = kNoExpert, best_s = 0;
-#pragma unroll
-      for (int s = 0; s < 16; ++s) {
-        if (head[s] < KMAX) {
-          const float v = cv[s * KMAX + head[s]];
-          const int e = ce[s * KMAX + head[s]];
-          if (v > best_v || (v == best_v && e < best_e)) {
-            best_v = v;
-            best_e = e;
-            best_s = s;
-          }
+      for (int j = 0; j < KMAX; ++j) {
+        if (j < p.k) {
+          p.cand_v[at + j] = sel_v[j];
+          p.cand_e[at + j] = sel_e[j];
         }
-      }
-#pragma unroll
-      for (int s = 0; s < 16; ++s) head[s] += (s == best_s) ? 1 : 0;
-      sel_v[j] = best_v;
-      sel_e[j] = best_e;
-    }
-    // Softmax over the k clean scores (biased minus bias).
-    float clean[KMAX];
-    float max_clean = -FLT_MAX;
-#pragma unroll
-    for (int j = 0; j < KMAX; ++j) {
-      if (j < p.k) {
-        const float b = p.bias != nullptr ? __ldg(p.bias + static_cast<long long>(l) * p.E + sel_e[j]) : 0.0f;
-        clean[j] = sel_v[j] - b;
-        max_clean = fmaxf(max_clean, clean[j]);
-      }
-    }
-    float sum = 0.0f;
-#pragma unroll
-    for (int j = 0; j < KMAX; ++j) {
-      if (j < p.k) {
-        clean[j] = __expf(clean[j] - max_clean);
-        sum += clean[j];
-      }
-    }
-    const float inv = 1.0f / sum;
-    const long long out = (static_cast<long long>(l) * p.N + t) * p.k;
-#pragma unroll
-    for (int j = 0; j < KMAX; ++j) {
-      if (j < p.k) {
-        p.topk_expert[out + j] = sel_e[j];
-        p.topk_gate[out + j] = clean[j] * inv;
-        if (p.counts != nullptr) atomicAdd(p.counts + static_cast<long long>(l) * p.E + sel_e[j], 1);
       }
     }
   }
 }
 
+// Split experts: the final top-k of each (head, token) from its splits' lists.
 template <int KMAX>
-core::Status launch_ffma(const Params& p, cudaStream_t stream) {
+__global__ void __launch_bounds__(256) router_split_merge_kernel(Params p) {
+  const long long id = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (id >= static_cast<long long>(p.L) * p.N) return;
+  float sel_v[KMAX];
+  int sel_e[KMAX];
+  const long long at = id * p.splits * p.k;
+  merge_sorted_lists<KMAX>(p.cand_v + at, p.cand_e + at, p.splits, p.k, sel_v, sel_e);
+  finish_token<KMAX>(p, static_cast<int>(id / p.N), static_cast<int>(id % p.N), sel_v, sel_e);
+}
+
+template <int KMAX>
+core::Status launch_ffma(Params p, void* workspace, cudaStream_t stream) {
   const int stage_bytes = 2 * kStep * (kXStride + kWStride) * 4;
   const int merge_bytes = kTokens * 16 * KMAX * 8;
   const int smem = stage_bytes > merge_bytes ? stage_bytes : merge_bytes;
+  p.cps = static_cast<int>(limits::router_chunks_per_split(p.L, p.N, p.E));
+  p.splits = static_cast<int>(limits::router_splits(p.L, p.N, p.E));
+  p.cand_v = static_cast<float*>(workspace);
+  p.cand_e = reinterpret_cast<int*>(p.cand_v + static_cast<long long>(p.L) * p.N * p.splits * p.k);
   HPSIM_CUDA_TRY(cudaFuncSetAttribute(router_ffma_kernel<KMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  const dim3 grid((p.N + kTokens - 1) / kTokens, p.L);
+  const dim3 grid((p.N + kTokens - 1) / kTokens, p.L, p.splits);
   router_ffma_kernel<KMAX><<<grid, kThreads, smem, stream>>>(p);
   HPSIM_CUDA_TRY_LAUNCH("router_ffma_kernel");
+  if (p.splits > 1) {
+    router_split_merge_kernel<KMAX><<<device::grid_1d(static_cast<long long>(p.L) * p.N, 256), 256, 0, stream>>>(p);
+    HPSIM_CUDA_TRY_LAUNCH("router_split_merge_kernel");
+  }
   return core::Status::ok();
 }
 
@@ -297,9 +348,9 @@ core::Status launch(const RouterForwardArgs& args, void* workspace, Stream strea
     device::RouterTcParams q{p.x, p.weight, p.bias, p.topk_expert, p.topk_gate, p.counts, p.L, p.N, p.dim, p.E, p.k};
     return device::launch_router_bf16x3(q, workspace, stream);
   }
-  if (p.k <= 2) return launch_ffma<2>(p, stream);
-  if (p.k <= 4) return launch_ffma<4>(p, stream);
-  return launch_ffma<8>(p, stream);
+  if (p.k <= 2) return launch_ffma<2>(p, workspace, stream);
+  if (p.k <= 4) return launch_ffma<4>(p, workspace, stream);
+  return launch_ffma<8>(p, workspace, stream);
 }
 
 }  // namespace hpsim::kernels

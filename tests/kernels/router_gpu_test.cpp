@@ -167,6 +167,16 @@ TEST(RouterForwardGpu, FfmaMatchesFloat64OnEpShape) {
   check_forward({1, 513, 1024, 64, 6, true, RouterAlgo::kFfma}, 4);
 }
 
+TEST(RouterForwardGpu, FfmaSplitsTheExpertsWhenTheTokensCannotFillTheGpu) {
+  HPSIM_REQUIRE_GPUS(1);
+  // 9 token blocks, 6 expert chunks: 6 splits of one chunk, the last one partial.
+  check_forward({1, 513, 256, 700, 8, true, RouterAlgo::kFfma}, 5);
+  // 63 token blocks, 6 chunks: 5 splits wanted, 3 of two chunks each.
+  check_forward({1, 4000, 64, 700, 2, false, RouterAlgo::kFfma}, 6);
+  // 282 token blocks: no split, several chunks walked by one block.
+  check_forward({2, 9000, 64, 300, 4, true, RouterAlgo::kFfma}, 7);
+}
+
 TEST(RouterForwardGpu, Bf16x3MatchesFloat64AndTheFfmaSelections) {
   HPSIM_REQUIRE_GPUS(1);
   check_forward({3, 777, 128, 100, 4, true, RouterAlgo::kBf16x3}, 5);
