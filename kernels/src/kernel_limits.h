@@ -16,7 +16,7 @@ inline constexpr std::int64_t kGroupMaxExperts = 4096;
 inline constexpr std::int64_t kRouterTokens = 64;           // tokens per block (both algorithms)
 inline constexpr std::int64_t kRouterBwdRows = 256;         // rows per d_weight work item
 inline constexpr std::int64_t kRouterChunk = 128;           // experts per chunk (FFMA algorithm)
-inline constexpr std::int64_t kRouterTargetBlocks = 264;    // FFMA: split the experts until this many blocks (2 per SM of an H100/H200)
+inline constexpr std::int64_t kRouterBlockSlots = 132;      // FFMA: resident blocks per block-per-SM (the SMs of an H100/H200)
 inline constexpr std::int64_t kRouterMaxSplits = 8;
 
 // HP expert MLP.
@@ -39,17 +39,27 @@ inline constexpr std::int64_t ceil_div(std::int64_t x, std::int64_t m) { return 
 
 // FFMA router: when the token blocks (kRouterTokens tokens of one head each) cannot fill the GPU,
 // each block walks a share of the expert chunks (chunks_per_split of them) and a merge kernel
-// picks every token's top-k from the splits' lists. Returns the chunks per split; the split count
-// is ceil(chunks / chunks_per_split).
-inline constexpr std::int64_t router_chunks_per_split(std::int64_t heads, std::int64_t tokens, std::int64_t experts) {
+// picks every token's top-k from the splits' lists. The share minimises waves x chunks per block
+// (waves of kRouterBlockSlots x blocks per SM, 2 for k <= 4, else 1; ties to fewer splits).
+// Returns the chunks per split; the split count is ceil(chunks / chunks_per_split).
+inline constexpr std::int64_t router_chunks_per_split(std::int64_t heads, std::int64_t tokens, std::int64_t experts,
+                                                      std::int64_t top_k) {
   const std::int64_t blocks = heads * ceil_div(tokens, kRouterTokens), chunks = ceil_div(experts, kRouterChunk);
-  std::int64_t want = blocks >= kRouterTargetBlocks ? 1 : ceil_div(kRouterTargetBlocks, blocks < 1 ? 1 : blocks);
-  if (want > kRouterMaxSplits) want = kRouterMaxSplits;
-  if (want > chunks) want = chunks;
-  return ceil_div(chunks, want < 1 ? 1 : want);
+  const std::int64_t slots = kRouterBlockSlots * (top_k <= 4 ? 2 : 1);
+  std::int64_t best = chunks, best_cost = ceil_div(blocks, slots) * chunks;
+  for (std::int64_t cps = chunks - 1; cps >= 1; --cps) {
+    const std::int64_t splits = ceil_div(chunks, cps);
+    if (splits > kRouterMaxSplits) break;
+    const std::int64_t cost = ceil_div(blocks * splits, slots) * cps;
+    if (cost < best_cost) {
+      best = cps;
+      best_cost = cost;
+    }
+  }
+  return best;
 }
-inline constexpr std::int64_t router_splits(std::int64_t heads, std::int64_t tokens, std::int64_t experts) {
-  return ceil_div(ceil_div(experts, kRouterChunk), router_chunks_per_split(heads, tokens, experts));
+inline constexpr std::int64_t router_splits(std::int64_t heads, std::int64_t tokens, std::int64_t experts, std::int64_t top_k) {
+  return ceil_div(ceil_div(experts, kRouterChunk), router_chunks_per_split(heads, tokens, experts, top_k));
 }
 
 // A segment schedule (schedule.cuh): work items of at most `tile_rows` rows per segment.

@@ -309,8 +309,8 @@ core::Status launch_ffma(Params p, void* workspace, cudaStream_t stream) {
   const int stage_bytes = 2 * kStep * (kXStride + kWStride) * 4;
   const int merge_bytes = kTokens * 16 * KMAX * 8;
   const int smem = stage_bytes > merge_bytes ? stage_bytes : merge_bytes;
-  p.cps = static_cast<int>(limits::router_chunks_per_split(p.L, p.N, p.E));
-  p.splits = static_cast<int>(limits::router_splits(p.L, p.N, p.E));
+  p.cps = static_cast<int>(limits::router_chunks_per_split(p.L, p.N, p.E, p.k));
+  p.splits = static_cast<int>(limits::router_splits(p.L, p.N, p.E, p.k));
   p.cand_v = static_cast<float*>(workspace);
   p.cand_e = reinterpret_cast<int*>(p.cand_v + static_cast<long long>(p.L) * p.N * p.splits * p.k);
   HPSIM_CUDA_TRY(cudaFuncSetAttribute(router_ffma_kernel<KMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));

@@ -171,10 +171,10 @@ TEST(RouterForwardGpu, FfmaSplitsTheExpertsWhenTheTokensCannotFillTheGpu) {
   HPSIM_REQUIRE_GPUS(1);
   // 9 token blocks, 6 expert chunks: 6 splits of one chunk, the last one partial.
   check_forward({1, 513, 256, 700, 8, true, RouterAlgo::kFfma}, 5);
-  // 63 token blocks, 6 chunks: 5 splits wanted, 3 of two chunks each.
+  // 63 token blocks, 6 chunks: 3 splits of two chunks each.
   check_forward({1, 4000, 64, 700, 2, false, RouterAlgo::kFfma}, 6);
-  // 282 token blocks: no split, several chunks walked by one block.
-  check_forward({2, 9000, 64, 300, 4, true, RouterAlgo::kFfma}, 7);
+  // 528 token blocks, two full waves: no split, three chunks walked by every block.
+  check_forward({4, 8448, 64, 300, 4, true, RouterAlgo::kFfma}, 7);
 }
 
 TEST(RouterForwardGpu, Bf16x3MatchesFloat64AndTheFfmaSelections) {
