@@ -75,8 +75,9 @@ void add_gpu_commands(CLI::App& app, ExecuteOptions& ex, ValidateOptions& val, C
   calibrate->add_option("--out", cal.out, "Profile file to write (default: <name>.json in the current folder)");
   calibrate->add_flag("--quick", cal.quick, "Fewer shapes and message sizes");
   calibrate->add_option("--base", cal.base,
-                        "Profile whose values are carried over where this node cannot measure (default: the best "
-                        "shipped profile)");
+                        "Profile whose values are carried over where this node cannot measure, labelled as such in "
+                        "the note (collectives of tiers it lacks, the fp32 ceiling, the dense families)")
+      ->capture_default_str();
 }
 
 CLI::App* add_imbalance_command(CLI::App& app, ImbalanceOptions& o) {

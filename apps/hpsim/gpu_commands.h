@@ -40,7 +40,7 @@ struct ValidateOptions {
 struct CalibrateCliOptions {
   std::string out;
   bool quick = false;
-  std::string base;  // base profile
+  std::string base = "h200-datasheet";  // where the node cannot measure: a datasheet, not another measurement
 };
 
 struct ImbalanceOptions {
