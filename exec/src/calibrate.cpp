@@ -264,11 +264,14 @@ core::Expected<core::Profile> calibrate(const CalibrateOptions& options) {
   cudaDriverGetVersion(&driver);
   cudaRuntimeGetVersion(&runtime);
 
-  // The layer shapes: the paper's widths at a sweep of tokens and top-k, plus the granular E/f.
+  // The layer shapes: the paper's widths at a sweep of tokens and top-k, plus the granular E/f,
+  // each under uniform and Zipf(1) routing: skew changes the expert MLPs' segments (few long, many
+  // empty) and so the mix of their FLOPs and weight bytes, which uniform routing alone keeps fixed.
   struct Shape {
     std::string model;
     std::int64_t tokens;
     std::int64_t top_k;
+    double skew;
   };
   std::vector<Shape> shapes;
   const std::vector<std::int64_t> tokens = options.quick ? std::vector<std::int64_t>{4096, 16384}
@@ -276,7 +279,9 @@ core::Expected<core::Profile> calibrate(const CalibrateOptions& options) {
   const std::vector<std::int64_t> ks = options.quick ? std::vector<std::int64_t>{2, 8} : std::vector<std::int64_t>{1, 4, 8};
   for (const char* model : {"paper-4.2b", "paper-4.2b-g"}) {
     for (auto n : tokens) {
-      for (auto k : ks) shapes.push_back({model, n, k});
+      for (auto k : ks) {
+        for (double skew : {0.0, 1.0}) shapes.push_back({model, n, k, skew});
+      }
     }
   }
   const std::vector<std::int64_t> sizes = options.quick
@@ -324,10 +329,15 @@ core::Expected<core::Profile> calibrate(const CalibrateOptions& options) {
       s.model = core::model_preset(shape.model).value();
       s.model.top_k = shape.top_k;
       s.workload.tokens_per_rank = shape.tokens;
+      if (shape.skew > 0) {
+        s.workload.routing = core::Routing::kZipf;
+        s.workload.zipf_skew = shape.skew;
+      }
       s.parallel = {strategy, w};
       s.cluster.num_nodes = 1;
       s.cluster.gpus_per_node = std::max<std::int64_t>(w, 1);
-      const std::string label = fmt::format("{} {} n={} k={}", to_string(strategy), shape.model, shape.tokens, shape.top_k);
+      const std::string label =
+          fmt::format("{} {} n={} k={} zipf={:g}", to_string(strategy), shape.model, shape.tokens, shape.top_k, shape.skew);
       step(label);
       ExecOptions eo;
       eo.devices = devices;
