@@ -400,8 +400,9 @@ core::Expected<core::Profile> calibrate(const CalibrateOptions& options) {
   }
   step("done");
   profile.note = fmt::format(
-      "Measured by `{}` on {} x {} ({}). Kernels: both layers executed at {} shapes, each stage paired with the "
-      "model's FLOP and byte counts and fitted (alpha + flops/F + bytes/B). Ceilings measured in the same run: "
+      "Measured by `{}` on {} x {} ({}). Kernels: both layers executed at {} shapes (uniform and Zipf(1) "
+      "routing), each stage paired with the model's FLOP, byte and (routers) top-k selection counts and fitted "
+      "(alpha + flops/F + bytes/B + selections/G). Ceilings measured in the same run: "
       "device copy {:.0f} GB/s, dense bf16 GEMM {:.0f} TFLOP/s, host round trip {:.1f} us; fp32 ceiling from {}. {}. "
       "Carried over from {}: {}.",
       options.command, w, prop.name, profile.date, shapes.size() * 2, profile.hbm_gbps, profile.bf16_tflops,
