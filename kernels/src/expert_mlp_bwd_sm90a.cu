@@ -308,11 +308,16 @@ __global__ void __launch_bounds__(kThreadsB, 1)
         bars.unit[r] = unit;
         mbar_arrive(smem_u32(&bars.full_u[r]));
         if (unit < 0) break;
-        const int segment = item_at(sched, heavy, unit / nchunks).segment;
+        const WorkItem w = item_at(sched, heavy, unit / nchunks);
+        const int segment = w.segment;
         const int f0 = (unit % nchunks) * kFc;
         const int b = u & 1;
         mbar_wait(empty_w + 8u * b, static_cast<std::uint32_t>(((u >> 1) & 1) ^ 1));
         const std::uint32_t bar = full_w + 8u * b;
+        if (w.row_end == w.row_begin) {  // an empty segment: zero gradients, no weights to read
+          mbar_arrive(bar);
+          continue;
+        }
         const std::uint32_t wb = smem_u32(wbufs + b * kWElems);
         mbar_expect_tx(bar, kWElems * 2);
         tma_load_2d(wb, &map_k, bar, 0, segment * p.f + f0, policy);

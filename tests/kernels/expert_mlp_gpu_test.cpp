@@ -11,7 +11,9 @@ namespace {
 
 using namespace testing;
 
-enum class Routing { kUniform, kOneExpertTakesAll };
+// kHotAndEmpty (k = 1): 60 % of the tokens pick expert 0, the rest the experts 1 .. E/2 - 1
+// uniformly, so the upper half of the experts is empty.
+enum class Routing { kUniform, kOneExpertTakesAll, kHotAndEmpty };
 
 struct MlpCase {
   std::int64_t L, N, k, E, f, pad;
@@ -33,6 +35,11 @@ struct MlpProblem {
     if (c.routing == Routing::kOneExpertTakesAll)
       for (std::int64_t lt = 0; lt < c.L * c.N; ++lt)
         for (std::int64_t j = 0; j < c.k; ++j) topk[static_cast<std::size_t>(lt * c.k + j)] = static_cast<std::int32_t>(j);
+    if (c.routing == Routing::kHotAndEmpty) {
+      HPSIM_ASSERT(c.k == 1 && c.E >= 4, "kHotAndEmpty is for k = 1");
+      for (auto& e : topk)
+        e = rng.below(10) < 6 ? 0 : static_cast<std::int32_t>(1 + rng.below(static_cast<std::uint64_t>(c.E / 2 - 1)));
+    }
     GroupingArgs g;
     g.num_heads = c.L;
     g.num_tokens = c.N;
@@ -233,6 +240,15 @@ TEST(ExpertMlpBackwardGpu, WgmmaMatchesFloat64WhenEveryBlockWalksSeveralItems) {
   HPSIM_REQUIRE_GPUS(1);
   check_backward({2, 4000, 4, 100, 256, 1, Routing::kUniform}, 14, ExpertMlpAlgo::kWgmma);
   check_backward({4, 3001, 8, 300, 128, 1, Routing::kUniform}, 15, ExpertMlpAlgo::kWgmma);
+}
+
+// The dynamically scheduled weight gradients on a mixed schedule: per head one hot segment of about
+// 2500 rows (cut into a 2048-row item and a short one: partial sums), hundreds of light ones
+// handed out after the heavy ones, the upper half of the segments empty (zero gradients written
+// without their weights read), and more units than SMs.
+TEST(ExpertMlpBackwardGpu, WgmmaMatchesFloat64WithAHotSegmentAndManyEmptyOnes) {
+  HPSIM_REQUIRE_GPUS(1);
+  check_backward({2, 4200, 1, 600, 128, 1, Routing::kHotAndEmpty}, 16, ExpertMlpAlgo::kWgmma);
 }
 
 TEST(ExpertMlpBackwardGpu, WgmmaRefusesHiddenNotAMultipleOf128) {
