@@ -42,7 +42,7 @@ core::Expected<std::string> find_data_file(std::string_view relative) {
 }
 
 // The best shipped profile: h200x1-measured predicts the layers executed on one H200 with a median
-// error of 1.3 % against the datasheet profile's 12.9 % (docs/model.md, section 6); its collectives are
+// error of 2.3 % against the datasheet profile's 12.0 % (docs/model.md, section 6); its collectives are
 // the datasheet's, since one GPU has nothing to measure there.
 std::string_view default_profile_name() { return "h200x1-measured"; }
 
