@@ -7,9 +7,8 @@
 //               S  = X K_c^T, dA = dY V_c^T        wgmma m64n64k16 x 8 each (V^T chunk N-major)
 //               dS = dA GELU'(S)                   registers, repacked as an A operand
 //               dX += dS K_c                       wgmma m64n128k16 x 4 (K chunk N-major)
-//  dW kernel  a block unit is one weight-gradient item (512 to 2048 rows of a segment, by the
-//             total: limits::mlp_wgrad_item_rows) x 128 hidden units (64 per consumer warpgroup,
-//             so its dK and dV rows stay in registers);
+//  dW kernel  a block unit is one weight-gradient item (up to 2048 rows of a segment) x 128
+//             hidden units (64 per consumer warpgroup, so its dK and dV rows stay in registers);
 //             per 64-row tile:
 //               S^T = K_c X^T, dA^T = V_c dY^T     wgmma m64n64k16 x 8 each (V_c M-major)
 //               A^T = GELU(S^T), dS^T = dA^T GELU'(S^T)
@@ -265,8 +264,8 @@ __device__ __forceinline__ int tiles_of(const WorkItem& w) { return (w.row_end -
 // producer thread takes the next unit id from a global counter and publishes it in a ring that
 // the gathering warps and the consumers read in the same order. Unit id: item id / nchunks, hidden
 // units (id % nchunks) * 128 ...; the u-th unit of a block uses weight buffer u % 2; tile t of the
-// block's walk (over all its units) uses tile buffer t % 3. Long items would leave a tail under a
-// static assignment when routing is skewed.
+// block's walk (over all its units) uses tile buffer t % 3. Items of up to 2048 rows would leave
+// a long tail under a static assignment when routing is skewed.
 __global__ void __launch_bounds__(kThreadsB, 1)
     expert_mlp_dw_wgmma_kernel(MlpParams p, Schedule sched, const __grid_constant__ CUtensorMap map_k,
                                const __grid_constant__ CUtensorMap map_vt, const __grid_constant__ CUtensorMap map_dk,

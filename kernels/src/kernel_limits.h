@@ -24,9 +24,7 @@ inline constexpr std::int64_t kMlpHeadDim = 128;            // h supported by th
 inline constexpr std::int64_t kMlpTileRows = 128;           // rows per mma.sync forward / dX block
 inline constexpr std::int64_t kMlpWgmmaRows = 192;          // rows per wgmma forward block (3 warpgroups)
 inline constexpr std::int64_t kMlpHiddenMultiple = 64;      // f must be a multiple of this
-inline constexpr std::int64_t kMlpWgradRows = 2048;         // most rows per weight-gradient work item
-inline constexpr std::int64_t kMlpWgradMinRows = 512;       // fewest (unless the segment is shorter)
-inline constexpr std::int64_t kMlpWgradTargetItems = 264;   // items the rows are cut into at most (2 per SM of an H200)
+inline constexpr std::int64_t kMlpWgradRows = 2048;         // rows per weight-gradient work item
 
 // EP grouped GEMM.
 inline constexpr std::int64_t kGemmTile = 128;              // M and N tile
@@ -62,15 +60,6 @@ inline constexpr std::int64_t router_chunks_per_split(std::int64_t heads, std::i
 }
 inline constexpr std::int64_t router_splits(std::int64_t heads, std::int64_t tokens, std::int64_t experts, std::int64_t top_k) {
   return ceil_div(ceil_div(experts, kRouterChunk), router_chunks_per_split(heads, tokens, experts, top_k));
-}
-
-// HP weight-gradient item rows for `rows` grouped rows: rows / kMlpWgradTargetItems rounded up to
-// 64, within [kMlpWgradMinRows, kMlpWgradRows]. Short items spread a long (skewed) segment over
-// many SMs, so the kernel does not wait on one block walking 2048 rows; the bound on items keeps
-// the partial-sum slots (2 ceil(rows / item) + 1) at about 530 whatever the rows.
-inline constexpr std::int64_t mlp_wgrad_item_rows(std::int64_t rows) {
-  const std::int64_t want = round_up(ceil_div(rows, kMlpWgradTargetItems), 64);
-  return want < kMlpWgradMinRows ? kMlpWgradMinRows : (want > kMlpWgradRows ? kMlpWgradRows : want);
 }
 
 // A segment schedule (schedule.cuh): work items of at most `tile_rows` rows per segment.
