@@ -311,8 +311,8 @@ core::Status launch_ffma(Params p, void* workspace, cudaStream_t stream) {
   const int smem = stage_bytes > merge_bytes ? stage_bytes : merge_bytes;
   p.cps = static_cast<int>(limits::router_chunks_per_split(p.L, p.N, p.E, p.k));
   p.splits = static_cast<int>(limits::router_splits(p.L, p.N, p.E, p.k));
-  p.cand_v = static_cast<float*>(workspace);
-  p.cand_e = reinterpret_cast<int*>(p.cand_v + static_cast<long long>(p.L) * p.N * p.splits * p.k);
+  p.cand_v = p.splits > 1 ? static_cast<float*>(workspace) : nullptr;  // workspace_bytes() is 0 without a split
+  p.cand_e = p.splits > 1 ? reinterpret_cast<int*>(p.cand_v + static_cast<long long>(p.L) * p.N * p.splits * p.k) : nullptr;
   HPSIM_CUDA_TRY(cudaFuncSetAttribute(router_ffma_kernel<KMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   const dim3 grid((p.N + kTokens - 1) / kTokens, p.L, p.splits);
   router_ffma_kernel<KMAX><<<grid, kThreads, smem, stream>>>(p);
