@@ -12,6 +12,7 @@
 #include "hpsim/kernels/cuda_check.h"
 #include "hpsim/kernels/router.h"
 #include "kernel_limits.h"
+#include "router_select.cuh"
 #include "router_tc.cuh"
 
 namespace hpsim::kernels {
@@ -25,7 +26,6 @@ constexpr int kStep = 16;                                          // K per stag
 constexpr int kThreads = 256;
 constexpr int kXStride = kTokens + 4;  // xs[k][token], padded rows
 constexpr int kWStride = kChunk + 4;   // ws[k][expert], padded rows
-constexpr int kNoExpert = 0x7fffffff;
 
 struct Params {
   const __nv_bfloat16* x;
@@ -40,89 +40,10 @@ struct Params {
   int* cand_e;
 };
 
-// Inserts (v, e) into a list sorted by (value desc, expert asc), dropping the last entry.
-template <int KMAX>
-__device__ __forceinline__ void insert_sorted(float (&lv)[KMAX], int (&li)[KMAX], float v, int e) {
-  float cv = v;
-  int ce = e;
-#pragma unroll
-  for (int q = 0; q < KMAX; ++q) {
-    const bool better = cv > lv[q] || (cv == lv[q] && ce < li[q]);
-    if (better) {
-      const float tv = lv[q];
-      const int ti = li[q];
-      lv[q] = cv;
-      li[q] = ce;
-      cv = tv;
-      ce = ti;
-    }
-  }
-}
-
-// The best KMAX of `lists` lists of `len` entries, each sorted by (value desc, expert asc), merged
-// by walking their heads (at most 16 lists).
-template <int KMAX>
-__device__ __forceinline__ void merge_sorted_lists(const float* cv, const int* ce, int lists, int len, float (&sel_v)[KMAX],
-                                                   int (&sel_e)[KMAX]) {
-  int head[16];
-#pragma unroll
-  for (int s = 0; s < 16; ++s) head[s] = 0;
-#pragma unroll
-  for (int j = 0; j < KMAX; ++j) {
-    float best_v = -FLT_MAX;
-    int best_e = kNoExpert, best_s = 0;
-#pragma unroll
-    for (int s = 0; s < 16; ++s) {
-      if (s < lists && head[s] < len) {
-        const float v = cv[s * len + head[s]];
-        const int e = ce[s * len + head[s]];
-        if (v > best_v || (v == best_v && e < best_e)) {
-          best_v = v;
-          best_e = e;
-          best_s = s;
-        }
-      }
-    }
-#pragma unroll
-    for (int s = 0; s < 16; ++s) head[s] += (s == best_s) ? 1 : 0;
-    sel_v[j] = best_v;
-    sel_e[j] = best_e;
-  }
-}
-
-// Softmax over the k clean scores (biased minus bias) of token t of head l; writes its slots and
-// counts them.
-template <int KMAX>
-__device__ __forceinline__ void finish_token(const Params& p, int l, int t, const float (&sel_v)[KMAX], const int (&sel_e)[KMAX]) {
-  float clean[KMAX];
-  float max_clean = -FLT_MAX;
-#pragma unroll
-  for (int j = 0; j < KMAX; ++j) {
-    if (j < p.k) {
-      const float b = p.bias != nullptr ? __ldg(p.bias + static_cast<long long>(l) * p.E + sel_e[j]) : 0.0f;
-      clean[j] = sel_v[j] - b;
-      max_clean = fmaxf(max_clean, clean[j]);
-    }
-  }
-  float sum = 0.0f;
-#pragma unroll
-  for (int j = 0; j < KMAX; ++j) {
-    if (j < p.k) {
-      clean[j] = __expf(clean[j] - max_clean);
-      sum += clean[j];
-    }
-  }
-  const float inv = 1.0f / sum;
-  const long long out = (static_cast<long long>(l) * p.N + t) * p.k;
-#pragma unroll
-  for (int j = 0; j < KMAX; ++j) {
-    if (j < p.k) {
-      p.topk_expert[out + j] = sel_e[j];
-      p.topk_gate[out + j] = clean[j] * inv;
-      if (p.counts != nullptr) atomicAdd(p.counts + static_cast<long long>(l) * p.E + sel_e[j], 1);
-    }
-  }
-}
+using device::router_select::finish_token;
+using device::router_select::insert_sorted;
+using device::router_select::kNoExpert;
+using device::router_select::merge_sorted_lists;
 
 template <int KMAX>
 __global__ void __launch_bounds__(kThreads, KMAX == 8 ? 1 : 2) router_ffma_kernel(Params p) {
@@ -276,7 +197,7 @@ __global__ void __launch_bounds__(kThreads, KMAX == 8 ? 1 : 2) router_ffma_kerne
     const int t = t0 + tid;
     float sel_v[KMAX];
     int sel_e[KMAX];
-    merge_sorted_lists<KMAX>(cand_v + tid * 16 * KMAX, cand_e + tid * 16 * KMAX, 16, KMAX, sel_v, sel_e);
+    merge_sorted_lists<KMAX, 16>(cand_v + tid * 16 * KMAX, cand_e + tid * 16 * KMAX, 16, KMAX, sel_v, sel_e);
     if (p.splits == 1) {
       finish_token<KMAX>(p, l, t, sel_v, sel_e);
     } else {
@@ -300,7 +221,7 @@ __global__ void __launch_bounds__(256) router_split_merge_kernel(Params p) {
   float sel_v[KMAX];
   int sel_e[KMAX];
   const long long at = id * p.splits * p.k;
-  merge_sorted_lists<KMAX>(p.cand_v + at, p.cand_e + at, p.splits, p.k, sel_v, sel_e);
+  merge_sorted_lists<KMAX, 16>(p.cand_v + at, p.cand_e + at, p.splits, p.k, sel_v, sel_e);  // splits <= kRouterMaxSplits
   finish_token<KMAX>(p, static_cast<int>(id / p.N), static_cast<int>(id % p.N), sel_v, sel_e);
 }
 

@@ -13,6 +13,7 @@
 
 #include "device_common.cuh"
 #include "hpsim/kernels/cuda_check.h"
+#include "router_select.cuh"
 
 namespace hpsim::kernels::device {
 
@@ -35,7 +36,6 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kChunk = 64;   // experts per chunk
 constexpr int kStepK = 64;   // K per stage
 constexpr int kStages = 3;
-constexpr int kNoExpert = 0x7fffffff;
 constexpr int kStageElems = 3 * kChunk * kStepK;  // bf16 per stage
 
 __global__ void split_weight_kernel(const float* __restrict__ w, long long count, __nv_bfloat16* __restrict__ parts) {
@@ -52,23 +52,8 @@ __global__ void split_weight_kernel(const float* __restrict__ w, long long count
   }
 }
 
-template <int KMAX>
-__device__ __forceinline__ void insert_sorted(float (&lv)[KMAX], int (&li)[KMAX], float v, int e) {
-  float cv = v;
-  int ce = e;
-#pragma unroll
-  for (int q = 0; q < KMAX; ++q) {
-    const bool better = cv > lv[q] || (cv == lv[q] && ce < li[q]);
-    if (better) {
-      const float tv = lv[q];
-      const int ti = li[q];
-      lv[q] = cv;
-      li[q] = ce;
-      cv = tv;
-      ce = ti;
-    }
-  }
-}
+using router_select::insert_sorted;
+using router_select::kNoExpert;
 
 template <int KMAX>
 __global__ void __launch_bounds__(kThreads, 2) router_bf16x3_kernel(RouterTcParams p) {
@@ -227,57 +212,10 @@ __global__ void __launch_bounds__(kThreads, 2) router_bf16x3_kernel(RouterTcPara
   __syncthreads();
   const int t = t0 + tid;
   if (t < p.N) {
-    const float* cv = cand_v + tid * 4 * KMAX;
-    const int* ce = cand_e + tid * 4 * KMAX;
-    int head[4] = {0, 0, 0, 0};
     float sel_v[KMAX];
     int sel_e[KMAX];
-#pragma unroll
-    for (int j = 0; j < KMAX; ++j) {
-      float best_v = -FLT_MAX;
-      int best_e = kNoExpert, best_s = 0;
-#pragma unroll
-      for (int s = 0; s < 4; ++s) {
-        if (head[s] < KMAX) {
-          const float v = cv[s * KMAX + head[s]];
-          const int e = ce[s * KMAX + head[s]];
-          if (v > best_v || (v == best_v && e < best_e)) {
-            best_v = v;
-            best_e = e;
-            best_s = s;
-          }
-        }
-      }
-#pragma unroll
-      for (int s = 0; s < 4; ++s) head[s] += (s == best_s) ? 1 : 0;
-      sel_v[j] = best_v;
-      sel_e[j] = best_e;
-    }
-    float clean[KMAX];
-    float max_clean = -FLT_MAX;
-#pragma unroll
-    for (int j = 0; j < KMAX; ++j)
-      if (j < p.k) {
-        const float b = p.bias != nullptr ? __ldg(p.bias + static_cast<long long>(l) * p.E + sel_e[j]) : 0.0f;
-        clean[j] = sel_v[j] - b;
-        max_clean = fmaxf(max_clean, clean[j]);
-      }
-    float sum = 0.0f;
-#pragma unroll
-    for (int j = 0; j < KMAX; ++j)
-      if (j < p.k) {
-        clean[j] = __expf(clean[j] - max_clean);
-        sum += clean[j];
-      }
-    const float inv = 1.0f / sum;
-    const long long out = (static_cast<long long>(l) * p.N + t) * p.k;
-#pragma unroll
-    for (int j = 0; j < KMAX; ++j)
-      if (j < p.k) {
-        p.topk_expert[out + j] = sel_e[j];
-        p.topk_gate[out + j] = clean[j] * inv;
-        if (p.counts != nullptr) atomicAdd(p.counts + static_cast<long long>(l) * p.E + sel_e[j], 1);
-      }
+    router_select::merge_sorted_lists<KMAX, 4>(cand_v + tid * 4 * KMAX, cand_e + tid * 4 * KMAX, 4, KMAX, sel_v, sel_e);
+    router_select::finish_token<KMAX>(p, l, t, sel_v, sel_e);
   }
 }
 
