@@ -166,7 +166,10 @@ std::vector<FieldError> check_profile(const Profile& p) {
     c.non_negative(path + ".alpha_us", k.alpha_us);
     c.non_negative(path + ".tflops", k.tflops);
     c.non_negative(path + ".gbps", k.gbps);
-    if (k.tflops <= 0 && k.gbps <= 0) c.fail(path, "needs tflops > 0 or gbps > 0 (else its time is constant)");
+    c.non_negative(path + ".select_gps", k.select_gps);
+    if (k.tflops <= 0 && k.gbps <= 0 && k.select_gps <= 0) {
+      c.fail(path, "needs tflops, gbps or select_gps > 0 (else its time is constant)");
+    }
   }
   for (const auto& [tier, by_name] : p.collectives) {
     if (tier != "intra_node" && tier != "inter_node") {

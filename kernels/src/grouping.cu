@@ -239,8 +239,11 @@ core::Status launch(const GroupingArgs& args, void* workspace, Stream stream_han
   p.counts = p.hist + limits::round_up(args.num_heads * chunks_alloc * args.num_experts * 4, limits::kAlign) / 4;
 
   // Every block must be resident for the grid barriers: at most the occupancy times the SMs. The
-  // device queries cost microseconds of host time, so the last answer is kept per host thread.
+  // device queries cost microseconds of host time, so the last answer is kept per host thread; the
+  // shared-memory limit is the kernel's on the device, so every thread sets the same (largest)
+  // value and no thread can lower it under another.
   const int smem = (kWarps + 1) * p.E * 4;
+  constexpr int kMaxSmem = (kWarps + 1) * static_cast<int>(limits::kGroupMaxExperts) * 4;
   struct Fit {
     int device = -1, smem = -1, resident = 0;
   };
@@ -249,7 +252,7 @@ core::Status launch(const GroupingArgs& args, void* workspace, Stream stream_han
   HPSIM_CUDA_TRY(cudaGetDevice(&device));
   if (fit.device != device || fit.smem != smem) {
     int sms = 0, per_sm = 0;
-    HPSIM_CUDA_TRY(cudaFuncSetAttribute(grouping_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    HPSIM_CUDA_TRY(cudaFuncSetAttribute(grouping_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem));
     HPSIM_CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
     HPSIM_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, grouping_kernel, kThreads, smem));
     if (per_sm < 1) return core::Error{core::ErrorCode::kUnsupported, "grouping: the kernel does not fit on an SM"};

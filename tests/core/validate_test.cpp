@@ -107,5 +107,16 @@ TEST(Validate, ProfileHostSyncMustNotBeNegative) {
   EXPECT_EQ(errors[0].to_string(), "host_sync_us: must be >= 0, got -3");
 }
 
+TEST(Validate, ProfileKernelNeedsARateAndTheSelectionRateIsOne) {
+  Profile p = minimal_profile();
+  p.kernels["hp_router_fwd"] = {5, 0, 0, 0, {}, 1400};  // a selection rate alone is a rate
+  EXPECT_TRUE(check_profile(p).empty());
+  p.kernels["hp_router_fwd"].select_gps = -1;
+  auto errors = check_profile(p);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].to_string(), "kernels.hp_router_fwd.select_gps: must be >= 0, got -1");
+  EXPECT_EQ(errors[1].to_string(), "kernels.hp_router_fwd: needs tflops, gbps or select_gps > 0 (else its time is constant)");
+}
+
 }  // namespace
 }  // namespace hpsim::core

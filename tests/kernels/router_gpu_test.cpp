@@ -169,6 +169,19 @@ TEST(RouterForwardGpu, FfmaMatchesFloat64OnEpShape) {
 
 TEST(RouterForwardGpu, FfmaSplitsTheExpertsWhenTheTokensCannotFillTheGpu) {
   HPSIM_REQUIRE_GPUS(1);
+  // The split paths are taken: only a split needs a workspace (the splits' top-k lists).
+  const auto ffma_workspace = [](std::int64_t L, std::int64_t N, std::int64_t E, std::int64_t k) {
+    RouterForwardArgs a;
+    a.num_heads = L;
+    a.num_tokens = N;
+    a.num_experts = E;
+    a.top_k = k;
+    a.algo = RouterAlgo::kFfma;
+    return workspace_bytes(a);
+  };
+  EXPECT_EQ(ffma_workspace(1, 513, 700, 8), 197120);  // 513 tokens x 6 splits x k 8 x 8 bytes, rounded up to 256
+  EXPECT_EQ(ffma_workspace(1, 4000, 700, 2), 192000);  // 4000 x 3 splits x 2 x 8
+  EXPECT_EQ(ffma_workspace(4, 8448, 300, 4), 0);       // no split
   // 9 token blocks, 6 expert chunks: 6 splits of one chunk, the last one partial.
   check_forward({1, 513, 256, 700, 8, true, RouterAlgo::kFfma}, 5);
   // 63 token blocks, 6 chunks: 3 splits of two chunks each.
