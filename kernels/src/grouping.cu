@@ -1,17 +1,18 @@
 // Grouping (grouping.h): stable counting sort of the (token, slot) pairs by (head, expert), in one
 // cooperative launch (every block resident; grid-wide barriers between the phases) and no host
 // synchronisation. A task is one chunk of kGroupChunk pairs of one head; blocks loop over tasks.
-//   1. per task, a histogram over experts (shared-memory integer atomics) -> hist[l][c][:];
+//   1. per task, each warp counts its share of the chunk's experts (shared-memory integer
+//      atomics); the block sums the warps' counts -> hist[l][c][:];
 //   -- grid barrier --
 //   2. per (head, expert) column, a warp scans the histograms over chunks (32 at a time, warp
 //      shuffles, four columns per load round) -> chunk bases in place, the column total -> counts;
 //   -- grid barrier --
 //   3. per task, the block scans every segment's padded count (12 KB at L E = 3072, from L2) for
-//      its head's segment offsets (block 0 also writes offsets, counts and the padding rows);
-//      each warp counts its share of the chunk, the per-warp start rows follow from the segment
-//      offset, the chunk base and the earlier warps; each warp then walks its pairs in order and
-//      places them (match_any gives the rank among equal experts inside 32 pairs): positions
-//      follow pair order, so the sort is stable.
+//      its head's segment offsets (block 0 also writes offsets, counts and the padding rows); the
+//      per-warp start rows follow from the segment offset, the chunk base and the earlier warps'
+//      counts (kept from step 1 when a block has one task, else counted again); each warp then
+//      walks its pairs in order and places them (match_any gives the rank among equal experts
+//      inside 32 pairs): positions follow pair order, so the sort is stable.
 // Integer atomics only: the output does not depend on scheduling.
 #include <algorithm>
 
