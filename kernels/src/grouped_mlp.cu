@@ -41,6 +41,19 @@ struct GemmParams {
   int partial_half = 0;      // which [M][N] half of a slot this product fills
 };
 
+// Calls fn(row, col, v0, v1) for each pair of adjacent accumulator elements this thread holds:
+// (row, col) and (row, col + 1) of the block's 128 x 128 tile (warp wm, wn; lane g, t).
+template <typename F>
+__device__ __forceinline__ void for_each_acc_pair(const float (&acc)[4][4][4], int wm, int wn, int g, int t, F fn) {
+#pragma unroll
+  for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+    for (int nt = 0; nt < 4; ++nt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+        fn(wm * 64 + mt * 16 + g + 8 * h, wn * 32 + nt * 8 + 2 * t, acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
+}
+
 template <bool kATrans, bool kBTrans, int kMode, int kEpi>
 __global__ void __launch_bounds__(kThreads, 2) grouped_gemm_kernel(GemmParams p, Schedule sched) {
   extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -158,16 +171,9 @@ __global__ void __launch_bounds__(kThreads, 2) grouped_gemm_kernel(GemmParams p,
   if constexpr (kMode == kWgradMode) {
     if (slot >= 0) {  // part of a split expert: fp32 partial sums straight from the accumulators
       float* part = p.partial + (static_cast<long long>(slot) * 2 + p.partial_half) * p.M * p.N;
-#pragma unroll
-      for (int mt = 0; mt < 4; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < 4; ++nt)
-#pragma unroll
-          for (int h = 0; h < 2; ++h) {
-            const int row = m0 + wm * 64 + mt * 16 + g + 8 * h, col = n0 + wn * 32 + nt * 8 + 2 * t;
-            *reinterpret_cast<float2*>(part + static_cast<long long>(row) * p.N + col) =
-                make_float2(acc[mt][nt][2 * h], acc[mt][nt][2 * h + 1]);
-          }
+      for_each_acc_pair(acc, wm, wn, g, t, [&](int row, int col, float v0, float v1) {
+        *reinterpret_cast<float2*>(part + static_cast<long long>(m0 + row) * p.N + n0 + col) = make_float2(v0, v1);
+      });
       return;
     }
   }
@@ -178,27 +184,20 @@ __global__ void __launch_bounds__(kThreads, 2) grouped_gemm_kernel(GemmParams p,
   __nv_bfloat16* st2 = sa + kTile * kTile;
   const long long c_base = kMode == kRowsMode ? static_cast<long long>(row_base) * p.N + n0
                                               : static_cast<long long>(segment) * p.M * p.N + static_cast<long long>(m0) * p.N + n0;
-#pragma unroll
-  for (int mt = 0; mt < 4; ++mt)
-#pragma unroll
-    for (int nt = 0; nt < 4; ++nt)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int row = wm * 64 + mt * 16 + g + 8 * h, col = wn * 32 + nt * 8 + 2 * t;
-        float v0 = acc[mt][nt][2 * h], v1 = acc[mt][nt][2 * h + 1];
-        if constexpr (kEpi == kEpiGeluGrad) {
-          if (row < m_rows) {
-            const __nv_bfloat162 pre =
-                *reinterpret_cast<const __nv_bfloat162*>(p.aux + c_base + static_cast<long long>(row) * p.N + col);
-            const float2 pf = __bfloat1622float2(pre);
-            v0 *= gelu_grad(pf.x);
-            v1 *= gelu_grad(pf.y);
-          }
-        }
-        *reinterpret_cast<std::uint32_t*>(st + swz(row, col, kTile)) = pack_bf16x2(v0, v1);
-        if constexpr (kEpi == kEpiGelu)
-          *reinterpret_cast<std::uint32_t*>(st2 + swz(row, col, kTile)) = pack_bf16x2(gelu(v0), gelu(v1));
+  for_each_acc_pair(acc, wm, wn, g, t, [&](int row, int col, float v0, float v1) {
+    if constexpr (kEpi == kEpiGeluGrad) {
+      if (row < m_rows) {
+        const __nv_bfloat162 pre =
+            *reinterpret_cast<const __nv_bfloat162*>(p.aux + c_base + static_cast<long long>(row) * p.N + col);
+        const float2 pf = __bfloat1622float2(pre);
+        v0 *= gelu_grad(pf.x);
+        v1 *= gelu_grad(pf.y);
       }
+    }
+    *reinterpret_cast<std::uint32_t*>(st + swz(row, col, kTile)) = pack_bf16x2(v0, v1);
+    if constexpr (kEpi == kEpiGelu)
+      *reinterpret_cast<std::uint32_t*>(st2 + swz(row, col, kTile)) = pack_bf16x2(gelu(v0), gelu(v1));
+  });
   __syncthreads();
 #pragma unroll
   for (int i = 0; i < kTile * kTile / 8 / kThreads; ++i) {  // 8
