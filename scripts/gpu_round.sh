@@ -9,8 +9,9 @@
 # BENCH_TIMEOUT (seconds, default 420), CTEST_FILTER (ctest -R regex), SKIP_TESTS=1 to go straight
 # to the benchmarks, BUILD_ALL=1 to build every target (default: the kernels' tests and
 # hpsim-bench), NCU_FILTER (a benchmark filter: profile those cases' kernels with Nsight
-# Compute, SpeedOfLight section, one timed iteration; NCU_KERNELS, a regex without ncu's "regex:"
-# prefix, narrows the kernel names; NCU_COUNT caps the profiled launches, default 40),
+# Compute, one timed iteration; NCU_SECTIONS names the sections, default SpeedOfLight, and the raw
+# CSV keeps every metric; NCU_KERNELS, a regex without ncu's "regex:" prefix, narrows the kernel
+# names; NCU_COUNT caps the profiled launches, default 40),
 # TABLE_FILTER (regex: only those cases in the printed table; the JSON has all of them).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -73,7 +74,9 @@ grep -E "ceilings on|error" "$out_dir/bench.log" | head -5
 
 if [ -n "${NCU_FILTER:-}" ] && command -v ncu > /dev/null; then
   stamp "ncu"
-  timeout "${NCU_TIMEOUT:-150}" ncu --clock-control none --section SpeedOfLight --csv --page details \
+  sections=()
+  for sec in ${NCU_SECTIONS:-SpeedOfLight}; do sections+=(--section "$sec"); done
+  timeout "${NCU_TIMEOUT:-150}" ncu --clock-control none "${sections[@]}" --csv --page details \
     --kernel-name "regex:${NCU_KERNELS:-expert_mlp|router|grouping|histogram|scatter|offsets|combine|gemm_kernel|schedule}" \
     --launch-count "${NCU_COUNT:-40}" "$build/apps/hpsim-bench/hpsim-bench" --benchmark_filter="$NCU_FILTER" \
     --hpsim_iterations=1 --hpsim_verify=0 > "$out_dir/ncu.csv" 2> "$out_dir/ncu.log"

@@ -265,7 +265,9 @@ __device__ __forceinline__ int tiles_of(const WorkItem& w) { return (w.row_end -
 // the gathering warps and the consumers read in the same order. Unit id: item id / nchunks, hidden
 // units (id % nchunks) * 128 ...; the u-th unit of a block uses weight buffer u % 2; tile t of the
 // block's walk (over all its units) uses tile buffer t % 3. Items of up to 2048 rows would leave
-// a long tail under a static assignment when routing is skewed.
+// a long tail under a static assignment when routing is skewed. A unit of an empty segment passes
+// through the weight ring without a transfer and its consumers store zero gradients straight to
+// device memory (under skew most segments are empty, and those stores are most of the bytes).
 __global__ void __launch_bounds__(kThreadsB, 1)
     expert_mlp_dw_wgmma_kernel(MlpParams p, Schedule sched, const __grid_constant__ CUtensorMap map_k,
                                const __grid_constant__ CUtensorMap map_vt, const __grid_constant__ CUtensorMap map_dk,
@@ -352,7 +354,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
 
   // ---- consumer warpgroups: hidden units f0 + 64 wg .. f0 + 64 wg + 63 of each unit ----
   consumer_registers<224>();  // dK, dV, S^T, dA^T: 192 of them
-  const int wg = warp / 4;
+  const int wg = warp / 4, ltid = tid % 128;
   const int g8 = lane / 4, t4 = lane % 4;
   const int frow = (warp % 4) * 16 + g8;  // accumulator rows frow and frow + 8 (hidden units of the warpgroup)
   const long long fh = static_cast<long long>(p.f) * kH;
@@ -369,6 +371,23 @@ __global__ void __launch_bounds__(kThreadsB, 1)
     const std::uint64_t desc_k = wgmma_desc(kreg);
     const std::uint64_t desc_v = wgmma_desc_mn(vreg, 0);
     mbar_wait(full_w + 8u * b, static_cast<std::uint32_t>((u >> 1) & 1));
+    if (w.row_end == w.row_begin) {
+      // Zero dK rows fbase .. fbase + 63 (16 KB, contiguous) and dV^T columns fbase .. fbase + 63
+      // of the segment's 128 rows (128 bytes each): consecutive threads, consecutive 16 bytes.
+      __syncwarp();
+      if (lane == 0) mbar_arrive(empty_w + 8u * b);
+      const int fbase = f0 + wg * 64;
+      const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
+      uint4* zk = reinterpret_cast<uint4*>(p.dwk + (static_cast<long long>(w.segment) * p.f + fbase) * kH);
+      __nv_bfloat16* zv = p.dwv + static_cast<long long>(w.segment) * kH * p.f + fbase;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const int c = ltid + 128 * i;
+        zk[c] = zero;
+        *reinterpret_cast<uint4*>(zv + static_cast<long long>(c / 8) * p.f + (c % 8) * 8) = zero;
+      }
+      continue;
+    }
 
     float dk[64], dv[64];
 #pragma unroll

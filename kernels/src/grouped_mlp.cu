@@ -82,6 +82,15 @@ __global__ void __launch_bounds__(kThreads, 2) grouped_gemm_kernel(GemmParams p,
     m0 = blockIdx.y * kTile;
     n0 = blockIdx.z * kTile;
     num_k = (k_rows + kTileK - 1) / kTileK;
+    if (k_rows == 0) {  // an expert without rows: a zero tile, stored without the pipeline or staging
+      const long long c_base = static_cast<long long>(segment) * p.M * p.N + static_cast<long long>(m0) * p.N + n0;
+#pragma unroll
+      for (int i = 0; i < kTile * kTile / 8 / kThreads; ++i) {  // 8
+        const int c = tid + i * kThreads;
+        *reinterpret_cast<uint4*>(p.c + c_base + static_cast<long long>(c / 16) * p.N + (c % 16) * 8) = make_uint4(0u, 0u, 0u, 0u);
+      }
+      return;
+    }
   }
   const __nv_bfloat16* b_base =
       kMode == kRowsMode ? p.b + static_cast<long long>(segment) * p.N * p.K : p.b;

@@ -194,13 +194,20 @@ struct StoreBf16Pair {
   }
 };
 
-// One block row per possible split segment, `columns` blocks across the elements.
+// One block row per possible split segment, at least `columns` blocks across the elements, and
+// more when there are few rows: a skewed routing splits one or two long segments, whose sums
+// should not run on a handful of SMs (about 512 blocks, each thread at least one quad).
 template <typename Store>
 cudaError_t reduce_slots(const float* partial, const Schedule& sched, long long elems, Store store, unsigned columns,
                          cudaStream_t stream) {
   if (elems % 4 != 0) return cudaErrorInvalidValue;
-  const unsigned rows = static_cast<unsigned>(sched.max_split > 0 ? sched.max_split : 1);
-  reduce_slots_kernel<<<dim3(rows, columns), 256, 0, stream>>>(partial, sched, elems, store);
+  const long long rows = sched.max_split > 0 ? sched.max_split : 1;
+  const long long most = (elems / 4 + 255) / 256;
+  long long cols = (512 + rows - 1) / rows;
+  cols = cols < most ? cols : most;
+  cols = cols > columns ? cols : columns;
+  reduce_slots_kernel<<<dim3(static_cast<unsigned>(rows), static_cast<unsigned>(cols)), 256, 0, stream>>>(partial, sched, elems,
+                                                                                                           store);
   return cudaGetLastError();
 }
 
