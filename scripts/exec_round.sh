@@ -51,6 +51,7 @@ PY
 done
 log "validate ($W GPU)"
 $HPSIM validate $QUICK ${PROFILE:+--profile "$PROFILE"} --out "$OUT/validation-w$W.md" 2>&1 | tail -60 | tee -a "$OUT/exec_round.log"
+$HPSIM validate $QUICK --json ${PROFILE:+--profile "$PROFILE"} --out "$OUT/validation-w$W.json" > /dev/null 2>&1
 log "imbalance ($W GPU)"
 $HPSIM imbalance $QUICK ${PROFILE:+--profile "$PROFILE"} --out "$OUT/imbalance-w$W.md" 2>&1 | tail -40 | tee -a "$OUT/exec_round.log"
 log "done $(date -u +%FT%TZ)"

@@ -210,6 +210,23 @@ void register_ceiling_cases() {
       return core::Status::ok();
     }, w, {}, "family=ceiling_copy");
   })->UseManualTime()->Iterations(10)->Unit(benchmark::kMicrosecond);
+  // Write-only streams: weight gradients of experts without rows are such a stream of zeros.
+  for (const bool memset : {true, false}) {
+    benchmark::RegisterBenchmark(memset ? "ceiling/write_memset_2GiB" : "ceiling/write_store16_2GiB", [memset](benchmark::State& state) {
+      DeviceBuf<char> dst(static_cast<std::size_t>(kCopyBytes));
+      Work w;
+      w.bytes = static_cast<double>(kCopyBytes);
+      w.ceiling = Ceiling::kCopy;
+      time_case(state, [&](cudaStream_t s) -> core::Status {
+        if (memset)
+          HPSIM_CUDA_TRY(cudaMemsetAsync(dst.get(), 0, static_cast<std::size_t>(kCopyBytes), s));
+        else
+          store_zeros(dst.get(), kCopyBytes, s);
+        HPSIM_CUDA_TRY(cudaGetLastError());
+        return core::Status::ok();
+      }, w, {}, memset ? "family=ceiling_write_memset" : "family=ceiling_write_store16");
+    })->UseManualTime()->Iterations(10)->Unit(benchmark::kMicrosecond);
+  }
   benchmark::RegisterBenchmark("ceiling/bf16_gemm_8192", [](benchmark::State& state) {
     const std::size_t n = static_cast<std::size_t>(kGemm) * kGemm;
     DeviceBuf<Bf16> a(n), b(n), c(n);

@@ -69,6 +69,8 @@ class DeviceBuf {
 // Normal(0, scale^2) pseudo-random fills on the device (counter-based hash, seeded).
 void fill_normal(Bf16* p, std::int64_t n, float scale, std::uint64_t seed);
 void fill_normal(float* p, std::int64_t n, float scale, std::uint64_t seed);
+// Zeros over `bytes` (a multiple of 16) with 16-byte stores from a grid-stride kernel.
+void store_zeros(void* p, std::int64_t bytes, cudaStream_t stream);
 // GELU (tanh form) of bf16 values, in place (the activation step of the cuBLAS comparison).
 void gelu_inplace(Bf16* p, std::int64_t n, cudaStream_t stream);
 

@@ -41,6 +41,14 @@ __global__ void gelu_kernel(__nv_bfloat16* p, std::int64_t n) {
   }
 }
 
+// Zeros with 16-byte stores, grid-stride: the write-only stream of a kernel (the ceiling beside
+// cudaMemset's).
+__global__ void store_zero_kernel(uint4* p, std::int64_t n) {
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
+    p[i] = make_uint4(0u, 0u, 0u, 0u);
+}
+
 unsigned blocks_for(std::int64_t n) {
   const std::int64_t b = (n + 255) / 256;
   return static_cast<unsigned>(b < 1 ? 1 : (b > 65536 ? 65536 : b));
@@ -60,6 +68,11 @@ void fill_normal(float* p, std::int64_t n, float scale, std::uint64_t seed) {
 
 void gelu_inplace(Bf16* p, std::int64_t n, cudaStream_t stream) {
   gelu_kernel<<<blocks_for(n), 256, 0, stream>>>(reinterpret_cast<__nv_bfloat16*>(p), n);
+}
+
+void store_zeros(void* p, std::int64_t bytes, cudaStream_t stream) {
+  const std::int64_t n = bytes / 16;
+  store_zero_kernel<<<blocks_for(n), 256, 0, stream>>>(static_cast<uint4*>(p), n);
 }
 
 }  // namespace hpsim::kernels::bench

@@ -372,19 +372,19 @@ __global__ void __launch_bounds__(kThreadsB, 1)
     const std::uint64_t desc_v = wgmma_desc_mn(vreg, 0);
     mbar_wait(full_w + 8u * b, static_cast<std::uint32_t>((u >> 1) & 1));
     if (w.row_end == w.row_begin) {
-      // Zero dK rows fbase .. fbase + 63 (16 KB, contiguous) and dV^T columns fbase .. fbase + 63
-      // of the segment's 128 rows (128 bytes each): consecutive threads, consecutive 16 bytes.
+      // Zeros over a contiguous 16 KB of the segment's dK and of its dV^T, piece (unit's chunk,
+      // warpgroup): the units of the segment cover both (whole DRAM pages stream faster than the
+      // 128-byte rows of the dV^T columns); consecutive threads, consecutive 16 bytes.
       __syncwarp();
       if (lane == 0) mbar_arrive(empty_w + 8u * b);
-      const int fbase = f0 + wg * 64;
+      const long long at = static_cast<long long>(w.segment) * p.f * kH + static_cast<long long>(f0 + wg * 64) * kH;
       const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
-      uint4* zk = reinterpret_cast<uint4*>(p.dwk + (static_cast<long long>(w.segment) * p.f + fbase) * kH);
-      __nv_bfloat16* zv = p.dwv + static_cast<long long>(w.segment) * kH * p.f + fbase;
+      uint4* zk = reinterpret_cast<uint4*>(p.dwk + at);
+      uint4* zv = reinterpret_cast<uint4*>(p.dwv + at);
 #pragma unroll
       for (int i = 0; i < 8; ++i) {
-        const int c = ltid + 128 * i;
-        zk[c] = zero;
-        *reinterpret_cast<uint4*>(zv + static_cast<long long>(c / 8) * p.f + (c % 8) * 8) = zero;
+        zk[ltid + 128 * i] = zero;
+        zv[ltid + 128 * i] = zero;
       }
       continue;
     }

@@ -82,15 +82,6 @@ __global__ void __launch_bounds__(kThreads, 2) grouped_gemm_kernel(GemmParams p,
     m0 = blockIdx.y * kTile;
     n0 = blockIdx.z * kTile;
     num_k = (k_rows + kTileK - 1) / kTileK;
-    if (k_rows == 0) {  // an expert without rows: a zero tile, stored without the pipeline or staging
-      const long long c_base = static_cast<long long>(segment) * p.M * p.N + static_cast<long long>(m0) * p.N + n0;
-#pragma unroll
-      for (int i = 0; i < kTile * kTile / 8 / kThreads; ++i) {  // 8
-        const int c = tid + i * kThreads;
-        *reinterpret_cast<uint4*>(p.c + c_base + static_cast<long long>(c / 16) * p.N + (c % 16) * 8) = make_uint4(0u, 0u, 0u, 0u);
-      }
-      return;
-    }
   }
   const __nv_bfloat16* b_base =
       kMode == kRowsMode ? p.b + static_cast<long long>(segment) * p.N * p.K : p.b;
@@ -259,7 +250,7 @@ core::Status launch(const GroupedMlpBackwardArgs& args, void* workspace, Stream 
   auto* d_pre = reinterpret_cast<__nv_bfloat16*>(cursor);
   cursor += limits::round_up(args.rows * args.hidden * 2, limits::kAlign);
   auto* partial = reinterpret_cast<float*>(cursor);
-  const ScheduleBuild wbuild{wsched, /*item_for_empty=*/true};
+  const ScheduleBuild wbuild{wsched, /*item_for_empty=*/false};
   HPSIM_CUDA_TRY(build_schedules(args.offsets, ScheduleBuild{sched, /*item_for_empty=*/false}, &wbuild, stream));
   const int d = static_cast<int>(args.dim), f = static_cast<int>(args.hidden);
   const unsigned items = static_cast<unsigned>(sched.max_items);
@@ -269,7 +260,10 @@ core::Status launch(const GroupedMlpBackwardArgs& args, void* workspace, Stream 
   // dX = d_pre W1
   GemmParams g2{d_pre, nv(args.w1), nv(args.dx), nullptr, nullptr, args.offsets, 0, d, f};
   HPSIM_TRY((run_gemm<false, true, kRowsMode, kEpiStore>(g2, sched, dim3(items, d / kTile), stream)));
-  // dW2 = act^T dY, dW1 = d_pre^T X, per weight-gradient item; split experts through the slots.
+  // Experts without rows: zero gradients in one write stream. The others: dW2 = act^T dY,
+  // dW1 = d_pre^T X, per weight-gradient item; split experts through the slots.
+  HPSIM_CUDA_TRY(zero_empty_segments(args.offsets, static_cast<int>(args.num_experts), nv(args.d_w2), nv(args.d_w1),
+                                     static_cast<long long>(f) * d, stream));
   const unsigned wg_items = static_cast<unsigned>(wsched.max_items);
   GemmParams g3{nv(args.act), nv(args.dy), nv(args.d_w2), nullptr, nullptr, args.offsets, f, d, 0, partial, 0};
   HPSIM_TRY((run_gemm<true, true, kWgradMode, kEpiStore>(g3, wsched, dim3(wg_items, f / kTile, d / kTile), stream)));

@@ -29,7 +29,8 @@ inline constexpr std::int64_t kMlpWgradRows = 2048;         // rows per weight-g
 // EP grouped GEMM.
 inline constexpr std::int64_t kGemmTile = 128;              // M and N tile
 inline constexpr std::int64_t kGemmTileK = 64;
-inline constexpr std::int64_t kGemmWgradRows = 2048;        // rows per weight-gradient work item
+inline constexpr std::int64_t kGemmWgradRows = 1024;        // rows per weight-gradient work item (one block per
+                                                            // output tile walks them: a hot expert's critical path)
 
 // Dense (cuBLAS workspace).
 inline constexpr std::int64_t kDenseWorkspace = 32ll << 20;

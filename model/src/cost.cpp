@@ -1,6 +1,8 @@
 // Kernel work from shapes, and kernel and collective times from a profile (cost.h, docs/model.md).
 #include "hpsim/model/cost.h"
 
+#include <algorithm>
+
 #include "hpsim/core/units.h"
 #include "hpsim/model/calibration_fit.h"
 
@@ -95,6 +97,22 @@ core::Expected<core::KernelFit> kernel_fit(const core::Profile& profile, KernelF
 
 double kernel_time_us(const core::KernelFit& fit, const KernelWork& work) {
   return kernel_time_us(fit, work.flops, work.bytes, work.selections);
+}
+
+bool has_copy_floor(KernelFamily family) {
+  switch (family) {
+    case KernelFamily::kHpExpertMlpFwd:
+    case KernelFamily::kHpExpertMlpBwd:
+    case KernelFamily::kEpExpertMlpFwd:
+    case KernelFamily::kEpExpertMlpBwd: return true;
+    default: return false;
+  }
+}
+
+double kernel_time_us(const core::KernelFit& fit, const KernelWork& work, double copy_gbps) {
+  const double t = kernel_time_us(fit, work);
+  if (!(copy_gbps > 0)) return t;
+  return std::max(t, fit.alpha_us + work.bytes / (copy_gbps * 1e9) * 1e6);
 }
 
 LinkTier group_tier(const core::ClusterSpec& cluster, std::int64_t num_ranks) {

@@ -129,12 +129,13 @@ core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const
       st.flops.resize(uW);
       st.bytes.resize(uW);
       st.selections.resize(uW);
+      const double copy_gbps = has_copy_floor(t.family) ? profile.hbm_gbps : 0.0;
       for (std::size_t r = 0; r < uW; ++r) {
         const KernelWork work = moe_kernel_work(t.family, shape, rows[r], tiles[r]);
         st.flops[r] = work.flops;
         st.bytes[r] = work.bytes;
         st.selections[r] = work.selections;
-        st.duration_ns[r] = kernel_time_us(*fit, work) * core::kNsPerUs;
+        st.duration_ns[r] = kernel_time_us(*fit, work, copy_gbps) * core::kNsPerUs;
       }
     }
     layer.push_back(std::move(st));

@@ -160,7 +160,8 @@ TEST(GroupedMlpGpu, MatchesFloat64WithEmptyAndLongExperts) {
   check_grouped_mlp({37, 0, 300, 1, 129, 0, 64}, 256, 128, 1);
   check_grouped_mlp({500, 3}, 1024, 256, 2);
   check_grouped_mlp({0, 0, 0}, 128, 128, 3);
-  // Experts of more than 2048 rows: weight gradients summed over several items' partial sums.
+  // Experts of more than one weight-gradient item (kGemmWgradRows = 1024 rows): weight gradients
+  // summed over several items' partial sums.
   check_grouped_mlp({5000, 17, 0, 2100}, 256, 128, 4);
 }
 

@@ -58,8 +58,8 @@ core::Status launch(const GroupedMlpForwardArgs& args, void* workspace, Stream s
 
 core::Status can_implement(const GroupedMlpBackwardArgs& args);
 // Workspace of the backward: the schedules, the pre-activation gradient (rows f 2 bytes) and the
-// fp32 partial sums of experts cut into work items of 2048 rows, sized for the worst case:
-// (2 ceil(rows / 2048) + 1) 2 f d 4 bytes (0.27 GB at rows = 131072, f = 256, d = 1024; it grows
+// fp32 partial sums of experts cut into work items of 1024 rows, sized for the worst case:
+// (2 ceil(rows / 1024) + 1) 2 f d 4 bytes (0.54 GB at rows = 131072, f = 256, d = 1024; it grows
 // with f d, so very wide experts need a large workspace even under uniform routing).
 std::int64_t workspace_bytes(const GroupedMlpBackwardArgs& args);
 core::Status launch(const GroupedMlpBackwardArgs& args, void* workspace, Stream stream);

@@ -3,7 +3,8 @@
 // f, W, s as in DESIGN.md section 2; R = (token, slot) rows a rank's experts process (EP: L_r;
 // HP: n H k); S = n H sub-tokens a rank routes for HP.
 //
-//   kernel      t = alpha + flops / (tflops 1e12) + bytes / (gbps 1e9) + selections / (select_gps 1e9)
+//   kernel      t = alpha + flops / (tflops 1e12) + bytes / (gbps 1e9) + selections / (select_gps 1e9),
+//               for the expert MLPs at least alpha + bytes / (copy ceiling)
 //   collective  t = alpha + bytes / (efficiency * tier link bandwidth)        (W > 1; 0 for W = 1, whose
 //               local copy the plan charges as PlanStage::local_ns)
 //   tier        intra_node when the W ranks fit in one node (W <= gpus_per_node), else inter_node
@@ -46,6 +47,15 @@ KernelWork moe_kernel_work(KernelFamily family, const LayerShape& x, double rows
 // The profile's fit of a family; an error names the profile and the missing "kernels.<name>".
 core::Expected<core::KernelFit> kernel_fit(const core::Profile& profile, KernelFamily family);
 double kernel_time_us(const core::KernelFit& fit, const KernelWork& work);
+
+// The families whose counted bytes all cross device memory (weights, activations and gradients of
+// the expert MLPs): their time has the device copy ceiling as a floor, alpha + bytes / copy rate.
+// The fitted byte rate of a family is not physical (it shares the time with the FLOP term) and can
+// exceed the copy rate; where the bytes dominate (skewed routing: few rows, every segment's weight
+// gradients still written) the floor keeps the prediction from moving them faster than the device can.
+bool has_copy_floor(KernelFamily family);
+// max(kernel_time_us(fit, work), alpha + bytes / copy_gbps); copy_gbps <= 0: no floor.
+double kernel_time_us(const core::KernelFit& fit, const KernelWork& work, double copy_gbps);
 
 enum class LinkTier { kIntraNode, kInterNode };
 LinkTier group_tier(const core::ClusterSpec& cluster, std::int64_t num_ranks);
