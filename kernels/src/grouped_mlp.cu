@@ -6,7 +6,8 @@
 //   wgrad mode:  C_e[M][N] = A[rows of e][M]^T * B[rows of e][N] (K = the expert's rows, cut into
 //                work items of at most kGemmWgradRows rows: one block per (item, output tile);
 //                an expert cut into several items writes fp32 partial sums, added in slot order
-//                afterwards, so a skewed expert does not serialise and the sum is deterministic)
+//                afterwards, so a skewed expert does not serialise and the sum is deterministic;
+//                experts without rows get no items: zero_empty_segments writes their zeros)
 // Operand layouts are template flags (A: [m][k] or [k][m]; B: [n][k] or [k][n]); epilogues store
 // C, store C and GELU(C), or multiply by GELU'(aux). Symbols as in grouped_mlp.h.
 #include "device_common.cuh"

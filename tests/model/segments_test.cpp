@@ -195,6 +195,41 @@ TEST(ExpertMlpWork, FlopsArePaddedToTheKernelsTiles) {
 
 // ---- Collectives of a one-rank layer and EP's host round trip ----------------------------------
 
+TEST(CopyFloor, ExpertMlpsMoveTheirBytesNoFasterThanTheDeviceCopies) {
+  core::KernelFit fit;
+  fit.alpha_us = 5;
+  fit.tflops = 500;
+  fit.gbps = 10000;  // a fitted byte rate above the copy ceiling
+  const KernelWork memory_bound{1e9, 8e8};  // 2 us of FLOPs, 80 us of bytes at the fitted rate
+  EXPECT_NEAR(kernel_time_us(fit, memory_bound), 5 + 2 + 80, 1e-9);
+  EXPECT_NEAR(kernel_time_us(fit, memory_bound, 4000), 5 + 200, 1e-9);  // 800 MB at 4 TB/s
+  EXPECT_NEAR(kernel_time_us(fit, memory_bound, 0), 5 + 2 + 80, 1e-9);  // no ceiling: no floor
+  const KernelWork compute_bound{1e11, 8e8};  // 200 us of FLOPs: above the floor
+  EXPECT_NEAR(kernel_time_us(fit, compute_bound, 4000), 5 + 200 + 80, 1e-9);
+  for (KernelFamily f : {KernelFamily::kHpExpertMlpFwd, KernelFamily::kHpExpertMlpBwd, KernelFamily::kEpExpertMlpFwd,
+                         KernelFamily::kEpExpertMlpBwd})
+    EXPECT_TRUE(has_copy_floor(f)) << name_of(f);
+  for (KernelFamily f : {KernelFamily::kHpGroup, KernelFamily::kHpRouterFwd, KernelFamily::kEpPermute})
+    EXPECT_FALSE(has_copy_floor(f)) << name_of(f);
+
+  // In a plan: with a profile whose expert-MLP byte rate is far above its copy ceiling, a skewed
+  // backward (few rows, every segment's gradients written) costs at least its bytes at the ceiling.
+  core::Profile profile = shipped_profile();
+  profile.kernels.at("hp_expert_mlp_bwd").gbps = 1e6;
+  const core::Scenario s = one_rank(core::Strategy::kHp, 4096, 1, 2.0);
+  auto plan = build_layer_plan(s, profile, core::Strategy::kHp);
+  ASSERT_TRUE(plan) << plan.error().message;
+  int checked = 0;
+  for (const auto& st : plan->stages) {
+    if (st.kernel != "hp_expert_mlp_bwd") continue;
+    ++checked;
+    const double floor_ns = profile.kernels.at("hp_expert_mlp_bwd").alpha_us * 1e3 + st.bytes[0] / profile.hbm_gbps;
+    EXPECT_GE(st.duration_ns[0], floor_ns - 1e-6);
+    EXPECT_GT(st.bytes[0], 0);
+  }
+  EXPECT_EQ(checked, 1);
+}
+
 TEST(OneRankCollectives, AreDeviceCopiesOfTheRanksOwnBlock) {
   const core::Profile& profile = shipped_profile();
   for (auto strategy : {core::Strategy::kEp, core::Strategy::kHp}) {
