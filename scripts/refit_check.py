@@ -5,8 +5,8 @@ predict a validation sweep again with it, without a GPU.
 The refit is the non-negative least squares of model/src/calibration_fit.cpp (relative residuals,
 every subset of free unknowns), optionally with the byte rate capped at the profile's measured
 copy ceiling (hbm_gbps) for the named families. The prediction runs `hpsim simulate --engine sim`
-on the scenarios `hpsim validate` builds for each point (the paper's 4.2B widths, one node of W = 1,
-HP with the recomputed hidden) and compares the layer totals with the measured ones of a
+on the scenarios `hpsim validate` builds for each point (the paper's 4.2B widths, one node of the
+report's W ranks, HP with the recomputed hidden) and compares the layer totals with the measured ones of a
 `hpsim validate --json` report.
 
   python3 scripts/refit_check.py --hpsim <build>/apps/hpsim/hpsim \\
@@ -84,19 +84,19 @@ def refit(points, cap_gbps=None):
     return fit
 
 
-def scenario(hpsim, strategy, k, skew, n):
+def scenario(hpsim, strategy, k, skew, n, w):
     base = json.loads(subprocess.run([hpsim, "presets", "--show", "paper-4.2b-h200x8-uniform"], check=True,
                                      capture_output=True, text=True).stdout)
     base["name"] = f"{strategy}-k{k}-zipf{skew:g}-n{n}"
     base["model"]["top_k"] = k
     base["workload"].update(tokens_per_rank=n, routing="zipf" if skew > 0 else "uniform", zipf_skew=float(skew))
-    base["parallel"] = {"num_ranks": 1, "strategy": strategy}
-    base["cluster"].update(num_nodes=1, gpus_per_node=1)
+    base["parallel"] = {"num_ranks": w, "strategy": strategy}
+    base["cluster"].update(num_nodes=1, gpus_per_node=w)
     return base
 
 
-def predict(hpsim, profile_path, point, folder):
-    s = scenario(hpsim, point["strategy"], point["top_k"], point["skew"], point["tokens_per_rank"])
+def predict(hpsim, profile_path, point, folder, w):
+    s = scenario(hpsim, point["strategy"], point["top_k"], point["skew"], point["tokens_per_rank"], w)
     path = os.path.join(folder, s["name"] + ".json")
     with open(path, "w") as f:
         json.dump(s, f)
@@ -132,7 +132,8 @@ def main():
             json.dump(profile, f)
         rows = []
         for p in validation["points"]:
-            before, after = predict(args.hpsim, args.profile, p, folder), predict(args.hpsim, refitted, p, folder)
+            w = int(validation.get("ranks", 1))
+            before, after = predict(args.hpsim, args.profile, p, folder, w), predict(args.hpsim, refitted, p, folder, w)
             rows.append((p, before / p["measured_us"] - 1, after / p["measured_us"] - 1))
     print("| strategy | k | Zipf skew | tokens/rank | measured us | error, profile | error, refitted |")
     print("|---|---|---|---|---|---|---|")

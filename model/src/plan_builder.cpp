@@ -119,6 +119,7 @@ core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const
       }
       st.tier = std::string(tier_name(model->tier));
       st.bandwidth_gbps = model->bandwidth_gbps();
+      st.efficiency = model->efficiency;
     } else {
       st.kind = StageKind::kCompute;
       st.lane = core::Lane::kCompute;

@@ -117,8 +117,10 @@ class Engine final : public FlowListener {
   struct Collective {
     std::int64_t stage = 0;
     bool prepared = false;
-    const core::TrafficMatrix* traffic = nullptr;
+    const core::TrafficMatrix* traffic = nullptr;  // the bytes the ranks exchange (the spans report these)
+    const core::TrafficMatrix* flows = nullptr;    // the bytes on the wire: traffic / efficiency
     core::TrafficMatrix ring;  // an all_reduce given by its buffer sizes, expanded
+    core::TrafficMatrix wire;  // traffic / efficiency, when the stage's efficiency is below 1
     std::vector<std::int32_t> sends_left;
     std::vector<std::int32_t> recvs_left;
     std::vector<double> sent_bytes;
@@ -183,6 +185,15 @@ class Engine final : public FlowListener {
       for (std::int64_t r = 0; r < w_ && w_ > 1; ++r) c.ring.at(r, (r + 1) % w_) = factor * s.traffic.at(r, r);
       c.traffic = &c.ring;
     }
+    // The profile's efficiency is a fraction of the link that the collective's protocol gets:
+    // its flows carry bytes / efficiency, so a lone flow takes alpha + bytes / (efficiency link),
+    // as in the analytic walk, and flows that share a link share its raw bandwidth.
+    c.flows = c.traffic;
+    if (s.efficiency > 0 && s.efficiency < 1) {
+      c.wire = *c.traffic;
+      for (double& b : c.wire.bytes) b /= s.efficiency;
+      c.flows = &c.wire;
+    }
     const auto ws = static_cast<std::size_t>(w_);
     c.sends_left.assign(ws, 0);
     c.recvs_left.assign(ws, 0);
@@ -190,7 +201,8 @@ class Engine final : public FlowListener {
     c.left_sender.assign(ws, 0);
     c.records.assign(ws, CollectiveRecord{});
     for (std::int64_t src = 0; src < w_; ++src) {
-      const double* row = c.traffic->bytes.data() + src * w_;
+      const double* row = c.flows->bytes.data() + src * w_;
+      const double* sent_row = c.traffic->bytes.data() + src * w_;
       std::int32_t sends = 0;
       double sent = 0;
       for (std::int64_t dst = 0; dst < w_; ++dst) {
@@ -198,7 +210,7 @@ class Engine final : public FlowListener {
         const std::int64_t b = flow_bytes(row[dst]);
         if (b == 0) continue;
         ++sends;
-        sent += static_cast<double>(b);
+        sent += static_cast<double>(flow_bytes(sent_row[dst]));
         ++c.recvs_left[static_cast<std::size_t>(dst)];
       }
       c.sends_left[static_cast<std::size_t>(src)] = sends;
@@ -233,7 +245,7 @@ class Engine final : public FlowListener {
     if (c.sends_left[rr] == 0) rec.sent_ns = now;
     if (c.recvs_left[rr] == 0) rec.received_ns = std::max(rec.received_ns, now);
     if (c.sends_left[rr] > 0) {
-      network_.add_row(i, r, std::span<const double>(c.traffic->bytes.data() + r * w_, static_cast<std::size_t>(w_)));
+      network_.add_row(i, r, std::span<const double>(c.flows->bytes.data() + r * w_, static_cast<std::size_t>(w_)));
     }
     maybe_finish(c, r);
   }

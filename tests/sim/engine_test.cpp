@@ -62,6 +62,26 @@ TEST(Engine, AgreesWithTheAnalyticWalkWhenNothingContends) {
   EXPECT_NEAR(static_cast<double>(r.timeline.end_ns()), analytic, 0.01 * analytic);
 }
 
+// A collective's fitted efficiency stretches its flows: at efficiency 0.5 a lone all-to-all takes
+// alpha + bytes / (0.5 link), as the analytic walk prices it; the span still reports the bytes
+// exchanged, not the stretched ones. Sharing a link: two collectives' flows split its raw rate.
+TEST(Engine, CollectiveEfficiencyStretchesItsFlowsLikeTheAnalyticWalk) {
+  const Topology t = topology_of(cluster(1, 2, 1, 1.0, 200, 50));
+  auto plan = plan_of("hp", 2, {compute("a", {1000, 1000}, {}), collective("x", uniform("x", 2, 4e6), 3000, {0})});
+  plan.stages[1].efficiency = 0.5;
+  plan.stages[1].bandwidth_gbps = 0.5 * 200;
+  const SimResult r = run(plan, t);
+  const double expected = 1000 + 3000 + 4e6 / (0.5 * 200.0);  // 44 us
+  EXPECT_NEAR(static_cast<double>(span_of(r, 0, "x").end_ns), expected, 0.01 * expected);
+  EXPECT_EQ(span_of(r, 0, "x").bytes, 4e6);
+  const model::PlanWalk walk = model::walk_plan(plan);
+  EXPECT_NEAR(static_cast<double>(r.timeline.end_ns()), walk.end_ns_max(), 0.01 * walk.end_ns_max());
+  // Efficiency 1 (the default, as in plans without a profile) leaves the flows as they are.
+  plan.stages[1].efficiency = 1;
+  const SimResult full = run(plan, t);
+  EXPECT_NEAR(static_cast<double>(span_of(full, 0, "x").end_ns), 1000 + 3000 + 4e6 / 200.0, 0.01 * 24000);
+}
+
 // Two nodes of two GPUs under one leaf. Each GPU sends B to its node peer over NVLink and B to
 // each of the two GPUs of the other node through its NIC (50 GB/s): its NIC carries 2B out and
 // 2B in, so the all-to-all takes 2B / 50 GB/s.

@@ -52,6 +52,7 @@ struct PlanStage {
   double local_ns = 0;        // time on the rank itself: local copy (W = 1), host round trip (EP metadata)
   std::string tier;           // "intra_node" or "inter_node": the link tier the group crosses
   double bandwidth_gbps = 0;  // efficiency x tier link bandwidth (GB/s per direction), for the analytic walk
+  double efficiency = 1;      // the profile's fitted fraction of the link: the simulator sends bytes / efficiency
 
   std::vector<std::int64_t> deps;  // stage ids that must finish on the same rank first
 };
