@@ -7,7 +7,8 @@
 //                work items of at most kGemmWgradRows rows: one block per (item, output tile);
 //                an expert cut into several items writes fp32 partial sums, added in slot order
 //                afterwards, so a skewed expert does not serialise and the sum is deterministic;
-//                experts without rows get no items: zero_empty_segments writes their zeros)
+//                experts without rows get no items: extra blocks past the items write their
+//                zeros, beside the long items of a skewed routing)
 // Operand layouts are template flags (A: [m][k] or [k][m]; B: [n][k] or [k][n]); epilogues store
 // C, store C and GELU(C), or multiply by GELU'(aux). Symbols as in grouped_mlp.h.
 #include "device_common.cuh"
@@ -66,6 +67,22 @@ __global__ void __launch_bounds__(kThreads, 2) grouped_gemm_kernel(GemmParams p,
 
   int segment, row_base, m_rows, k_rows, m0, n0, num_k;
   int slot = -1;  // wgrad mode: the item's partial-sum slot, or -1 (the whole expert)
+  if constexpr (kMode == kWgradMode) {
+    if (blockIdx.x >= sched.max_items) {
+      // A zero block (past the items): piece (y, z) of the [M][N] gradient of every expert
+      // without rows among experts zb, zb + zero blocks, ...: a contiguous 32 KB each, so the
+      // experts' zeros stream beside the few long GEMM items of a skewed routing.
+      const int zb = static_cast<int>(blockIdx.x - sched.max_items), nzb = static_cast<int>(gridDim.x - sched.max_items);
+      const long long piece = static_cast<long long>(blockIdx.y) * gridDim.z + blockIdx.z;
+      for (int e = zb; e < sched.segments; e += nzb) {
+        if (p.offsets[e + 1] != p.offsets[e]) continue;
+        uint4* dst = reinterpret_cast<uint4*>(p.c + static_cast<long long>(e) * p.M * p.N + piece * kTile * kTile);
+#pragma unroll
+        for (int i = 0; i < kTile * kTile / 8 / kThreads; ++i) dst[tid + i * kThreads] = make_uint4(0u, 0u, 0u, 0u);  // 8
+      }
+      return;
+    }
+  }
   if (static_cast<int>(blockIdx.x) >= sched.counters[0]) return;
   const WorkItem item = sched.items[blockIdx.x];
   segment = item.segment;
@@ -214,6 +231,7 @@ __global__ void __launch_bounds__(kThreads, 2) grouped_gemm_kernel(GemmParams p,
 }
 
 constexpr int kSmem = 2 * kStages * kTileElems * 2;  // 96 KB
+constexpr unsigned kZeroBlocks = 64;                  // per output tile of a weight-gradient launch
 
 template <bool kATrans, bool kBTrans, int kMode, int kEpi>
 core::Status run_gemm(const GemmParams& p, const Schedule& sched, dim3 grid, cudaStream_t stream) {
@@ -261,11 +279,9 @@ core::Status launch(const GroupedMlpBackwardArgs& args, void* workspace, Stream 
   // dX = d_pre W1
   GemmParams g2{d_pre, nv(args.w1), nv(args.dx), nullptr, nullptr, args.offsets, 0, d, f};
   HPSIM_TRY((run_gemm<false, true, kRowsMode, kEpiStore>(g2, sched, dim3(items, d / kTile), stream)));
-  // Experts without rows: zero gradients in one write stream. The others: dW2 = act^T dY,
-  // dW1 = d_pre^T X, per weight-gradient item; split experts through the slots.
-  HPSIM_CUDA_TRY(zero_empty_segments(args.offsets, static_cast<int>(args.num_experts), nv(args.d_w2), nv(args.d_w1),
-                                     static_cast<long long>(f) * d, stream));
-  const unsigned wg_items = static_cast<unsigned>(wsched.max_items);
+  // dW2 = act^T dY, dW1 = d_pre^T X, per weight-gradient item; split experts through the slots;
+  // the experts without rows get zeros from kZeroBlocks extra blocks of each launch.
+  const unsigned wg_items = static_cast<unsigned>(wsched.max_items) + kZeroBlocks;
   GemmParams g3{nv(args.act), nv(args.dy), nv(args.d_w2), nullptr, nullptr, args.offsets, f, d, 0, partial, 0};
   HPSIM_TRY((run_gemm<true, true, kWgradMode, kEpiStore>(g3, wsched, dim3(wg_items, f / kTile, d / kTile), stream)));
   GemmParams g4{d_pre, nv(args.x), nv(args.d_w1), nullptr, nullptr, args.offsets, f, d, 0, partial, 1};

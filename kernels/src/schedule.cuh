@@ -7,7 +7,6 @@
 // A segment cut into several items gets one partial-sum slot per item (consecutive, in row
 // order); reduce_slots_kernel adds them in slot order, so sums over a segment are deterministic.
 
-#include <algorithm>
 #include <initializer_list>
 
 #include "device_common.cuh"
@@ -179,39 +178,7 @@ __global__ void reduce_slots_kernel(const float* __restrict__ partial, Schedule 
   }
 }
 
-// Zeros over the per-segment blocks first[s][0 .. elems) and second[s][0 .. elems) of every
-// segment s without rows (elems a multiple of 8, 16-byte stores): blocks stride over segments in
-// y and over a segment's 16-byte chunks in x. One write stream at the device's write rate, not
-// a block per output tile of a GEMM that has nothing to multiply.
-__global__ void __launch_bounds__(256) zero_empty_segments_kernel(const int* __restrict__ offsets, int segments,
-                                                                  __nv_bfloat16* first, __nv_bfloat16* second, long long elems) {
-  const long long chunks = elems / 8;
-  const uint4 zero = make_uint4(0u, 0u, 0u, 0u);
-  for (int s = blockIdx.y; s < segments; s += gridDim.y) {
-    if (offsets[s + 1] != offsets[s]) continue;
-    uint4* a = reinterpret_cast<uint4*>(first + s * elems);
-    uint4* b = reinterpret_cast<uint4*>(second + s * elems);
-    for (long long c = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; c < chunks;
-         c += static_cast<long long>(gridDim.x) * blockDim.x) {
-      a[c] = zero;
-      b[c] = zero;
-    }
-  }
-}
-
 }  // namespace
-
-inline cudaError_t zero_empty_segments(const int* offsets, int segments, __nv_bfloat16* first, __nv_bfloat16* second,
-                                       long long elems, cudaStream_t stream) {
-  if (segments == 0 || elems == 0) return cudaSuccess;
-  if (elems % 8 != 0) return cudaErrorInvalidValue;
-  // About 2048 blocks in all: a few per segment across its chunks, segments strided in y.
-  const long long per_segment = std::min<long long>(8, (elems / 8 + 255) / 256);
-  const long long ys = std::min<long long>(segments, std::max<long long>(1, 2048 / per_segment));
-  zero_empty_segments_kernel<<<dim3(static_cast<unsigned>(per_segment), static_cast<unsigned>(ys)), 256, 0, stream>>>(
-      offsets, segments, first, second, elems);
-  return cudaGetLastError();
-}
 
 // The store of the weight-gradient paths: a slot holds two per-segment outputs of `half`
 // elements each, one after the other, written as bf16 to first[s][i] and second[s][i].
