@@ -70,6 +70,17 @@ int main(int argc, char** argv) {
   presets->add_option("--show", show, "Print this scenario preset's full JSON (a template for your own scenarios)");
   presets->add_flag("--json", presets_json, "List the presets as JSON");
 
+  // ---- derive
+  DeriveOptions der;
+  auto* derive = app.add_subcommand(
+      "derive", "A profile for another GPU from a measured one, by the ratios of two datasheet profiles (compute, HBM); "
+                "labelled derived");
+  derive->add_option("base", der.base, "Measured profile JSON file or shipped name, e.g. h200x2-measured")->required();
+  derive->add_option("--name", der.name, "Name of the derived profile, e.g. h100-derived")->required();
+  derive->add_option("--from-sheet", der.from_sheet, "Datasheet profile of the base's GPU")->capture_default_str();
+  derive->add_option("--to-sheet", der.to_sheet, "Datasheet profile of the target GPU")->capture_default_str();
+  derive->add_option("--out", der.out, "Write the profile JSON to this file instead of stdout");
+
   // ---- execute, validate, calibrate (GPU)
   ExecuteOptions ex;
   ValidateOptions val;
@@ -87,6 +98,7 @@ int main(int argc, char** argv) {
   if (simulate->parsed()) return run_simulate(sim);
   if (sweep->parsed()) return run_sweep(sw);
   if (presets->parsed()) return run_presets(show, presets_json);
+  if (derive->parsed()) return run_derive(der);
   if (execute->parsed()) return run_execute(ex);
   if (validate->parsed()) return run_validate(val);
   if (imbalance->parsed()) return run_imbalance(imb);

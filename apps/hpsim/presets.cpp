@@ -6,6 +6,8 @@
 #include "cli.h"
 #include "hpsim/core/json.h"
 #include "hpsim/core/presets.h"
+#include "hpsim/model/data_files.h"
+#include "hpsim/model/derive.h"
 
 namespace hpsim::cli {
 namespace {
@@ -50,6 +52,21 @@ int run_presets(const std::string& show, bool json) {
     for (const auto& p : core::scenario_presets()) out += fmt::format("  {:<28} {}\n", p.name, p.description);
   }
   return emit("", out) ? kExitOk : kExitBadInput;
+}
+
+int run_derive(const DeriveOptions& options) {
+  if (options.name.empty()) return print_error(core::Error::field("--name", "must not be empty"));
+  auto base = model::load_model_profile(options.base);
+  if (!base) return print_error(core::Error::field("base", base.error().message));
+  auto from = model::load_model_profile(options.from_sheet);
+  if (!from) return print_error(core::Error::field("--from-sheet", from.error().message));
+  auto to = model::load_model_profile(options.to_sheet);
+  if (!to) return print_error(core::Error::field("--to-sheet", to.error().message));
+  auto derived = model::derive_profile(*base, *from, *to, options.name);
+  if (!derived) return print_error(derived.error());
+  const core::Status st = emit(options.out, core::to_json(*derived));
+  if (!st) return print_error(st.error());
+  return kExitOk;
 }
 
 }  // namespace hpsim::cli

@@ -245,6 +245,21 @@ TEST(CliSimulate, OutWritesTheFileAndPresetNamesWork) {
   EXPECT_EQ(reports[0]["strategies"].size(), 1u);
 }
 
+TEST(CliDerive, WritesADerivedProfileThatSimulateTakes) {
+  const auto out = (temp_dir() / "derived.json").string();
+  const auto r = run_cli({"derive", "h200x2-measured", "--name", "test-h100", "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto profile = json::parse(read_file(out));
+  EXPECT_EQ(profile["name"], "test-h100");
+  EXPECT_EQ(profile["source"], "derived");
+  EXPECT_EQ(profile["gpu"], "NVIDIA H100");
+  const auto sim = run_cli({"simulate", "paper-4.2b-h100x8", "--profile", out, "--json"});
+  ASSERT_EQ(sim.exit_code, 0) << sim.err;
+  EXPECT_EQ(json::parse(sim.out)[0]["profile"], "test-h100");
+  expect_bad_input(run_cli({"derive", "h200x2-measured", "--name", ""}), "--name: must not be empty");
+  expect_bad_input(run_cli({"derive", "no-such-profile", "--name", "x"}), "base: no-such-profile");
+}
+
 TEST(CliSimulate, ShippedTraceScenarioRuns) {
   const auto r = run_cli({"simulate", std::string(HPSIM_SOURCE_DIR) + "/traces/data/scenarios/tiny-trace.json", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
