@@ -11,6 +11,7 @@
 #include "hpsim/core/json.h"
 #include "hpsim/core/presets.h"
 #include "hpsim/core/validate.h"
+#include "hpsim/model/calibration_fit.h"
 #include "hpsim/model/estimate.h"
 
 #if HPSIM_HAVE_EXEC
@@ -74,6 +75,9 @@ void add_gpu_commands(CLI::App& app, ExecuteOptions& ex, ValidateOptions& val, C
                    "ceilings) and fit a profile");
   calibrate->add_option("--out", cal.out, "Profile file to write (default: <name>.json in the current folder)");
   calibrate->add_flag("--quick", cal.quick, "Fewer shapes and message sizes");
+  calibrate->add_option("--refit", cal.refit,
+                        "Measure nothing: fit this profile's stored points again with the current forms and write it "
+                        "to --out (no GPU needed)");
   calibrate->add_option("--base", cal.base,
                         "Profile whose values are carried over where this node cannot measure, labelled as such in "
                         "the note (collectives of tiers it lacks, the fp32 ceiling, the dense families)")
@@ -451,5 +455,24 @@ int run_imbalance(const ImbalanceOptions&) { return not_built("imbalance"); }
 int run_calibrate(const CalibrateCliOptions&, const std::string&) { return not_built("calibrate"); }
 
 #endif
+
+int run_refit(const CalibrateCliOptions& o) {
+  if (o.out.empty()) return print_error(core::Error::field("--out", "needed with --refit"));
+  auto profile = load_profile_arg(o.refit);
+  if (!profile) return print_error(core::Error::field("--refit", profile.error().message));
+  auto refit = model::refit_kernels(*profile);
+  if (!refit) return print_error(refit.error());
+  refit->note += " Kernel fits redone from the stored points by `hpsim calibrate --refit` (the expert MLPs in the "
+                 "roofline form).";
+  if (auto st = core::write_text_file(o.out, core::to_json(*refit)); !st) return print_error(st.error());
+  std::printf("wrote %s\n", o.out.c_str());
+  for (const auto& [name, fit] : refit->kernels) {
+    if (fit.points.empty()) continue;
+    const auto& before = profile->kernels.at(name);
+    std::printf("  %-20s %-8s fit error %5.1f%% -> %5.1f%%\n", name.c_str(), fit.roofline ? "roofline" : "sum",
+                100 * before.fit_error, 100 * fit.fit_error);
+  }
+  return kExitOk;
+}
 
 }  // namespace hpsim::cli

@@ -41,7 +41,12 @@ struct CalibrateCliOptions {
   std::string out;
   bool quick = false;
   std::string base = "h200-datasheet";  // where the node cannot measure: a datasheet, not another measurement
+  std::string refit;                     // a profile whose stored points are fitted again (no GPU)
 };
+
+// `hpsim calibrate --refit PROFILE`: the kernel fits of a measured profile redone from its stored
+// points with the current forms (model::refit_kernels), written to --out. Needs no GPU.
+int run_refit(const CalibrateCliOptions& options);
 
 struct ImbalanceOptions {
   std::string profile;

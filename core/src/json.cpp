@@ -315,6 +315,7 @@ json profile_json(const Profile& p) {
     kernels[name] = {{"alpha_us", k.alpha_us}, {"tflops", k.tflops}, {"gbps", k.gbps},
                      {"fit_error", k.fit_error}, {"points", points}};
     if (k.select_gps > 0) kernels[name]["select_gps"] = k.select_gps;
+    if (k.roofline) kernels[name]["form"] = "roofline";
   }
   json collectives = json::object();
   for (const auto& [tier, by_name] : p.collectives) {
@@ -367,6 +368,13 @@ void read_profile(ObjectReader& r, Profile& p) {
     k.number("tflops", fit.tflops);
     k.number("gbps", fit.gbps);
     k.number("select_gps", fit.select_gps, /*required=*/false);
+    std::string form = "sum";
+    k.string("form", form, /*required=*/false);
+    if (form == "roofline") {
+      fit.roofline = true;
+    } else if (form != "sum") {
+      r.errors().push_back({path + ".form", "must be \"sum\" or \"roofline\", got \"" + form + "\""});
+    }
     k.number("fit_error", fit.fit_error);
     k.array("points", [&](const json& pv, const std::string& ppath) {
       ObjectReader pr(pv, ppath, r.errors());

@@ -368,7 +368,7 @@ core::Expected<core::Profile> calibrate(const CalibrateOptions& options) {
     }
   }
   for (auto& [family, pts] : points) {
-    auto fit = model::fit_kernel(pts);
+    auto fit = model::fit_family(family, pts);
     if (!fit) return core::Error{fit.error().code, family + ": " + fit.error().message};
     profile.kernels[family] = *fit;
   }

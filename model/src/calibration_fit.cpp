@@ -9,6 +9,9 @@
 
 #include <Eigen/Dense>
 
+#include "hpsim/model/cost.h"
+#include "hpsim/model/kernel_families.h"
+
 namespace hpsim::model {
 namespace {
 
@@ -52,9 +55,9 @@ double median(std::vector<double> v) {
 }  // namespace
 
 double kernel_time_us(const core::KernelFit& fit, double flops, double bytes, double selections) {
-  double t = fit.alpha_us;
-  if (fit.tflops > 0) t += flops / (fit.tflops * 1e12) * 1e6;
-  if (fit.gbps > 0) t += bytes / (fit.gbps * 1e9) * 1e6;
+  const double f = fit.tflops > 0 ? flops / (fit.tflops * 1e12) * 1e6 : 0.0;
+  const double b = fit.gbps > 0 ? bytes / (fit.gbps * 1e9) * 1e6 : 0.0;
+  double t = fit.alpha_us + (fit.roofline ? std::max(f, b) : f + b);
   if (fit.select_gps > 0) t += selections / (fit.select_gps * 1e9) * 1e6;
   return t;
 }
@@ -105,6 +108,81 @@ core::Expected<core::KernelFit> fit_kernel(const std::vector<core::KernelPoint>&
   }
   fit.fit_error = median(rel);
   return fit;
+}
+
+core::Expected<core::KernelFit> fit_kernel_roofline(const std::vector<core::KernelPoint>& points, double alpha_us) {
+  if (points.empty()) return core::Error::field("points", "need at least one measured point");
+  if (!(alpha_us >= 0)) return core::Error::field("alpha_us", "must be >= 0");
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const auto& p = points[i];
+    if (!(p.time_us > alpha_us) || !(p.flops > 0) || !(p.bytes > 0)) {
+      return core::Error::field(fmt::format("points[{}]", i), "needs time_us > alpha and flops, bytes > 0");
+    }
+  }
+  // Times per unit: us per GFLOP (1/F) and us per GB (1/B). A point alone would take all its time
+  // on one term, so the bounds cover every point's own rate with a factor 4 on each side.
+  double f_lo = 1e300, f_hi = 0, b_lo = 1e300, b_hi = 0;
+  for (const auto& p : points) {
+    const double fs = (p.time_us - alpha_us) / (p.flops / 1e9), bs = (p.time_us - alpha_us) / (p.bytes / 1e9);
+    f_lo = std::min(f_lo, fs / 4), f_hi = std::max(f_hi, fs * 4), b_lo = std::min(b_lo, bs / 4), b_hi = std::max(b_hi, bs * 4);
+  }
+  auto cost = [&](double fs, double bs) {
+    double c = 0;
+    for (const auto& p : points) {
+      const double t = alpha_us + std::max(fs * p.flops / 1e9, bs * p.bytes / 1e9);
+      c += ((t - p.time_us) / p.time_us) * ((t - p.time_us) / p.time_us);
+    }
+    return c;
+  };
+  constexpr int kSteps = 96;
+  double best = 1e300, best_f = f_lo, best_b = b_lo;
+  auto search = [&](double flo, double fhi, double blo, double bhi) {
+    for (int i = 0; i < kSteps; ++i) {
+      const double fs = flo * std::pow(fhi / flo, i / (kSteps - 1.0));
+      for (int j = 0; j < kSteps; ++j) {
+        const double bs = blo * std::pow(bhi / blo, j / (kSteps - 1.0));
+        const double c = cost(fs, bs);
+        if (c < best) best = c, best_f = fs, best_b = bs;
+      }
+    }
+  };
+  search(f_lo, f_hi, b_lo, b_hi);
+  const double fstep = std::pow(f_hi / f_lo, 1.0 / (kSteps - 1)), bstep = std::pow(b_hi / b_lo, 1.0 / (kSteps - 1));
+  search(best_f / fstep, best_f * fstep, best_b / bstep, best_b * bstep);
+  core::KernelFit fit;
+  fit.points = points;
+  fit.roofline = true;
+  fit.alpha_us = alpha_us;
+  fit.tflops = 1e3 / best_f;
+  fit.gbps = 1e6 / best_b;
+  std::vector<double> rel;
+  for (const auto& p : points) rel.push_back(std::abs(kernel_time_us(fit, p.flops, p.bytes) - p.time_us) / p.time_us);
+  fit.fit_error = median(rel);
+  return fit;
+}
+
+bool roofline_family(std::string_view family) {
+  for (const auto& info : kKernelFamilies) {
+    if (info.name == family) return has_copy_floor(info.family);  // the expert MLPs
+  }
+  return false;
+}
+
+core::Expected<core::KernelFit> fit_family(std::string_view family, const std::vector<core::KernelPoint>& points) {
+  auto sum = fit_kernel(points);
+  if (!sum || !roofline_family(family)) return sum;
+  return fit_kernel_roofline(points, sum->alpha_us);
+}
+
+core::Expected<core::Profile> refit_kernels(const core::Profile& profile) {
+  core::Profile out = profile;
+  for (auto& [family, fit] : out.kernels) {
+    if (fit.points.empty()) continue;
+    auto refit = fit_family(family, fit.points);
+    if (!refit) return core::Error{refit.error().code, family + ": " + refit.error().message};
+    fit = *refit;
+  }
+  return out;
 }
 
 core::Expected<core::CollectiveFit> fit_collective(const std::vector<core::CollectivePoint>& points, double link_gbps) {

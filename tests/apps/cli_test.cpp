@@ -260,6 +260,18 @@ TEST(CliDerive, WritesADerivedProfileThatSimulateTakes) {
   expect_bad_input(run_cli({"derive", "no-such-profile", "--name", "x"}), "base: no-such-profile");
 }
 
+TEST(CliCalibrate, RefitRedoesTheKernelFitsFromTheStoredPointsWithoutAGpu) {
+  const auto out = (temp_dir() / "refit.json").string();
+  const auto r = run_cli({"calibrate", "--refit", "h200x1-measured", "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("hp_expert_mlp_bwd    roofline"), std::string::npos) << r.out;
+  const auto profile = json::parse(read_file(out));
+  EXPECT_EQ(profile["kernels"]["hp_expert_mlp_bwd"]["form"], "roofline");
+  EXPECT_FALSE(profile["kernels"]["hp_router_fwd"].contains("form"));
+  EXPECT_FALSE(profile["kernels"]["hp_expert_mlp_bwd"]["points"].empty());
+  expect_bad_input(run_cli({"calibrate", "--refit", "h200x1-measured"}), "--out: needed with --refit");
+}
+
 TEST(CliSimulate, ShippedTraceScenarioRuns) {
   const auto r = run_cli({"simulate", std::string(HPSIM_SOURCE_DIR) + "/traces/data/scenarios/tiny-trace.json", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

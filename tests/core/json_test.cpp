@@ -89,6 +89,28 @@ TEST(ProfileJson, RoundTrips) {
   EXPECT_EQ(count("\"select_gps\":"), 1u);
 }
 
+TEST(ProfileJson, TheRooflineFormRoundTripsAndAnUnknownFormIsNamed) {
+  Profile p;
+  p.name = "test";
+  p.gpu = "NVIDIA H200";
+  p.bf16_tflops = p.fp32_tflops = p.hbm_gbps = 1;
+  p.kernels["hp_expert_mlp_bwd"] = {0, 280, 3000, 0.05, {}};
+  p.kernels["hp_expert_mlp_bwd"].roofline = true;
+  p.kernels["hp_combine_fwd"] = {4, 0, 3500, 0.05, {}};
+  const std::string text = to_json(p);
+  EXPECT_NE(text.find("\"form\": \"roofline\""), std::string::npos) << text;
+  EXPECT_EQ(text.find("\"form\": \"sum\""), std::string::npos);  // the default is not written
+  auto parsed = parse_profile(text);
+  ASSERT_TRUE(parsed) << parsed.error().message;
+  EXPECT_TRUE(parsed->kernels.at("hp_expert_mlp_bwd").roofline);
+  EXPECT_FALSE(parsed->kernels.at("hp_combine_fwd").roofline);
+  std::string bad = text;
+  bad.replace(bad.find("\"roofline\""), 10, "\"maximum\"");
+  auto rejected = parse_profile(bad);
+  ASSERT_FALSE(rejected);
+  EXPECT_NE(rejected.error().message.find("kernels.hp_expert_mlp_bwd.form"), std::string::npos) << rejected.error().message;
+}
+
 TEST(ProfileJson, HostSyncIsOptionalWithItsDefault) {
   Profile p;
   p.name = "test";

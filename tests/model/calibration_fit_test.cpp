@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "hpsim/core/rng.h"
 #include "hpsim/model/calibration_fit.h"
 
@@ -22,6 +24,36 @@ TEST(KernelFit, RecoversKnownRatesFromExactPoints) {
   EXPECT_NEAR(fit->tflops, 300.0, 1e-4);
   EXPECT_NEAR(fit->gbps, 2000.0, 1e-2);
   EXPECT_LT(fit->fit_error, 1e-9);
+}
+
+TEST(KernelFit, RooflineRecoversItsRatesFromPointsOnBothSidesOfTheRidge) {
+  // t = 3 us + max(flops / 250 TFLOP/s, bytes / 3000 GB/s): compute-bound points (uniform routing,
+  // many rows) and byte-bound ones (skewed: few rows, every expert's gradients written).
+  std::vector<core::KernelPoint> pts;
+  for (auto [flops, bytes] : {std::pair{2e11, 2.4e9}, {2.6e11, 2.8e9}, {3e10, 1.0e9}, {8e10, 1.25e9}, {1.5e11, 1.0e9}}) {
+    pts.push_back({"p", flops, bytes, 3.0 + std::max(flops / 250e12, bytes / 3000e9) * 1e6});
+  }
+  auto fit = fit_kernel_roofline(pts, 3.0);
+  ASSERT_TRUE(fit) << fit.error().message;
+  EXPECT_TRUE(fit->roofline);
+  EXPECT_NEAR(fit->tflops, 250.0, 250.0 * 0.01);  // the searched grid's resolution
+  EXPECT_NEAR(fit->gbps, 3000.0, 3000.0 * 0.01);
+  EXPECT_LT(fit->fit_error, 0.01);
+  for (const auto& p : pts) EXPECT_NEAR(kernel_time_us(*fit, p.flops, p.bytes), p.time_us, 0.01 * p.time_us);
+  // The sum form cannot fit these: the byte-bound points take more time per FLOP and per byte.
+  auto sum = fit_kernel(pts);
+  ASSERT_TRUE(sum);
+  EXPECT_GT(sum->fit_error, 5 * fit->fit_error);
+  // The expert MLPs are fitted in the roofline form, the other families as sums.
+  EXPECT_TRUE(roofline_family("hp_expert_mlp_bwd"));
+  EXPECT_TRUE(roofline_family("ep_expert_mlp_fwd"));
+  EXPECT_FALSE(roofline_family("hp_router_fwd"));
+  EXPECT_FALSE(roofline_family("no_such_family"));
+  auto by_family = fit_family("ep_expert_mlp_bwd", pts);
+  ASSERT_TRUE(by_family);
+  EXPECT_TRUE(by_family->roofline);
+  EXPECT_FALSE(fit_family("hp_combine_fwd", pts)->roofline);
+  EXPECT_FALSE(fit_kernel_roofline(pts, 1e9));  // alpha above every point's time
 }
 
 TEST(KernelFit, RecoversTheSelectionRateOfARouter) {

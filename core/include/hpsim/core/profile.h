@@ -34,6 +34,9 @@ struct KernelFit {
   double fit_error = 0; // median relative error of the fit over the points
   std::vector<KernelPoint> points;
   double select_gps = 0;  // achieved rate of the selection term (G tests/s), 0 = no selection term
+  // The form of the FLOP and byte terms: false, their sum (flops / F + bytes / B); true, a roofline
+  // (max(flops / F, bytes / B): the kernel is bound by one or the other). JSON: "form": "roofline".
+  bool roofline = false;
 };
 
 struct CollectivePoint {
