@@ -41,9 +41,9 @@ core::Expected<std::string> find_data_file(std::string_view relative) {
                                  tried.empty() ? "none exists" : tried)};
 }
 
-// The best shipped profile: h200x1-measured predicts the layers executed on one H200 with a median
-// error of 2.3 % against the datasheet profile's 12.0 % (docs/model.md, section 6); its collectives are
-// the datasheet's, since one GPU has nothing to measure there.
+// The best shipped profile: h200x1-measured has the smallest worst error over the validation sweeps
+// on one, two and four H200 (docs/model.md, section 6); its collectives are the datasheet's, since
+// one GPU has nothing to measure there.
 std::string_view default_profile_name() { return "h200x1-measured"; }
 
 core::Expected<core::Profile> load_model_profile(const std::string& file_or_name) {
