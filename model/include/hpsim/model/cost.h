@@ -3,8 +3,9 @@
 // f, W, s as in DESIGN.md section 2; R = (token, slot) rows a rank's experts process (EP: L_r;
 // HP: n H k); S = n H sub-tokens a rank routes for HP.
 //
-//   kernel      t = alpha + flops / (tflops 1e12) + bytes / (gbps 1e9) + selections / (select_gps 1e9),
-//               for the expert MLPs at least alpha + bytes / (copy ceiling)
+//   kernel      t = alpha + flops / (tflops 1e12) + bytes / (gbps 1e9) + selections / (select_gps 1e9);
+//               the expert MLPs: alpha + max(flops / (tflops 1e12), bytes / (gbps 1e9)) (the fit's
+//               roofline form), and at least alpha + bytes / (copy ceiling)
 //   collective  t = alpha + bytes / (efficiency * tier link bandwidth)        (W > 1; 0 for W = 1, whose
 //               local copy the plan charges as PlanStage::local_ns)
 //   tier        intra_node when the W ranks fit in one node (W <= gpus_per_node), else inter_node
