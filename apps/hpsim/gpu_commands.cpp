@@ -462,8 +462,9 @@ int run_refit(const CalibrateCliOptions& o) {
   if (!profile) return print_error(core::Error::field("--refit", profile.error().message));
   auto refit = model::refit_kernels(*profile);
   if (!refit) return print_error(refit.error());
-  refit->note += " Kernel fits redone from the stored points by `hpsim calibrate --refit` (the expert MLPs in the "
-                 "roofline form).";
+  const std::string said = " Kernel fits redone from the stored points by `hpsim calibrate --refit` (the expert MLPs "
+                           "in the roofline form).";
+  if (refit->note.find(said) == std::string::npos) refit->note += said;
   if (auto st = core::write_text_file(o.out, core::to_json(*refit)); !st) return print_error(st.error());
   std::printf("wrote %s\n", o.out.c_str());
   for (const auto& [name, fit] : refit->kernels) {

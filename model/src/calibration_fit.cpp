@@ -171,7 +171,12 @@ bool roofline_family(std::string_view family) {
 core::Expected<core::KernelFit> fit_family(std::string_view family, const std::vector<core::KernelPoint>& points) {
   auto sum = fit_kernel(points);
   if (!sum || !roofline_family(family)) return sum;
-  return fit_kernel_roofline(points, sum->alpha_us);
+  // The sum form's alpha, kept below half the shortest point so that every point has time left
+  // for its FLOP or byte term; points the roofline cannot take (no FLOPs or no bytes) keep the sum.
+  double shortest = points.front().time_us;
+  for (const auto& p : points) shortest = std::min(shortest, p.time_us);
+  auto roof = fit_kernel_roofline(points, std::min(sum->alpha_us, 0.5 * shortest));
+  return roof ? roof : sum;
 }
 
 core::Expected<core::Profile> refit_kernels(const core::Profile& profile) {

@@ -54,6 +54,11 @@ TEST(KernelFit, RooflineRecoversItsRatesFromPointsOnBothSidesOfTheRidge) {
   EXPECT_TRUE(by_family->roofline);
   EXPECT_FALSE(fit_family("hp_combine_fwd", pts)->roofline);
   EXPECT_FALSE(fit_kernel_roofline(pts, 1e9));  // alpha above every point's time
+  // Points without bytes cannot take the roofline: the family keeps the sum form.
+  std::vector<core::KernelPoint> flops_only = {{"a", 1e11, 0, 400}, {"b", 2e11, 0, 800}};
+  auto fallback = fit_family("hp_expert_mlp_fwd", flops_only);
+  ASSERT_TRUE(fallback) << fallback.error().message;
+  EXPECT_FALSE(fallback->roofline);
 }
 
 TEST(KernelFit, RecoversTheSelectionRateOfARouter) {

@@ -26,8 +26,9 @@ core::Expected<core::KernelFit> fit_kernel(const std::vector<core::KernelPoint>&
 // both); the roofline is bound by one term at a time. Needs points with FLOPs and bytes.
 core::Expected<core::KernelFit> fit_kernel_roofline(const std::vector<core::KernelPoint>& points, double alpha_us);
 
-// The form a family is fitted in: the roofline for the expert MLPs (`roofline_family`), else the
-// sum. Calibration and `refit_kernels` use it.
+// The form a family is fitted in: the roofline for the expert MLPs (`roofline_family`; alpha the
+// sum form's, at most half the shortest point; the sum form when the points cannot take the
+// roofline), else the sum. Calibration and `refit_kernels` use it.
 bool roofline_family(std::string_view family);
 core::Expected<core::KernelFit> fit_family(std::string_view family, const std::vector<core::KernelPoint>& points);
 
