@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "hpsim/core/stats.h"
+
 namespace hpsim::cli {
 
 std::string pct(double relative_error) {
@@ -17,10 +19,8 @@ ErrorSummary summarize_errors(std::vector<double> v) {
   ErrorSummary s;
   s.count = v.size();
   if (v.empty()) return s;
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  s.median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-  s.worst = v.back();
+  s.median = core::median(v);
+  s.worst = *std::max_element(v.begin(), v.end());
   return s;
 }
 

@@ -29,6 +29,7 @@ std::string today() {
   return buf;
 }
 
+// The upper middle value (an even count of timings takes the larger of the two, a measured time).
 double median_of(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : v[v.size() / 2];

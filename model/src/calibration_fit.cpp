@@ -9,6 +9,7 @@
 
 #include <Eigen/Dense>
 
+#include "hpsim/core/stats.h"
 #include "hpsim/model/cost.h"
 #include "hpsim/model/kernel_families.h"
 
@@ -43,13 +44,6 @@ NnlsResult nnls_small(const Eigen::MatrixXd& a, const Eigen::VectorXd& b) {
     }
   }
   return best;
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const std::size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
 }  // namespace
@@ -106,7 +100,7 @@ core::Expected<core::KernelFit> fit_kernel(const std::vector<core::KernelPoint>&
   for (const auto& p : points) {
     rel.push_back(std::abs(kernel_time_us(fit, p.flops, p.bytes, p.selections) - p.time_us) / p.time_us);
   }
-  fit.fit_error = median(rel);
+  fit.fit_error = core::median(rel);
   return fit;
 }
 
@@ -157,7 +151,7 @@ core::Expected<core::KernelFit> fit_kernel_roofline(const std::vector<core::Kern
   fit.gbps = 1e6 / best_b;
   std::vector<double> rel;
   for (const auto& p : points) rel.push_back(std::abs(kernel_time_us(fit, p.flops, p.bytes) - p.time_us) / p.time_us);
-  fit.fit_error = median(rel);
+  fit.fit_error = core::median(rel);
   return fit;
 }
 
@@ -219,7 +213,7 @@ core::Expected<core::CollectiveFit> fit_collective(const std::vector<core::Colle
   for (const auto& p : points) {
     rel.push_back(std::abs(collective_time_us(fit, p.bytes, link_gbps) - p.time_us) / p.time_us);
   }
-  fit.fit_error = median(rel);
+  fit.fit_error = core::median(rel);
   return fit;
 }
 
