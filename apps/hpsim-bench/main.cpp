@@ -71,6 +71,10 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(new_argc, rest.data())) return 2;
   benchmark::AddCustomContext("hpsim_verify", options().verify ? "1" : "0");
   benchmark::AddCustomContext("hpsim_quick", options().quick ? "1" : "0");
+  if (!listing) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) benchmark::AddCustomContext("hpsim_gpu", prop.name);
+  }
   hpsim::kernels::bench::register_ceiling_cases();
   hpsim::kernels::bench::register_hp_cases();
   hpsim::kernels::bench::register_ep_cases();

@@ -11,6 +11,7 @@
 #include "hpsim/core/json.h"
 #include "hpsim/core/presets.h"
 #include "hpsim/core/validate.h"
+#include "hpsim/model/bench_import.h"
 #include "hpsim/model/calibration_fit.h"
 #include "hpsim/model/estimate.h"
 
@@ -78,6 +79,9 @@ void add_gpu_commands(CLI::App& app, ExecuteOptions& ex, ValidateOptions& val, C
   calibrate->add_option("--refit", cal.refit,
                         "Measure nothing: fit this profile's stored points again with the current forms and write it "
                         "to --out (no GPU needed)");
+  calibrate->add_option("--from-bench", cal.from_bench,
+                        "Measure nothing: fit the kernel families from an hpsim-bench JSON file "
+                        "(--benchmark_out_format=json) and write the profile to --out; the rest from --base (no GPU needed)");
   calibrate->add_option("--base", cal.base,
                         "Profile whose values are carried over where this node cannot measure, labelled as such in "
                         "the note (collectives of tiers it lacks, the fp32 ceiling, the dense families)")
@@ -472,6 +476,53 @@ int run_refit(const CalibrateCliOptions& o) {
     const auto& before = profile->kernels.at(name);
     std::printf("  %-20s %-8s fit error %5.1f%% -> %5.1f%%\n", name.c_str(), fit.roofline ? "roofline" : "sum",
                 100 * before.fit_error, 100 * fit.fit_error);
+  }
+  return kExitOk;
+}
+
+int run_from_bench(const CalibrateCliOptions& o) {
+  if (o.out.empty()) return print_error(core::Error::field("--out", "needed with --from-bench"));
+  if (!o.refit.empty()) return print_error(core::Error::field("--from-bench", "give either --from-bench or --refit"));
+  auto base = load_profile_arg(o.base);
+  if (!base) return print_error(core::Error::field("--base", base.error().message));
+  auto text = core::read_text_file(o.from_bench);
+  if (!text) return print_error(core::Error::field("--from-bench", text.error().message));
+  auto imported = model::kernel_points_from_bench(*text);
+  if (!imported) return print_error(core::Error::field("--from-bench", imported.error().message));
+  if (imported->points.empty()) {
+    return print_error(core::Error::field("--from-bench", fmt::format("{}: no case of a family the layers run ({} skipped)",
+                                                                      o.from_bench, imported->skipped.size())));
+  }
+  core::Profile profile = *base;
+  profile.name = std::filesystem::path(o.out).stem().string();
+  profile.source = core::ProfileSource::kMeasured;
+  if (!imported->gpu.empty()) profile.gpu = imported->gpu;
+  if (!imported->date.empty()) profile.date = imported->date;
+  if (imported->copy_gbps > 0) profile.hbm_gbps = imported->copy_gbps;
+  if (imported->bf16_tflops > 0) profile.bf16_tflops = imported->bf16_tflops;
+  std::string fitted;
+  std::size_t cases = 0;
+  for (const auto& [family, points] : imported->points) {
+    auto fit = model::fit_family(family, points);
+    if (!fit) return print_error(core::Error{fit.error().code, family + ": " + fit.error().message});
+    profile.kernels[family] = *fit;
+    fitted += (fitted.empty() ? "" : ", ") + family;
+    cases += points.size();
+  }
+  profile.note = fmt::format(
+      "Kernel families {} fitted by `hpsim calibrate --from-bench {}` from {} hpsim-bench cases (the model's FLOPs and "
+      "bytes of each case's shape against its median); every other family, the collectives and the host round trip "
+      "from {}.",
+      fitted, std::filesystem::path(o.from_bench).filename().string(), cases, base->name);
+  if (auto st = core::write_text_file(o.out, core::to_json(profile)); !st) return print_error(st.error());
+  std::printf("wrote %s: %zu families from %zu cases (%zu cases skipped)\n", o.out.c_str(), imported->points.size(), cases,
+              imported->skipped.size());
+  for (std::size_t i = 0; i < imported->skipped.size() && i < 3; ++i) std::fprintf(stderr, "skipped %s\n", imported->skipped[i].c_str());
+  if (imported->skipped.size() > 3) std::fprintf(stderr, "skipped %zu more cases\n", imported->skipped.size() - 3);
+  for (const auto& [family, points] : imported->points) {
+    const auto& fit = profile.kernels.at(family);
+    std::printf("  %-20s %-8s %2zu points  fit error %5.1f%%\n", family.c_str(), fit.roofline ? "roofline" : "sum", points.size(),
+                100 * fit.fit_error);
   }
   return kExitOk;
 }

@@ -42,11 +42,16 @@ struct CalibrateCliOptions {
   bool quick = false;
   std::string base = "h200-datasheet";  // where the node cannot measure: a datasheet, not another measurement
   std::string refit;                     // a profile whose stored points are fitted again (no GPU)
+  std::string from_bench;                // an hpsim-bench JSON file whose cases are fitted (no GPU)
 };
 
 // `hpsim calibrate --refit PROFILE`: the kernel fits of a measured profile redone from its stored
 // points with the current forms (model::refit_kernels), written to --out. Needs no GPU.
 int run_refit(const CalibrateCliOptions& options);
+
+// `hpsim calibrate --from-bench BENCH.json`: the kernel families fitted from hpsim-bench's cases
+// (model::kernel_points_from_bench), the rest carried from --base, written to --out. Needs no GPU.
+int run_from_bench(const CalibrateCliOptions& options);
 
 struct ImbalanceOptions {
   std::string profile;

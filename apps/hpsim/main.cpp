@@ -102,6 +102,7 @@ int main(int argc, char** argv) {
   if (execute->parsed()) return run_execute(ex);
   if (validate->parsed()) return run_validate(val);
   if (imbalance->parsed()) return run_imbalance(imb);
+  if (calibrate->parsed() && !cal.from_bench.empty()) return run_from_bench(cal);
   if (calibrate->parsed() && !cal.refit.empty()) return run_refit(cal);
   if (calibrate->parsed()) {
     std::string command = "hpsim";

@@ -1,4 +1,5 @@
 #include "bench_common.h"
+#include "bench_wgmma.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -25,7 +26,7 @@ double median(std::vector<double> v) {
     }                                                                                        \
   } while (0)
 
-// Median milliseconds of `reps` timed calls after `warm` untimed ones.
+// Median milliseconds of `reps` timed calls (each behind hold_stream()) after `warm` untimed ones.
 template <typename Fn>
 double median_ms(Fn&& fn, int warm, int reps) {
   cudaEvent_t a, b;
@@ -34,6 +35,7 @@ double median_ms(Fn&& fn, int warm, int reps) {
   for (int i = 0; i < warm; ++i) fn();
   std::vector<double> t;
   for (int i = 0; i < reps; ++i) {
+    hold_stream(nullptr, kHoldMicroseconds);
     HPSIM_CUDA_CHECK(cudaEventRecord(a));
     fn();
     HPSIM_CUDA_CHECK(cudaEventRecord(b));
@@ -126,6 +128,23 @@ const Ceilings& ceilings() {
   return c;
 }
 
+std::map<std::string, double> segment_counters(const std::vector<std::int32_t>& offsets) {
+  std::map<std::string, double> c;
+  const std::size_t segments = offsets.empty() ? 0 : offsets.size() - 1;
+  c["segments"] = static_cast<double>(segments);
+  double nonempty = 0;
+  constexpr std::int64_t kTiles[] = {64, 128, 192, 2048};
+  double items[4] = {0, 0, 0, 0};
+  for (std::size_t i = 0; i < segments; ++i) {
+    const std::int64_t rows = offsets[i + 1] - offsets[i];
+    nonempty += rows > 0 ? 1 : 0;
+    for (int t = 0; t < 4; ++t) items[t] += static_cast<double>((rows + kTiles[t] - 1) / kTiles[t]);
+  }
+  c["segments_nonempty"] = nonempty;
+  for (int t = 0; t < 4; ++t) c["items_" + std::to_string(kTiles[t])] = items[t];
+  return c;
+}
+
 void time_case(benchmark::State& state, const std::function<core::Status(cudaStream_t)>& launch_once, const Work& work,
                const std::map<std::string, double>& shape, const std::string& label) {
   const Ceilings& ceil = ceilings();
@@ -146,6 +165,7 @@ void time_case(benchmark::State& state, const std::function<core::Status(cudaStr
   std::vector<double> ms;
   std::string error;
   for (auto _ : state) {
+    hold_stream(stream, kHoldMicroseconds);
     HPSIM_CUDA_CHECK(cudaEventRecord(start, stream));
     const core::Status s = launch_once(stream);
     HPSIM_CUDA_CHECK(cudaEventRecord(stop, stream));
@@ -244,6 +264,33 @@ void register_ceiling_cases() {
       return core::Status::ok();
     }, w, {}, "family=ceiling_bf16_gemm");
   })->UseManualTime()->Iterations(10)->Unit(benchmark::kMicrosecond);
+  // The tensor pipe alone (no memory traffic): what the expert MLP kernels' wgmma shapes can reach,
+  // beside what a whole GEMM reaches. Only on compute capability 9.0.
+  for (const bool shared_a : {true, false}) {
+    benchmark::RegisterBenchmark(shared_a ? "ceiling/wgmma_pipe_m64n64k16_ss" : "ceiling/wgmma_pipe_m64n128k16_rs", [shared_a](
+                                                                                                                  benchmark::State& state) {
+      cudaDeviceProp prop{};
+      int dev = 0;
+      HPSIM_CUDA_CHECK(cudaGetDevice(&dev));
+      HPSIM_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+      if (prop.major != 9 || prop.minor != 0) {
+        state.SkipWithError("wgmma needs compute capability 9.0");
+        for (auto _ : state) {
+        }
+        return;
+      }
+      const WgmmaShape shape = shared_a ? WgmmaShape::kM64N64K16SharedShared : WgmmaShape::kM64N128K16RegisterShared;
+      constexpr int kChains = 2000;
+      DeviceBuf<float> sink(512);
+      Work w;
+      w.flops = wgmma_pipe_flops(shape, prop.multiProcessorCount, kChains);
+      w.ceiling = Ceiling::kBf16Gemm;
+      time_case(state, [&](cudaStream_t s) -> core::Status {
+        HPSIM_CUDA_TRY(launch_wgmma_pipe(shape, prop.multiProcessorCount, kChains, sink.get(), s));
+        return core::Status::ok();
+      }, w, {}, shared_a ? "family=ceiling_wgmma_pipe_ss" : "family=ceiling_wgmma_pipe_rs");
+    })->UseManualTime()->Iterations(10)->Unit(benchmark::kMicrosecond);
+  }
   benchmark::RegisterBenchmark("ceiling/fp32_gemm_8192", [](benchmark::State& state) {
     const std::size_t n = static_cast<std::size_t>(kGemm) * kGemm;
     DeviceBuf<float> a(n), b(n), c(n);

@@ -71,6 +71,11 @@ void fill_normal(Bf16* p, std::int64_t n, float scale, std::uint64_t seed);
 void fill_normal(float* p, std::int64_t n, float scale, std::uint64_t seed);
 // Zeros over `bytes` (a multiple of 16) with 16-byte stores from a grid-stride kernel.
 void store_zeros(void* p, std::int64_t bytes, cudaStream_t stream);
+// Keeps `stream` busy for `microseconds` (one spinning thread). Every timed region starts behind
+// it, so the host has enqueued the whole region (argument checks, tensor maps, launches) before
+// the start event fires: the time is the device's, as when a layer's kernels run back to back.
+void hold_stream(cudaStream_t stream, int microseconds);
+constexpr int kHoldMicroseconds = 200;
 // GELU (tanh form) of bf16 values, in place (the activation step of the cuBLAS comparison).
 void gelu_inplace(Bf16* p, std::int64_t n, cudaStream_t stream);
 
@@ -93,8 +98,15 @@ struct Work {
   double peer_ms = 0;        // a reference time to compare with (counter peer_ratio = median / peer_ms)
 };
 
+// The work items a grouped expert kernel makes of its segments (offsets: the segments' row
+// offsets, one more than the segments): counters `segments`, `segments_nonempty` and `items_T`
+// (sum over segments of ceil(rows / T)) for the kernels' row tiles T = 64, 128, 192, 2048, so that
+// a calibration can price the launch with the model's own FLOP and byte counts (docs/model.md,
+// "Segments and row tiles").
+std::map<std::string, double> segment_counters(const std::vector<std::int32_t>& offsets);
+
 // Times `launch_once` (returns Status) with CUDA events: 3 warm-ups, then one event pair per
-// benchmark iteration; reports manual time and the counters. Skips the case on an error.
+// benchmark iteration, each behind hold_stream(); reports manual time and the counters. Skips the case on an error.
 void time_case(benchmark::State& state, const std::function<core::Status(cudaStream_t)>& launch_once, const Work& work,
                const std::map<std::string, double>& shape, const std::string& label);
 
@@ -129,7 +141,7 @@ void register_verified_case(const char* layer, const Shape& s, const char* famil
       return;
     }
     Fixture& fx = fixture(s);
-    time_case(state, [&](cudaStream_t st) { return launch(fx, st); }, work(s), s.counters(), s.label(family));
+    time_case(state, [&](cudaStream_t st) { return launch(fx, st); }, work(s), fx.counters(), s.label(family));
   })->UseManualTime()->Iterations(options().iterations)->Unit(benchmark::kMicrosecond);
 }
 

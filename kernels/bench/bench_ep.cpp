@@ -50,6 +50,13 @@ struct Shape {
 struct Fixture {
   Shape s;
   std::vector<std::int32_t> local_offsets_host;
+  std::map<std::string, double> segments;  // the local experts' rows (segment_counters)
+
+  std::map<std::string, double> counters() const {
+    auto c = s.counters();
+    c.insert(segments.begin(), segments.end());
+    return c;
+  }
   DeviceBuf<Bf16> x, send, xg, w1, w2, pre, act, yg, dy, dx, dw1, dw2, yback, out, d_out, d_yback, dx_tok;
   DeviceBuf<float> rw, gate, gate_r, d_score, drw;
   DeviceBuf<std::int32_t> topk, topk_r, offsets, perm, inverse, ecount, rcount, local_offsets;
@@ -108,6 +115,7 @@ struct Fixture {
     for (auto e : local) ++local_offsets_host[static_cast<std::size_t>(e + 1)];
     for (std::int64_t e = 0; e < El; ++e) local_offsets_host[static_cast<std::size_t>(e + 1)] += local_offsets_host[static_cast<std::size_t>(e)];
     local_offsets = DeviceBuf<std::int32_t>(local_offsets_host);
+    segments = segment_counters(local_offsets_host);
     ws = DeviceBuf<char>(static_cast<std::size_t>(max_workspace()));
     HPSIM_ASSERT(launch(permute(), ws.get(), nullptr).is_ok(), "permute of the fixture");
     HPSIM_ASSERT(launch(mlp_fwd(), ws.get(), nullptr).is_ok(), "grouped MLP of the fixture");

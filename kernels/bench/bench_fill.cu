@@ -49,6 +49,16 @@ __global__ void store_zero_kernel(uint4* p, std::int64_t n) {
     p[i] = make_uint4(0u, 0u, 0u, 0u);
 }
 
+// One thread that returns `ns` nanoseconds after it started (the global nanosecond timer).
+__global__ void hold_kernel(std::uint64_t ns) {
+  std::uint64_t t0 = 0, t = 0;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+  do {
+    __nanosleep(1000);
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  } while (t - t0 < ns);
+}
+
 unsigned blocks_for(std::int64_t n) {
   const std::int64_t b = (n + 255) / 256;
   return static_cast<unsigned>(b < 1 ? 1 : (b > 65536 ? 65536 : b));
@@ -68,6 +78,11 @@ void fill_normal(float* p, std::int64_t n, float scale, std::uint64_t seed) {
 
 void gelu_inplace(Bf16* p, std::int64_t n, cudaStream_t stream) {
   gelu_kernel<<<blocks_for(n), 256, 0, stream>>>(reinterpret_cast<__nv_bfloat16*>(p), n);
+}
+
+void hold_stream(cudaStream_t stream, int microseconds) {
+  hold_kernel<<<1, 1, 0, stream>>>(static_cast<std::uint64_t>(microseconds) * 1000u);
+  HPSIM_CUDA_CHECK(cudaGetLastError());
 }
 
 void store_zeros(void* p, std::int64_t bytes, cudaStream_t stream) {

@@ -93,6 +93,14 @@ struct Fixture {
     ws = DeviceBuf<char>(static_cast<std::size_t>(max_workspace()));
     HPSIM_ASSERT(launch(grouping(), ws.get(), nullptr).is_ok(), "grouping of the fixture");
     HPSIM_CUDA_CHECK(cudaDeviceSynchronize());
+    segments = segment_counters(offsets.download());
+  }
+  std::map<std::string, double> segments;  // of the fixture's routing (the layer cases route anew)
+
+  std::map<std::string, double> counters() const {
+    auto c = s.counters();
+    c.insert(segments.begin(), segments.end());
+    return c;
   }
 
   RouterForwardArgs router_fwd(RouterAlgo algo) const {

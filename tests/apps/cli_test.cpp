@@ -272,6 +272,28 @@ TEST(CliCalibrate, RefitRedoesTheKernelFitsFromTheStoredPointsWithoutAGpu) {
   expect_bad_input(run_cli({"calibrate", "--refit", "h200x1-measured"}), "--out: needed with --refit");
 }
 
+TEST(CliCalibrate, FromBenchFitsTheKernelFamiliesOfAnHpsimBenchRunWithoutAGpu) {
+  const std::string bench = std::string(HPSIM_SOURCE_DIR) + "/kernels/bench/results/h200-2026-11-29-full.json";
+  const auto out = (temp_dir() / "from-bench.json").string();
+  const auto r = run_cli({"calibrate", "--from-bench", bench, "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("hp_router_fwd"), std::string::npos) << r.out;
+  const auto profile = json::parse(read_file(out));
+  EXPECT_EQ(profile["name"], "from-bench");
+  EXPECT_EQ(profile["source"], "measured");
+  const auto& router = profile["kernels"]["hp_router_fwd"];
+  ASSERT_GE(router["points"].size(), 3u);
+  EXPECT_NE(router["points"][0]["shape"].get<std::string>().find("(hpsim-bench)"), std::string::npos);
+  EXPECT_GT(router["select_gps"].get<double>() + router["tflops"].get<double>(), 0.0);
+  EXPECT_NE(profile["note"].get<std::string>().find("--from-bench h200-2026-11-29-full.json"), std::string::npos);
+  // A family the file does not measure comes from the base, untouched.
+  const auto base = json::parse(read_file(std::string(HPSIM_SOURCE_DIR) + "/traces/data/profiles/h200-datasheet.json"));
+  EXPECT_EQ(profile["kernels"]["optimizer_step"], base["kernels"]["optimizer_step"]);
+  expect_bad_input(run_cli({"calibrate", "--from-bench", bench}), "--out: needed with --from-bench");
+  const auto not_bench = write_json("not-bench.json", json{{"name", "x"}});
+  expect_bad_input(run_cli({"calibrate", "--from-bench", not_bench, "--out", out}), "no \"benchmarks\" array");
+}
+
 TEST(CliSimulate, ShippedTraceScenarioRuns) {
   const auto r = run_cli({"simulate", std::string(HPSIM_SOURCE_DIR) + "/traces/data/scenarios/tiny-trace.json", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
