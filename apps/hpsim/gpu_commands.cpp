@@ -502,12 +502,22 @@ int run_from_bench(const CalibrateCliOptions& o) {
   if (imported->bf16_tflops > 0) profile.bf16_tflops = imported->bf16_tflops;
   std::string fitted;
   std::size_t cases = 0;
-  for (const auto& [family, points] : imported->points) {
-    auto fit = model::fit_family(family, points);
-    if (!fit) return print_error(core::Error{fit.error().code, family + ": " + fit.error().message});
-    profile.kernels[family] = *fit;
-    fitted += (fitted.empty() ? "" : ", ") + family;
-    cases += points.size();
+  std::vector<std::string> kept;  // families whose cases cannot be fitted (e.g. one shape only)
+  for (auto it = imported->points.begin(); it != imported->points.end();) {
+    auto fit = model::fit_family(it->first, it->second);
+    if (!fit) {
+      std::fprintf(stderr, "kept %s from %s: %s\n", it->first.c_str(), base->name.c_str(), fit.error().message.c_str());
+      kept.push_back(it->first);
+      it = imported->points.erase(it);
+      continue;
+    }
+    profile.kernels[it->first] = *fit;
+    fitted += (fitted.empty() ? "" : ", ") + it->first;
+    cases += it->second.size();
+    ++it;
+  }
+  if (imported->points.empty()) {
+    return print_error(core::Error::field("--from-bench", fmt::format("{}: no family could be fitted", o.from_bench)));
   }
   profile.note = fmt::format(
       "Kernel families {} fitted by `hpsim calibrate --from-bench {}` from {} hpsim-bench cases (the model's FLOPs and "

@@ -273,7 +273,8 @@ TEST(CliCalibrate, RefitRedoesTheKernelFitsFromTheStoredPointsWithoutAGpu) {
 }
 
 TEST(CliCalibrate, FromBenchFitsTheKernelFamiliesOfAnHpsimBenchRunWithoutAGpu) {
-  const std::string bench = std::string(HPSIM_SOURCE_DIR) + "/kernels/bench/results/h200-2026-11-29-full.json";
+  // hpsim-bench --hpsim_quick on nvidia-h200: four shapes per family, the expert MLPs with their segments.
+  const std::string bench = std::string(HPSIM_SOURCE_DIR) + "/kernels/bench/results/h200-2026-11-29-quick-hold.json";
   const auto out = (temp_dir() / "from-bench.json").string();
   const auto r = run_cli({"calibrate", "--from-bench", bench, "--out", out});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -285,7 +286,11 @@ TEST(CliCalibrate, FromBenchFitsTheKernelFamiliesOfAnHpsimBenchRunWithoutAGpu) {
   ASSERT_GE(router["points"].size(), 3u);
   EXPECT_NE(router["points"][0]["shape"].get<std::string>().find("(hpsim-bench)"), std::string::npos);
   EXPECT_GT(router["select_gps"].get<double>() + router["tflops"].get<double>(), 0.0);
-  EXPECT_NE(profile["note"].get<std::string>().find("--from-bench h200-2026-11-29-full.json"), std::string::npos);
+  EXPECT_NE(profile["note"].get<std::string>().find("--from-bench h200-2026-11-29-quick-hold.json"), std::string::npos);
+  EXPECT_EQ(profile["gpu"], "NVIDIA H200");
+  EXPECT_EQ(profile["kernels"]["hp_expert_mlp_bwd"]["form"], "roofline");
+  EXPECT_EQ(profile["kernels"]["hp_expert_mlp_bwd"]["points"].size(), 4u);
+  EXPECT_NE(r.err.find("kept hp_w_in from h200-datasheet"), std::string::npos) << r.err;  // one shape: no fit
   // A family the file does not measure comes from the base, untouched.
   const auto base = json::parse(read_file(std::string(HPSIM_SOURCE_DIR) + "/traces/data/profiles/h200-datasheet.json"));
   EXPECT_EQ(profile["kernels"]["optimizer_step"], base["kernels"]["optimizer_step"]);
