@@ -502,12 +502,10 @@ int run_from_bench(const CalibrateCliOptions& o) {
   if (imported->bf16_tflops > 0) profile.bf16_tflops = imported->bf16_tflops;
   std::string fitted;
   std::size_t cases = 0;
-  std::vector<std::string> kept;  // families whose cases cannot be fitted (e.g. one shape only)
   for (auto it = imported->points.begin(); it != imported->points.end();) {
     auto fit = model::fit_family(it->first, it->second);
-    if (!fit) {
+    if (!fit) {  // e.g. one shape only: the base's fit stays
       std::fprintf(stderr, "kept %s from %s: %s\n", it->first.c_str(), base->name.c_str(), fit.error().message.c_str());
-      kept.push_back(it->first);
       it = imported->points.erase(it);
       continue;
     }
