@@ -141,7 +141,9 @@ void register_verified_case(const char* layer, const Shape& s, const char* famil
       return;
     }
     Fixture& fx = fixture(s);
-    time_case(state, [&](cudaStream_t st) { return launch(fx, st); }, work(s), fx.counters(), s.label(family));
+    auto counters = s.counters();
+    counters.insert(fx.segments.begin(), fx.segments.end());  // the fixture's segment_counters()
+    time_case(state, [&](cudaStream_t st) { return launch(fx, st); }, work(s), counters, s.label(family));
   })->UseManualTime()->Iterations(options().iterations)->Unit(benchmark::kMicrosecond);
 }
 

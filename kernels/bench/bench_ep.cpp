@@ -51,12 +51,6 @@ struct Fixture {
   Shape s;
   std::vector<std::int32_t> local_offsets_host;
   std::map<std::string, double> segments;  // the local experts' rows (segment_counters)
-
-  std::map<std::string, double> counters() const {
-    auto c = s.counters();
-    c.insert(segments.begin(), segments.end());
-    return c;
-  }
   DeviceBuf<Bf16> x, send, xg, w1, w2, pre, act, yg, dy, dx, dw1, dw2, yback, out, d_out, d_yback, dx_tok;
   DeviceBuf<float> rw, gate, gate_r, d_score, drw;
   DeviceBuf<std::int32_t> topk, topk_r, offsets, perm, inverse, ecount, rcount, local_offsets;

@@ -97,12 +97,6 @@ struct Fixture {
   }
   std::map<std::string, double> segments;  // of the fixture's routing (the layer cases route anew)
 
-  std::map<std::string, double> counters() const {
-    auto c = s.counters();
-    c.insert(segments.begin(), segments.end());
-    return c;
-  }
-
   RouterForwardArgs router_fwd(RouterAlgo algo) const {
     RouterForwardArgs a;
     a.x = x.get();
