@@ -3,7 +3,7 @@
 // recomputation:
 //  dX kernel   (per <= 128 rows of a segment, like the forward): per chunk of 32 hidden units
 //              S = X K_c^T, dA = dY V_c^T, dS = dA GELU'(S) (registers), dX += dS K_c.
-//  dW kernel   (per <= kMlpWgradRows rows of a segment x 128 or 64 hidden units): per 64-row tile
+//  dW kernel   (per <= mlp_wgrad_rows() rows of a segment x 128 or 64 hidden units): per 64-row tile
 //              S, dA -> A = GELU(S), dS to shared memory, then dK_c += dS^T X and
 //              dV_c^T += dY^T A with the gradients in registers. A segment longer than one work
 //              item writes fp32 partial sums per item, added in item order afterwards.
@@ -304,7 +304,7 @@ core::Status launch(const ExpertMlpBackwardArgs& args, void* workspace, Stream s
   const long long segments = args.num_heads * args.num_experts;
   char* cursor = static_cast<char*>(workspace);
   const Schedule rows_sched = carve_schedule(cursor, args.rows, segments, kRows);
-  const Schedule wg_sched = carve_schedule(cursor, args.rows, segments, limits::kMlpWgradRows);
+  const Schedule wg_sched = carve_schedule(cursor, args.rows, segments, limits::mlp_wgrad_rows(args.rows, args.hidden));
   p.partial = reinterpret_cast<float*>(cursor);
   // The wgmma kernels divide pair indices by k in fp32 (exact below 2^24 pairs per head) and
   // take 128 hidden units per weight-gradient block.
@@ -321,7 +321,7 @@ core::Status launch(const ExpertMlpBackwardArgs& args, void* workspace, Stream s
   }
   const long long fh = args.hidden * args.head_dim;
   // A partial-sum slot holds dK [f][h] and then dV^T [h][f], the layouts of the gradients.
-  HPSIM_CUDA_TRY(reduce_slots(p.partial, wg_sched, 2 * fh, StoreBf16Pair{p.dwk, p.dwv, fh}, 16, stream));
+  HPSIM_CUDA_TRY(reduce_slots(p.partial, wg_sched, 2 * fh, StoreBf16Pair{p.dwk, p.dwv, fh}, stream));
   return core::Status::ok();
 }
 

@@ -7,7 +7,7 @@
 //               S  = X K_c^T, dA = dY V_c^T        wgmma m64n64k16 x 8 each (V^T chunk N-major)
 //               dS = dA GELU'(S)                   registers, repacked as an A operand
 //               dX += dS K_c                       wgmma m64n128k16 x 4 (K chunk N-major)
-//  dW kernel  a block unit is one weight-gradient item (up to 2048 rows of a segment) x 128
+//  dW kernel  a block unit is one weight-gradient item (up to mlp_wgrad_rows() rows of a segment) x 128
 //             hidden units (64 per consumer warpgroup, so its dK and dV rows stay in registers);
 //             per 64-row tile:
 //               S^T = K_c X^T, dA^T = V_c dY^T     wgmma m64n64k16 x 8 each (V_c M-major)
@@ -264,8 +264,8 @@ __device__ __forceinline__ int tiles_of(const WorkItem& w) { return (w.row_end -
 // producer thread takes the next unit id from a global counter and publishes it in a ring that
 // the gathering warps and the consumers read in the same order. Unit id: item id / nchunks, hidden
 // units (id % nchunks) * 128 ...; the u-th unit of a block uses weight buffer u % 2; tile t of the
-// block's walk (over all its units) uses tile buffer t % 3. Items of up to 2048 rows would leave
-// a long tail under a static assignment when routing is skewed. A unit of an empty segment passes
+// block's walk (over all its units) uses tile buffer t % 3. A static assignment would leave a
+// long tail when routing is skewed. A unit of an empty segment passes
 // through the weight ring without a transfer and its consumers store zero gradients straight to
 // device memory (under skew most segments are empty, and those stores are most of the bytes).
 __global__ void __launch_bounds__(kThreadsB, 1)

@@ -288,7 +288,7 @@ core::Status launch(const GroupedMlpBackwardArgs& args, void* workspace, Stream 
   HPSIM_TRY((run_gemm<true, true, kWgradMode, kEpiStore>(g4, wsched, dim3(wg_items, f / kTile, d / kTile), stream)));
   const long long fd = static_cast<long long>(f) * d;
   // A partial-sum slot holds dW2 [f][d], then dW1 [f][d].
-  HPSIM_CUDA_TRY(reduce_slots(partial, wsched, 2 * fd, StoreBf16Pair{nv(args.d_w2), nv(args.d_w1), fd}, 16, stream));
+  HPSIM_CUDA_TRY(reduce_slots(partial, wsched, 2 * fd, StoreBf16Pair{nv(args.d_w2), nv(args.d_w1), fd}, stream));
   return core::Status::ok();
 }
 

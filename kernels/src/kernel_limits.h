@@ -7,6 +7,8 @@
 namespace hpsim::kernels::limits {
 
 inline constexpr std::int64_t kAlign = 256;                // workspace sub-buffer alignment
+inline constexpr std::int64_t kSms = 132;                   // the SMs of an H100/H200: rules that must not depend on
+                                                            // the device the kernels run on (so neither do results)
 
 // Grouping: pairs per counting chunk and the largest E (8 warps x E counters in shared memory).
 inline constexpr std::int64_t kGroupChunk = 4096;
@@ -16,7 +18,7 @@ inline constexpr std::int64_t kGroupMaxExperts = 4096;
 inline constexpr std::int64_t kRouterTokens = 64;           // tokens per block (both algorithms)
 inline constexpr std::int64_t kRouterBwdRows = 256;         // rows per d_weight work item
 inline constexpr std::int64_t kRouterChunk = 128;           // experts per chunk (FFMA algorithm)
-inline constexpr std::int64_t kRouterBlockSlots = 132;      // FFMA: resident blocks per block-per-SM (the SMs of an H100/H200)
+inline constexpr std::int64_t kRouterBlockSlots = kSms;     // FFMA: resident blocks per block-per-SM
 inline constexpr std::int64_t kRouterMaxSplits = 8;
 
 // HP expert MLP.
@@ -24,7 +26,8 @@ inline constexpr std::int64_t kMlpHeadDim = 128;            // h supported by th
 inline constexpr std::int64_t kMlpTileRows = 128;           // rows per mma.sync forward / dX block
 inline constexpr std::int64_t kMlpWgmmaRows = 192;          // rows per wgmma forward block (3 warpgroups)
 inline constexpr std::int64_t kMlpHiddenMultiple = 64;      // f must be a multiple of this
-inline constexpr std::int64_t kMlpWgradRows = 2048;         // rows per weight-gradient work item
+inline constexpr std::int64_t kMlpWgradRows = 2048;         // most rows per weight-gradient work item
+inline constexpr std::int64_t kMlpWgradMinRows = 256;       // fewest (mlp_wgrad_rows)
 
 // EP grouped GEMM.
 inline constexpr std::int64_t kGemmTile = 128;              // M and N tile
@@ -37,6 +40,19 @@ inline constexpr std::int64_t kDenseWorkspace = 32ll << 20;
 
 inline constexpr std::int64_t round_up(std::int64_t x, std::int64_t m) { return (x + m - 1) / m * m; }
 inline constexpr std::int64_t ceil_div(std::int64_t x, std::int64_t m) { return (x + m - 1) / m; }
+
+// Rows per HP weight-gradient work item for `rows` grouped rows and f = `hidden`. The dW kernel
+// hands out units (an item x 128 hidden units) dynamically, so its time is about the units' total
+// over the SMs unless one unit is longer than that: under skew a hot segment's units would keep a
+// few SMs busy long after the others finish. So an item holds at most half of one SM's share of
+// the unit rows, rounded up to 64-row tiles, within [kMlpWgradMinRows, kMlpWgradRows] (shorter
+// items mean more partial-sum slots to write and add: a quarter share measured slower). Depends on the shape only, never on the
+// routing, so the workspace bound holds; a segment of at most this many rows is one item.
+inline constexpr std::int64_t mlp_wgrad_rows(std::int64_t rows, std::int64_t hidden) {
+  const std::int64_t units = hidden >= 128 ? hidden / 128 : 1;
+  const std::int64_t half_share = round_up(ceil_div(rows * units, 2 * kSms), 64);
+  return half_share < kMlpWgradMinRows ? kMlpWgradMinRows : half_share > kMlpWgradRows ? kMlpWgradRows : half_share;
+}
 
 // FFMA router: when the token blocks (kRouterTokens tokens of one head each) cannot fill the GPU,
 // each block walks a share of the expert chunks (chunks_per_split of them) and a merge kernel

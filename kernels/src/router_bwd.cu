@@ -134,7 +134,7 @@ core::Status launch(const RouterBackwardArgs& args, void* workspace, Stream stre
   router_dw_kernel<<<dim3(static_cast<unsigned>(sched.max_items), static_cast<unsigned>(args.dim / 128)), 256, 0, stream>>>(
       p, sched, partial);
   HPSIM_CUDA_TRY_LAUNCH("router_dw_kernel");
-  HPSIM_CUDA_TRY(device::reduce_slots(partial, sched, args.dim, StoreWeightGrad{args.d_weight, args.dim}, 1, stream));
+  HPSIM_CUDA_TRY(device::reduce_slots(partial, sched, args.dim, StoreWeightGrad{args.d_weight, args.dim}, stream));
   return core::Status::ok();
 }
 

@@ -138,43 +138,68 @@ __global__ void __launch_bounds__(kBuildThreads) build_schedule_kernel(const int
   }
 }
 
-// For the segments cut into several items (block b takes split segment b, if there are that
-// many): store(s, i, sum over the segment's slots, in slot order, of partial[slot][i]) for i <
-// elems (16-byte loads of four elements, the slots' loads issued before the adds, so elems is a
-// multiple of 4). Launched by reduce_slots().
-template <typename Store>
-__global__ void reduce_slots_kernel(const float* __restrict__ partial, Schedule sched, long long elems, Store store) {
-  if (static_cast<int>(blockIdx.x) >= sched.counters[2]) return;
-  const int s = sched.split[blockIdx.x];
-  const int first = sched.slots[s].x, last = sched.slots[s].x + sched.slots[s].y;
-  const long long quads = elems / 4;
-  for (long long q = static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x; q < quads;
-       q += static_cast<long long>(gridDim.y) * blockDim.x) {
+// For the segments cut into several items: store(s, i, sum over the segment's slots of
+// partial[slot][i]) for i < elems (elems a multiple of 4: 16-byte loads of four elements).
+// A unit of work is one split segment x 256 / kLanes quads; its threads are kLanes lanes of one
+// quad each, lane j adding slots j, j + kLanes, ... (kReduceBatch loads in flight), and lane 0
+// then adding the lanes' sums in lane order: a fixed order whatever the grid, so the sums are
+// deterministic. Wide outputs (the expert MLPs' gradients) take one lane, so each of many units
+// keeps its loads in flight without a barrier; narrow ones (a router's row of h or d) take
+// several, so a hot expert's long list of slots is read by many threads at once. Blocks walk the
+// units (their count is known on the device only). Launched by reduce_slots().
+constexpr int kReduceThreads = 256;
+constexpr int kReduceBatch = 8;
+template <int kLanes, typename Store>
+__global__ void __launch_bounds__(kReduceThreads)
+    reduce_slots_kernel(const float* __restrict__ partial, Schedule sched, long long elems, Store store) {
+  constexpr int kQuads = kReduceThreads / kLanes;
+  __shared__ float4 lane_sums[kLanes > 1 ? kLanes - 1 : 1][kQuads];
+  const long long quads = elems / 4, groups = (quads + kQuads - 1) / kQuads;
+  const long long units = static_cast<long long>(sched.counters[2]) * groups;
+  const int t = static_cast<int>(threadIdx.x) % kQuads, lane = static_cast<int>(threadIdx.x) / kQuads;
+  for (long long u = blockIdx.x; u < units; u += gridDim.x) {
+    const int s = sched.split[u / groups];
+    const long long q = (u % groups) * kQuads + t;
+    const int last = sched.slots[s].x + sched.slots[s].y;
     float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    int slot = first;
-    for (; slot + 4 <= last; slot += 4) {
-      float4 v[4];
+    if (q < quads) {
+      for (int slot = sched.slots[s].x + lane; slot < last; slot += kReduceBatch * kLanes) {
+        float4 v[kReduceBatch];
 #pragma unroll
-      for (int j = 0; j < 4; ++j) v[j] = reinterpret_cast<const float4*>(partial + (slot + j) * elems)[q];
+        for (int j = 0; j < kReduceBatch; ++j) {
+          const int sl = slot + j * kLanes;
+          v[j] = sl < last ? reinterpret_cast<const float4*>(partial + sl * elems)[q] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        acc.x += v[j].x;
-        acc.y += v[j].y;
-        acc.z += v[j].z;
-        acc.w += v[j].w;
+        for (int j = 0; j < kReduceBatch; ++j) {
+          acc.x += v[j].x;
+          acc.y += v[j].y;
+          acc.z += v[j].z;
+          acc.w += v[j].w;
+        }
       }
     }
-    for (; slot < last; ++slot) {
-      const float4 v = reinterpret_cast<const float4*>(partial + slot * elems)[q];
-      acc.x += v.x;
-      acc.y += v.y;
-      acc.z += v.z;
-      acc.w += v.w;
+    if constexpr (kLanes > 1) {
+      if (lane > 0) lane_sums[lane - 1][t] = acc;
+      __syncthreads();
+      if (lane == 0) {
+#pragma unroll
+        for (int j = 0; j < kLanes - 1; ++j) {
+          const float4 v = lane_sums[j][t];
+          acc.x += v.x;
+          acc.y += v.y;
+          acc.z += v.z;
+          acc.w += v.w;
+        }
+      }
     }
-    store(s, 4 * q + 0, acc.x);
-    store(s, 4 * q + 1, acc.y);
-    store(s, 4 * q + 2, acc.z);
-    store(s, 4 * q + 3, acc.w);
+    if (lane == 0 && q < quads) {
+      store(s, 4 * q + 0, acc.x);
+      store(s, 4 * q + 1, acc.y);
+      store(s, 4 * q + 2, acc.z);
+      store(s, 4 * q + 3, acc.w);
+    }
+    if constexpr (kLanes > 1) __syncthreads();
   }
 }
 
@@ -194,20 +219,19 @@ struct StoreBf16Pair {
   }
 };
 
-// One block row per possible split segment, at least `columns` blocks across the elements, and
-// more when there are few rows: a skewed routing splits one or two long segments, whose sums
-// should not run on a handful of SMs (about 512 blocks, each thread at least one quad).
+// Eight lanes per quad for outputs of at most 32 quads (a router's weight rows), else one;
+// enough blocks for every unit of the split segments the schedule can hold, at most eight per SM.
 template <typename Store>
-cudaError_t reduce_slots(const float* partial, const Schedule& sched, long long elems, Store store, unsigned columns,
-                         cudaStream_t stream) {
+cudaError_t reduce_slots(const float* partial, const Schedule& sched, long long elems, Store store, cudaStream_t stream) {
   if (elems % 4 != 0) return cudaErrorInvalidValue;
-  const long long rows = sched.max_split > 0 ? sched.max_split : 1;
-  const long long most = (elems / 4 + 255) / 256;
-  long long cols = (512 + rows - 1) / rows;
-  cols = cols < most ? cols : most;
-  cols = cols > columns ? cols : columns;
-  reduce_slots_kernel<<<dim3(static_cast<unsigned>(rows), static_cast<unsigned>(cols)), 256, 0, stream>>>(partial, sched, elems,
-                                                                                                           store);
+  const bool narrow = elems / 4 <= kReduceThreads / 8;
+  const long long quads_per_unit = narrow ? kReduceThreads / 8 : kReduceThreads;
+  long long blocks = (sched.max_split > 0 ? sched.max_split : 1) * ((elems / 4 + quads_per_unit - 1) / quads_per_unit);
+  blocks = blocks < 8 * limits::kSms ? blocks : 8 * limits::kSms;
+  if (narrow)
+    reduce_slots_kernel<8><<<static_cast<unsigned>(blocks), kReduceThreads, 0, stream>>>(partial, sched, elems, store);
+  else
+    reduce_slots_kernel<1><<<static_cast<unsigned>(blocks), kReduceThreads, 0, stream>>>(partial, sched, elems, store);
   return cudaGetLastError();
 }
 

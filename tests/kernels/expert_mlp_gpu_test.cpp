@@ -243,7 +243,7 @@ TEST(ExpertMlpBackwardGpu, WgmmaMatchesFloat64WhenEveryBlockWalksSeveralItems) {
 }
 
 // The dynamically scheduled weight gradients on a mixed schedule: per head one hot segment of about
-// 2500 rows (cut into a 2048-row item and a short one: partial sums), hundreds of light ones
+// 2500 rows (cut into 256-row items at this size: partial sums), hundreds of light ones
 // handed out after the heavy ones, the upper half of the segments empty (zero gradients written
 // without their weights read), and more units than SMs.
 TEST(ExpertMlpBackwardGpu, WgmmaMatchesFloat64WithAHotSegmentAndManyEmptyOnes) {

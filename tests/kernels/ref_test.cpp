@@ -724,5 +724,27 @@ TEST(KernelShapes, WorkspaceGrowsWithTheRowBound) {
   EXPECT_EQ(workspace_bytes(a) % 256, 0);
 }
 
+// The HP weight-gradient items shrink with the rows (at most half of one SM's share of the
+// units, so a hot segment cannot keep a few SMs busy alone) without their partial-sum slots
+// growing past what the paper's shapes need at 2048-row items.
+TEST(KernelShapes, WeightGradientItemsShrinkWithTheRowsWhileTheirSlotsStayBounded) {
+  ExpertMlpBackwardArgs a;
+  a.num_heads = 2;
+  a.num_experts = 768;
+  a.head_dim = 128;
+  a.hidden = 256;
+  const double slot_bytes = 2.0 * 256 * 128 * 4;  // dK and dV of one segment in fp32
+  a.rows = 131072;                                // a W = 4 rank's 2 heads at 16,384 tokens, k = 1
+  const auto at_131k = static_cast<double>(workspace_bytes(a));
+  // 2048-row items would need 2 * 64 + 1 slots; the 1024-row items of this size need 2 * 128 + 1.
+  EXPECT_GT(at_131k, (2 * 128 + 1) * slot_bytes);
+  EXPECT_LT(at_131k, (2 * 128 + 1) * slot_bytes + 8e6);
+  a.num_heads = 4;
+  a.rows = 524288;  // W = 2, 4 heads at 16,384 tokens, k = 4: half a share is 3972 rows, so 2048
+  const auto at_524k = static_cast<double>(workspace_bytes(a));
+  EXPECT_GT(at_524k, (2 * 256 + 1) * slot_bytes);
+  EXPECT_LT(at_524k, (2 * 256 + 1) * slot_bytes + 16e6);
+}
+
 }  // namespace
 }  // namespace hpsim::kernels
