@@ -76,6 +76,10 @@ void add_gpu_commands(CLI::App& app, ExecuteOptions& ex, ValidateOptions& val, C
                    "ceilings) and fit a profile");
   calibrate->add_option("--out", cal.out, "Profile file to write (default: <name>.json in the current folder)");
   calibrate->add_flag("--quick", cal.quick, "Fewer shapes and message sizes");
+  calibrate->add_flag("--collectives-only", cal.collectives_only,
+                      "Measure only the collectives between the local GPUs (every message size, under a minute) and "
+                      "keep the rest of --base, a profile measured on this kind of node (after a driver or NCCL "
+                      "change, say)");
   calibrate->add_option("--refit", cal.refit,
                         "Measure nothing: fit this profile's stored points again with the current forms and write it "
                         "to --out (no GPU needed)");
@@ -108,6 +112,25 @@ CLI::App* add_imbalance_command(CLI::App& app, ImbalanceOptions& o) {
   cmd->add_option("--out", o.out, "Also write the report (Markdown, or JSON with --json) to this file");
   return cmd;
 }
+
+namespace {
+
+// One line per measured collective of `profile`: its line(s) and fit error (with `before`, the
+// error of the same entry there).
+void print_collective_fits(const core::Profile& profile, const core::Profile* before = nullptr) {
+  for (const auto& [tier, by_name] : profile.collectives) {
+    for (const auto& [name, fit] : by_name) {
+      if (fit.points.size() < 2) continue;
+      std::printf("  %-10s %-13s alpha %5.1f us, efficiency %.3f", tier.c_str(), name.c_str(), fit.alpha_us, fit.efficiency);
+      if (fit.has_large_line()) std::printf("; large messages: alpha %5.1f us, efficiency %.3f", fit.large_alpha_us, fit.large_efficiency);
+      std::printf("; fit error ");
+      if (before != nullptr) std::printf("%.1f%% -> ", 100 * before->collectives.at(tier).at(name).fit_error);
+      std::printf("%.1f%% (%zu sizes)\n", 100 * fit.fit_error, fit.points.size());
+    }
+  }
+}
+
+}  // namespace
 
 #if HPSIM_HAVE_EXEC
 
@@ -413,6 +436,7 @@ int run_calibrate(const CalibrateCliOptions& o, const std::string& command_line)
   if (visible_gpus_for("calibrate") == 0) return kExitNoGpu;
   exec::CalibrateOptions co;
   co.quick = o.quick;
+  co.collectives_only = o.collectives_only;
   co.base = *base;
   co.command = command_line;
   co.progress = [](int done, int total, const std::string& what) {
@@ -433,11 +457,12 @@ int run_calibrate(const CalibrateCliOptions& o, const std::string& command_line)
   std::printf("wrote %s: %zu kernel families, copy %.0f GB/s, bf16 GEMM %.0f TFLOP/s, host round trip %.1f us\n",
               out.c_str(), profile->kernels.size(), profile->hbm_gbps, profile->bf16_tflops, profile->host_sync_us);
   for (const auto& [name, fit] : profile->kernels) {
-    if (fit.points.empty()) continue;
+    if (fit.points.empty() || o.collectives_only) continue;
     std::printf("  %-20s alpha %7.1f us  %8.1f TFLOP/s  %8.1f GB/s", name.c_str(), fit.alpha_us, fit.tflops, fit.gbps);
     if (fit.select_gps > 0) std::printf("  %7.1f G selections/s", fit.select_gps);
     std::printf("  fit error %5.1f%%  (%zu points)\n", 100 * fit.fit_error, fit.points.size());
   }
+  print_collective_fits(*profile);
   return kExitOk;
 }
 
@@ -464,11 +489,14 @@ int run_refit(const CalibrateCliOptions& o) {
   if (o.out.empty()) return print_error(core::Error::field("--out", "needed with --refit"));
   auto profile = load_profile_arg(o.refit);
   if (!profile) return print_error(core::Error::field("--refit", profile.error().message));
-  auto refit = model::refit_kernels(*profile);
+  auto refit = model::refit_profile(*profile);
   if (!refit) return print_error(refit.error());
   const std::string said = " Kernel fits redone from the stored points by `hpsim calibrate --refit` (the expert MLPs "
                            "in the roofline form).";
+  const std::string said_collectives = " Collective fits redone from the stored points by `hpsim calibrate --refit` "
+                                       "(a second line for the large messages where the points show one).";
   if (refit->note.find(said) == std::string::npos) refit->note += said;
+  if (refit->note.find(said_collectives) == std::string::npos) refit->note += said_collectives;
   if (auto st = core::write_text_file(o.out, core::to_json(*refit)); !st) return print_error(st.error());
   std::printf("wrote %s\n", o.out.c_str());
   for (const auto& [name, fit] : refit->kernels) {
@@ -477,6 +505,7 @@ int run_refit(const CalibrateCliOptions& o) {
     std::printf("  %-20s %-8s fit error %5.1f%% -> %5.1f%%\n", name.c_str(), fit.roofline ? "roofline" : "sum",
                 100 * before.fit_error, 100 * fit.fit_error);
   }
+  print_collective_fits(*refit, &*profile);
   return kExitOk;
 }
 

@@ -40,13 +40,15 @@ struct ValidateOptions {
 struct CalibrateCliOptions {
   std::string out;
   bool quick = false;
+  bool collectives_only = false;         // measure the collectives only, the rest from --base
   std::string base = "h200-datasheet";  // where the node cannot measure: a datasheet, not another measurement
   std::string refit;                     // a profile whose stored points are fitted again (no GPU)
   std::string from_bench;                // an hpsim-bench JSON file whose cases are fitted (no GPU)
 };
 
-// `hpsim calibrate --refit PROFILE`: the kernel fits of a measured profile redone from its stored
-// points with the current forms (model::refit_kernels), written to --out. Needs no GPU.
+// `hpsim calibrate --refit PROFILE`: the kernel and collective fits of a measured profile redone
+// from its stored points with the current forms (model::refit_profile), written to --out. Needs no
+// GPU.
 int run_refit(const CalibrateCliOptions& options);
 
 // `hpsim calibrate --from-bench BENCH.json`: the kernel families fitted from hpsim-bench's cases

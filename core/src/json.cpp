@@ -326,6 +326,7 @@ json profile_json(const Profile& p) {
         points.push_back({{"num_ranks", pt.num_ranks}, {"bytes", pt.bytes}, {"time_us", pt.time_us}});
       }
       t[name] = {{"alpha_us", c.alpha_us}, {"efficiency", c.efficiency}, {"fit_error", c.fit_error}, {"points", points}};
+      if (c.has_large_line()) t[name]["large"] = {{"alpha_us", c.large_alpha_us}, {"efficiency", c.large_efficiency}};
     }
     collectives[tier] = t;
   }
@@ -401,6 +402,13 @@ void read_profile(ObjectReader& r, Profile& p) {
       c.number("alpha_us", fit.alpha_us);
       c.number("efficiency", fit.efficiency);
       c.number("fit_error", fit.fit_error);
+      c.object(
+          "large",
+          [&](ObjectReader& large) {
+            large.number("alpha_us", fit.large_alpha_us);
+            large.number("efficiency", fit.large_efficiency);
+          },
+          /*required=*/false);
       c.array("points", [&](const json& pv, const std::string& ppath) {
         ObjectReader pr(pv, ppath, r.errors());
         if (!pr.valid()) return;

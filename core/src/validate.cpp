@@ -181,6 +181,13 @@ std::vector<FieldError> check_profile(const Profile& p) {
       if (!(col.efficiency > 0 && col.efficiency <= 1.0)) {
         c.fail(path + ".efficiency", fmt::format("must be in (0, 1], got {}", col.efficiency));
       }
+      if (col.large_alpha_us != 0 || col.large_efficiency != 0) {
+        c.non_negative(path + ".large.alpha_us", col.large_alpha_us);
+        if (!(col.large_efficiency > col.efficiency && col.large_efficiency <= 1.0)) {
+          c.fail(path + ".large.efficiency",
+                 fmt::format("must be in (efficiency = {}, 1], got {}", col.efficiency, col.large_efficiency));
+        }
+      }
     }
   }
   return errors;

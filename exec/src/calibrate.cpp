@@ -285,15 +285,34 @@ core::Expected<core::Profile> calibrate(const CalibrateOptions& options) {
       }
     }
   }
-  const std::vector<std::int64_t> sizes = options.quick
-                                              ? std::vector<std::int64_t>{1 << 16, 1 << 20, 1 << 24}
-                                              : std::vector<std::int64_t>{1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22,
-                                                                          1 << 24, 1 << 26};
+  // Bytes per peer, up to what a layer sends at the largest shapes (EP at 65,536 tokens, k = 8:
+  // about 1 GB per rank): NCCL's rate keeps growing past 64 MB, and four sizes or more let the fit
+  // take a second line for the large messages (model::fit_collective).
+  const std::vector<std::int64_t> sizes =
+      options.quick ? std::vector<std::int64_t>{1 << 16, 1 << 20, 1 << 24, 1 << 28}
+                    : std::vector<std::int64_t>{1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24, 1 << 26, 1 << 28, 1 << 30};
   const std::vector<std::string> collectives = {"all_to_all", "all_to_all_v", "all_gather", "all_reduce"};
-  const int total = 3 + static_cast<int>(shapes.size()) * 2 + (w > 1 ? static_cast<int>(collectives.size()) : 0);
+  const int total = options.collectives_only
+                        ? static_cast<int>(collectives.size())
+                        : 3 + static_cast<int>(shapes.size()) * 2 + (w > 1 ? static_cast<int>(collectives.size()) : 0);
   int done = 0;
   auto step = [&](const std::string& what) {
     if (options.progress) options.progress(done, total, what);
+  };
+  // Every collective over the sizes on the local GPUs, fitted against the calibration link of the
+  // intra-node tier (model::calibration_link_gbps).
+  const double link = model::calibration_link_gbps("intra_node");
+  auto measure_collectives = [&](core::Profile& out) -> core::Status {
+    for (const auto& name : collectives) {
+      step(name + " over message sizes");
+      auto pts = measure_collective(name, devices, sizes);
+      if (!pts) return pts.error();
+      auto fit = model::fit_collective(*pts, link);
+      if (!fit) return core::Error{fit.error().code, name + ": " + fit.error().message};
+      out.collectives["intra_node"][name] = *fit;
+      ++done;
+    }
+    return core::Status::ok();
   };
 
   core::Profile profile;
@@ -306,6 +325,25 @@ core::Expected<core::Profile> calibrate(const CalibrateOptions& options) {
   profile.versions["cuda_driver"] = fmt::format("{}.{}", driver / 1000, (driver % 1000) / 10);
   profile.versions["nccl"] = kernels::nccl_version();
   profile.fp32_tflops = options.base.fp32_tflops;
+
+  if (options.collectives_only) {
+    if (w < 2) {
+      return core::Error{core::ErrorCode::kInvalidArgument,
+                         "--collectives-only measures the links between GPUs and this node has one visible GPU"};
+    }
+    // The base (a profile measured on this kind of node) keeps its kernels, ceilings and other
+    // tiers; its intra-node collectives are measured again.
+    core::Profile out = options.base;
+    out.date = profile.date;
+    out.versions = profile.versions;
+    HPSIM_TRY(measure_collectives(out));
+    step("done");
+    out.note += fmt::format(
+        " Collectives (intra_node) measured again by `{}` on {} x {} ({}), {} sizes from {} KB to {} MB per peer, "
+        "efficiency relative to {} GB/s per direction.",
+        options.command, w, prop.name, profile.date, sizes.size(), sizes.front() / 1024, sizes.back() >> 20, link);
+    return out;
+  }
 
   step("device copy bandwidth");
   auto copy = measure_copy_gbps(devices[0]);
@@ -384,17 +422,7 @@ core::Expected<core::Profile> calibrate(const CalibrateOptions& options) {
   profile.collectives = options.base.collectives;
   std::string collective_note = "collectives: every tier from " + options.base.name + " (one GPU: nothing to measure)";
   if (w > 1) {
-    // Link bandwidth of the tier the fit divides by: the base profile's cluster assumption.
-    const double link = core::cluster_preset("h200x8").value().intra_node.bandwidth_gbps;
-    for (const auto& name : collectives) {
-      step(name + " over message sizes");
-      auto pts = measure_collective(name, devices, sizes);
-      if (!pts) return pts.error();
-      auto fit = model::fit_collective(*pts, link);
-      if (!fit) return core::Error{fit.error().code, name + ": " + fit.error().message};
-      profile.collectives["intra_node"][name] = *fit;
-      ++done;
-    }
+    HPSIM_TRY(measure_collectives(profile));
     collective_note = fmt::format("collectives: intra_node measured on {} GPUs (efficiency relative to {} GB/s per "
                                   "direction); inter_node from {} (one node here)",
                                   w, link, options.base.name);

@@ -126,7 +126,7 @@ double tier_link_gbps(const core::ClusterSpec& cluster, LinkTier tier) {
 }
 
 core::Expected<CollectiveModel> collective_model(const core::Profile& profile, const core::ClusterSpec& cluster,
-                                                 std::int64_t num_ranks, std::string_view collective) {
+                                                 std::int64_t num_ranks, std::string_view collective, double bytes) {
   CollectiveModel out;
   out.tier = group_tier(cluster, num_ranks);
   out.num_ranks = num_ranks;
@@ -149,7 +149,15 @@ core::Expected<CollectiveModel> collective_model(const core::Profile& profile, c
   }
   out.name = used;
   out.efficiency = fit->efficiency;
-  out.alpha_us = num_ranks > 1 ? fit->alpha_us : 0.0;
+  double alpha = fit->alpha_us;
+  if (fit->has_large_line() && bytes >= 0 && out.link_gbps > 0) {
+    const auto at = [&](double a, double e) { return a + bytes / (e * out.link_gbps * 1e9) * 1e6; };
+    if (at(fit->large_alpha_us, fit->large_efficiency) < at(fit->alpha_us, fit->efficiency)) {
+      alpha = fit->large_alpha_us;
+      out.efficiency = fit->large_efficiency;
+    }
+  }
+  out.alpha_us = num_ranks > 1 ? alpha : 0.0;
   return out;
 }
 

@@ -101,13 +101,15 @@ core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const
     if (t.is_collective) {
       st.kind = StageKind::kCollective;
       st.lane = core::Lane::kComm;
-      auto model = collective_model(profile, scenario.cluster, W, t.collective);
-      if (!model) return model.error();
       st.collective = std::string(t.collective);
       auto m = std::find_if(traffic.phases.begin(), traffic.phases.end(),
                             [&](const core::TrafficMatrix& x) { return x.phase == t.traffic_phase; });
       HPSIM_ASSERT(m != traffic.phases.end(), "no traffic matrix for phase {}", t.traffic_phase);
       st.traffic = std::move(*m);  // each phase has one collective stage per layer
+      // The bottleneck rank's bytes pick the profile's line (small or large messages).
+      auto model = collective_model(profile, scenario.cluster, W, t.collective,
+                                    std::max(st.traffic.max_sent(), st.traffic.max_received()));
+      if (!model) return model.error();
       st.alpha_ns = model->alpha_us * core::kNsPerUs;
       if (W == 1 && profile.hbm_gbps > 0) {
         // One rank: the all-to-all is a device copy of the rank's own block (read + written).

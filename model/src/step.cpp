@@ -61,16 +61,18 @@ core::Expected<StepEstimate> estimate_step(const core::Scenario& scenario, const
   out.replicated_params = 2 * V * d + L * 4 * d * d + Ld * 2 * d * F + Lm * (replicated_router + moe.projections);
   out.sharded_params = Lm * (moe.expert + sharded_router);
 
-  auto all_reduce = collective_model(profile, scenario.cluster, G, kAllReduce);
-  if (!all_reduce) return all_reduce.error();
   auto bus_bytes = [](double bytes, double ranks) { return ranks > 1 ? 2 * (ranks - 1) / ranks * bytes : 0.0; };
   const double grad_bytes = static_cast<double>(tr.grad_bytes);
-  out.grad_allreduce_us =
-      collective_time_us(*all_reduce, bus_bytes(out.replicated_params * grad_bytes, static_cast<double>(G)));
+  const double replicated_bus = bus_bytes(out.replicated_params * grad_bytes, static_cast<double>(G));
+  auto all_reduce = collective_model(profile, scenario.cluster, G, kAllReduce, replicated_bus);
+  if (!all_reduce) return all_reduce.error();
+  out.grad_allreduce_us = collective_time_us(*all_reduce, replicated_bus);
   if (copies > 1) {
-    CollectiveModel experts = *all_reduce;
-    experts.num_ranks = copies;
-    out.grad_allreduce_us += collective_time_us(experts, bus_bytes(out.sharded_params * grad_bytes, R));
+    const double sharded_bus = bus_bytes(out.sharded_params * grad_bytes, R);
+    auto experts = collective_model(profile, scenario.cluster, G, kAllReduce, sharded_bus);
+    if (!experts) return experts.error();
+    experts->num_ranks = copies;
+    out.grad_allreduce_us += collective_time_us(*experts, sharded_bus);
   }
   const double params = out.replicated_params + out.sharded_params;
   const double update_bytes = params * static_cast<double>(2 * tr.weight_bytes + 2 * tr.optimizer_bytes + tr.grad_bytes);

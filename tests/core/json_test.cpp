@@ -72,9 +72,13 @@ TEST(ProfileJson, RoundTrips) {
   p.kernels["expert_mlp_fwd"] = {1.5, 400, 0, 0.02, {{"rows=1", 1e9, 1e6, 3.0}}};
   p.kernels["hp_router_fwd"] = {20, 110, 0, 0.08, {{"n=1", 6e9, 1e7, 120.0, 2.5e8}}, 750};
   p.collectives["intra_node"]["all_to_all"] = {10, 0.8, 0.03, {{2, 1e6, 12}}};
+  p.collectives["intra_node"]["all_gather"] = {10, 0.3, 0.01, {{2, 1e6, 12}}, 25, 0.6};
   auto parsed = parse_profile(to_json(p));
   ASSERT_TRUE(parsed) << parsed.error().message;
   EXPECT_EQ(to_json(*parsed), to_json(p));
+  EXPECT_FALSE(parsed->collectives["intra_node"]["all_to_all"].has_large_line());
+  EXPECT_EQ(parsed->collectives["intra_node"]["all_gather"].large_alpha_us, 25.0);
+  EXPECT_EQ(parsed->collectives["intra_node"]["all_gather"].large_efficiency, 0.6);
   EXPECT_EQ(parsed->kernels["hp_router_fwd"].select_gps, 750.0);
   EXPECT_EQ(parsed->kernels["hp_router_fwd"].points.at(0).selections, 2.5e8);
   // Families without a selection term write neither field: one "selections" (the router's point)

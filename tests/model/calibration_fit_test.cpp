@@ -123,6 +123,42 @@ TEST(CollectiveFit, RecoversAlphaAndEfficiency) {
   EXPECT_NEAR(collective_time_us(*fit, 5e8, 450.0), 12.0 + 5e8 / (0.8 * 450e9) * 1e6, 1e-6);
 }
 
+// Measured time as the lower envelope of two alpha-beta lines (a low-latency protocol for small
+// messages, a faster one for large ones): the fit finds both, and the envelope they give.
+TEST(CollectiveFit, TakesASecondLineWhenTheLargeMessagesRunFaster) {
+  const auto truth = [](double bytes) {
+    return std::min(15.0 + bytes / (0.3 * 450e9) * 1e6, 25.0 + bytes / (0.65 * 450e9) * 1e6);
+  };
+  std::vector<core::CollectivePoint> pts;
+  for (double bytes = 16e3; bytes <= 1.1e9; bytes *= 4) pts.push_back({2, bytes, truth(bytes)});
+  auto fit = fit_collective(pts, 450.0);
+  ASSERT_TRUE(fit) << fit.error().message;
+  ASSERT_TRUE(fit->has_large_line());
+  EXPECT_NEAR(fit->alpha_us, 15.0, 0.5);
+  EXPECT_NEAR(fit->efficiency, 0.3, 0.01);
+  EXPECT_NEAR(fit->large_alpha_us, 25.0, 0.5);
+  EXPECT_NEAR(fit->large_efficiency, 0.65, 0.01);
+  EXPECT_LT(fit->fit_error, 0.01);
+  for (double bytes : {5e4, 3e6, 5e8}) EXPECT_NEAR(collective_time_us(*fit, bytes, 450.0), truth(bytes), 0.01 * truth(bytes));
+  // A single line cannot follow both ends: at 1 GB it is off by more than a tenth.
+  auto single = *fit;
+  single.large_alpha_us = single.large_efficiency = 0;
+  EXPECT_GT(std::abs(collective_time_us(single, 1e9, 450.0) - truth(1e9)), 0.1 * truth(1e9));
+}
+
+// Points on one line with a little noise: no second line (it must earn its place).
+TEST(CollectiveFit, KeepsOneLineWhenTheSizesFollowOne) {
+  core::Rng rng(5);
+  std::vector<core::CollectivePoint> pts;
+  for (double bytes = 16e3; bytes <= 1.1e9; bytes *= 4) {
+    pts.push_back({2, bytes, (18.0 + bytes / (0.55 * 450e9) * 1e6) * (1.0 + 0.01 * (rng.uniform() - 0.5))});
+  }
+  auto fit = fit_collective(pts, 450.0);
+  ASSERT_TRUE(fit) << fit.error().message;
+  EXPECT_FALSE(fit->has_large_line());
+  EXPECT_NEAR(fit->efficiency, 0.55, 0.01);
+}
+
 TEST(CollectiveFit, NeedsTwoSizesAndAPositiveLink) {
   EXPECT_FALSE(fit_collective({{2, 1e6, 10}}, 450.0));
   EXPECT_FALSE(fit_collective({{2, 1e6, 10}, {2, 1e7, 20}}, 0.0));

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "hpsim/core/presets.h"
@@ -122,6 +123,30 @@ TEST(LayerPlan, CollectivesCarryTheirTrafficAndTier) {
   ASSERT_TRUE(wide);
   EXPECT_EQ(wide->stages[1].tier, "inter_node");
   EXPECT_DOUBLE_EQ(wide->stages[1].bandwidth_gbps, 0.5 * 50);
+}
+
+// A profile whose all-to-alls have a large-message line: each collective stage takes the line that
+// is faster at its own bottleneck bytes (EP's metadata, a few KB: the first; its data all-to-alls,
+// tens of MB: the second), and so does the analytic time of the stage.
+TEST(LayerPlan, EachCollectiveTakesTheLineOfItsMessageSize) {
+  auto s = default_uniform();
+  auto profile = round_profile();
+  for (auto c : kRequiredCollectives) {
+    auto& fit = profile.collectives["intra_node"][std::string(c)];
+    fit.large_alpha_us = 30.0;
+    fit.large_efficiency = 0.9;
+  }
+  auto plan = build_layer_plan(s, profile, core::Strategy::kEp);
+  ASSERT_TRUE(plan);
+  for (const auto& st : plan->stages) {
+    if (st.kind != StageKind::kCollective) continue;
+    const double bytes = std::max(st.traffic.max_sent(), st.traffic.max_received());
+    const bool large = 30.0 + bytes / (0.9 * 450e3) < 10.0 + bytes / (0.5 * 450e3);
+    EXPECT_EQ(large, st.name != "metadata") << st.name << " " << bytes;
+    EXPECT_DOUBLE_EQ(st.alpha_ns, large ? 30e3 : 10e3) << st.name;
+    EXPECT_DOUBLE_EQ(st.efficiency, large ? 0.9 : 0.5) << st.name;
+    EXPECT_DOUBLE_EQ(st.bandwidth_gbps, (large ? 0.9 : 0.5) * 450) << st.name;
+  }
 }
 
 TEST(LayerPlan, MissingKernelFamilyIsNamed) {

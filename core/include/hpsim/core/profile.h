@@ -6,7 +6,9 @@
 //                         + selections / (select_gps * 1e9)
 //                   (a rate of 0 switches its term off; selections are the routers' top-k
 //                   candidate tests, one per (score, slot): docs/model.md)
-// Collective time:  t = alpha + algbw-bytes / (efficiency * link bandwidth of the tier)
+// Collective time:  t = alpha + algbw-bytes / (efficiency * link bandwidth of the tier), or, when
+//                   the fit has a large-message line, the smaller of that and
+//                   large_alpha + algbw-bytes / (large_efficiency * link bandwidth)
 // docs/model.md states both with their symbols.
 
 #include <cstdint>
@@ -47,9 +49,15 @@ struct CollectivePoint {
 
 struct CollectiveFit {
   double alpha_us = 0;    // latency term
-  double efficiency = 0;  // achieved fraction of the tier's link bandwidth at large messages
+  double efficiency = 0;  // achieved fraction of the tier's link bandwidth (over every size, or the
+                          // smaller sizes when there is a large-message line)
   double fit_error = 0;
   std::vector<CollectivePoint> points;
+  // Optional second line for large messages (NCCL picks its protocol and algorithm by size, each
+  // with its own latency and rate, so measured time is the lower envelope of lines): 0 = none.
+  double large_alpha_us = 0;
+  double large_efficiency = 0;
+  bool has_large_line() const { return large_efficiency > 0; }
 };
 
 // Host round trip assumed when a profile does not give one: a device-to-host copy of a few bytes

@@ -18,6 +18,7 @@ namespace hpsim::exec {
 
 struct CalibrateOptions {
   bool quick = false;           // fewer shapes and sizes (about a minute)
+  bool collectives_only = false;  // measure the intra-node collectives only; the rest is `base`'s
   std::vector<int> devices;     // empty = every visible GPU
   core::Profile base;           // source of what cannot be measured here
   std::string command;          // recorded in the note

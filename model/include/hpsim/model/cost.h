@@ -7,7 +7,8 @@
 //               the expert MLPs: alpha + max(flops / (tflops 1e12), bytes / (gbps 1e9)) (the fit's
 //               roofline form), and at least alpha + bytes / (copy ceiling)
 //   collective  t = alpha + bytes / (efficiency * tier link bandwidth)        (W > 1; 0 for W = 1, whose
-//               local copy the plan charges as PlanStage::local_ns)
+//               local copy the plan charges as PlanStage::local_ns); with a large-message line in the
+//               profile, the faster of the two lines at the stage's bytes
 //   tier        intra_node when the W ranks fit in one node (W <= gpus_per_node), else inter_node
 
 #include <cstdint>
@@ -74,8 +75,11 @@ struct CollectiveModel {
   double bandwidth_gbps() const { return efficiency * link_gbps; }
 };
 
+// `bytes`, per rank as in the profile's points (what the bottleneck rank sends or receives over
+// links), picks the line of a fit that has a large-message line: the one that is faster at that
+// size; bytes < 0 takes the first line.
 core::Expected<CollectiveModel> collective_model(const core::Profile& profile, const core::ClusterSpec& cluster,
-                                                 std::int64_t num_ranks, std::string_view collective);
+                                                 std::int64_t num_ranks, std::string_view collective, double bytes = -1);
 
 // alpha + bytes / (efficiency * link); `bytes` is what the bottleneck rank sends or receives
 // (all-to-all) or the nccl-tests bus bytes (all-reduce: 2 (W-1)/W of the buffer). 0 when W = 1.
