@@ -22,8 +22,8 @@ int main(int argc, char** argv) {
                        "Scenario JSON files or scenario preset names (default: the shipped defaults, the paper's 4.2B "
                        "layer on 8 H200 with uniform and Zipf 1.0 routing)");
   simulate->add_option("--profile", sim.profile,
-                       "Profile JSON file or shipped profile name (default: the best shipped profile, h200x1-measured: kernels measured on one H200, "
-                       "collectives from h200-datasheet)");
+                       "Profile JSON file or shipped profile name (default: the best shipped profile, h200x2-measured: kernels and NVLink "
+                       "collectives measured on two H200)");
   simulate->add_option("--strategy", sim.strategy, "Which strategies to model")
       ->check(CLI::IsMember({"both", "ep", "hp"}))
       ->capture_default_str();
@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
                "strategy, CSV or JSON. Unset grids keep the base scenario's value; W beyond the cluster adds nodes");
   sweep->add_option("scenario", sw.scenario, "Base scenario JSON file (default: --preset, else the uniform default)");
   sweep->add_option("--preset", sw.preset, "Base scenario preset (default: paper-4.2b-h200x8-uniform)");
-  sweep->add_option("--profile", sw.profile, "Profile JSON file or shipped profile name (default: h200x1-measured)");
+  sweep->add_option("--profile", sw.profile, "Profile JSON file or shipped profile name (default: h200x2-measured)");
   sweep->add_option("--strategy", sw.strategy, "Which strategies to model")
       ->check(CLI::IsMember({"both", "ep", "hp"}))
       ->capture_default_str();

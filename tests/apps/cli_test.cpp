@@ -159,7 +159,7 @@ TEST(CliHelp, EveryCommandExplainsItsOptionsWithDefaults) {
   }
   const auto simulate = run_cli({"simulate", "--help"});
   EXPECT_NE(simulate.out.find("--profile"), std::string::npos);
-  EXPECT_NE(simulate.out.find("h200x1-measured"), std::string::npos);
+  EXPECT_NE(simulate.out.find("h200x2-measured"), std::string::npos);
   EXPECT_NE(simulate.out.find("=both"), std::string::npos) << simulate.out;
   const auto sweep = run_cli({"sweep", "--help"});
   EXPECT_NE(sweep.out.find("=csv"), std::string::npos) << sweep.out;
@@ -190,7 +190,7 @@ TEST(CliSimulate, JsonHasBothStrategiesForEachDefaultScenario) {
   EXPECT_EQ(reports[1]["scenario"], "paper-4.2b-h200x8-zipf1");
   for (const auto& report : reports) {
     EXPECT_EQ(report["engine"], "analytic");
-    EXPECT_EQ(report["profile"], "h200x1-measured");
+    EXPECT_EQ(report["profile"], "h200x2-measured");
     ASSERT_EQ(report["strategies"].size(), 2u);
     EXPECT_EQ(report["strategies"][0]["strategy"], "ep");
     EXPECT_EQ(report["strategies"][1]["strategy"], "hp");

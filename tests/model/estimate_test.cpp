@@ -31,16 +31,19 @@ TEST(ShippedProfiles, LoadValidateAndCoverEveryFamily) {
     EXPECT_TRUE(missing_profile_entries(*p).empty());
     for (const auto& [family, fit] : p->kernels) EXPECT_GT(fit.tflops + fit.gbps, 0) << family;
   }
-  // The default is the measured H200 profile: complete, labelled measured, with its kernel fits'
-  // points, and the datasheet's collectives (one GPU has no network to measure).
-  EXPECT_EQ(default_profile_name(), "h200x1-measured");
+  // The default is the profile measured on two H200: complete, labelled measured, with its kernel
+  // fits' points and its intra-node collectives measured (points, and a large-message line).
+  EXPECT_EQ(default_profile_name(), "h200x2-measured");
   auto measured = load_default_profile();
   ASSERT_TRUE(measured) << measured.error().message;
-  EXPECT_EQ(measured->name, "h200x1-measured");
+  EXPECT_EQ(measured->name, "h200x2-measured");
   EXPECT_EQ(measured->source, core::ProfileSource::kMeasured);
   EXPECT_TRUE(missing_profile_entries(*measured).empty());
   EXPECT_FALSE(measured->kernels.at("hp_expert_mlp_bwd").points.empty());
-  EXPECT_NE(measured->note.find("collectives: every tier from h200-datasheet"), std::string::npos);
+  const auto& all_to_all = measured->collectives.at("intra_node").at("all_to_all_v");
+  EXPECT_GE(all_to_all.points.size(), 4u);
+  EXPECT_TRUE(all_to_all.has_large_line());
+  EXPECT_NE(measured->note.find("intra_node measured on 2 GPUs"), std::string::npos);
 }
 
 TEST(ShippedProfiles, UnknownNameOrFileIsAnError) {

@@ -81,7 +81,7 @@ class Engine {
   const EngineOptions& options() const { return options_; }
 
   // Profiles, through hpsim::model's loader (validated, complete for the model): a file path or a
-  // shipped name ("h200-datasheet"); the default is the one `hpsim simulate` uses (h200x1-measured).
+  // shipped name ("h200-datasheet"); the default is the one `hpsim simulate` uses (h200x2-measured).
   static core::Expected<core::Profile> load_profile(const std::string& file_or_name);
   static core::Expected<core::Profile> default_profile();
   static std::vector<std::string> shipped_profiles();  // names of the shipped profiles
