@@ -18,7 +18,9 @@ namespace hpsim::model {
 // Row tiles of the kernels (kernels/src/kernel_limits.h and the kernels' launchers).
 inline constexpr std::int64_t kHpMlpFwdItemRows = 192;     // HP wgmma forward: three 64-row warpgroups per item
 inline constexpr std::int64_t kHpMlpDxItemRows = 128;      // HP backward dX kernel
-inline constexpr std::int64_t kHpMlpWgradItemRows = 2048;  // HP weight-gradient items (an empty segment gets one)
+inline constexpr std::int64_t kHpMlpWgradItemRows = 2048;  // HP weight-gradient items at most (an empty segment
+                                                           // gets one; fewer rows at small row counts:
+                                                           // limits::mlp_wgrad_rows; not in the time)
 inline constexpr std::int64_t kEpMlpTileRows = 128;        // EP grouped GEMM row tiles (forward and dX)
 inline constexpr std::int64_t kMlpWgradTileRows = 64;      // rows per step of the weight-gradient products (HP and EP)
 
