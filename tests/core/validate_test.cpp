@@ -99,6 +99,19 @@ TEST(Validate, ProfileEfficiencyMustBeAFraction) {
   EXPECT_EQ(errors[0].to_string(), "collectives.intra_node.all_to_all.efficiency: must be in (0, 1], got 1.5");
 }
 
+// A large-message line must be faster than the first (else the envelope is the first line alone
+// at large sizes) and its latency not negative.
+TEST(Validate, ProfileLargeMessageLineMustBeTheFasterOne) {
+  Profile p = minimal_profile();
+  p.collectives["intra_node"]["all_to_all"] = {10, 0.5, 0, {}, 20, 0.8};
+  EXPECT_TRUE(check_profile(p).empty());
+  p.collectives["intra_node"]["all_to_all"] = {10, 0.5, 0, {}, -1, 0.4};
+  auto errors = check_profile(p);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].to_string(), "collectives.intra_node.all_to_all.large.alpha_us: must be >= 0, got -1");
+  EXPECT_EQ(errors[1].to_string(), "collectives.intra_node.all_to_all.large.efficiency: must be in (efficiency = 0.5, 1], got 0.4");
+}
+
 TEST(Validate, ProfileHostSyncMustNotBeNegative) {
   Profile p = minimal_profile();
   p.host_sync_us = 0;
