@@ -122,19 +122,40 @@ __global__ void __launch_bounds__(kBuildThreads) build_schedule_kernel(const int
   base_b = __shfl_sync(0xffffffffu, base_b, 31) + incl_b - n_back;
   base_s = __shfl_sync(0xffffffffu, base_s, 31) + incl_s - ns;
   base_p = __shfl_sync(0xffffffffu, base_p, 31) + incl_p - nsplit;
-  if (s >= sched.segments) return;
-  HPSIM_DEVICE_ASSERT(base_n + n_front <= sched.max_items && base_b + n_back <= sched.max_items &&
-                      base_s + ns <= sched.max_slots && base_p + nsplit <= sched.max_split);
-  sched.slots[s] = make_int2(base_s, ns);
-  if (nsplit != 0) sched.split[base_p] = s;
-  for (int i = 0; i < n; ++i) {
-    WorkItem w;
-    w.segment = s;
-    w.row_begin = min(off + i * T, off_next);
-    w.row_end = min(off + (i + 1) * T, off_next);
-    w.slot = n > 1 ? base_s + i : -1;
-    // Front and back never meet: together they hold at most max_items items.
-    sched.items[back ? sched.max_items - 1 - (base_b + i) : base_n + i] = w;
+  if (s < sched.segments) {
+    HPSIM_DEVICE_ASSERT(base_n + n_front <= sched.max_items && base_b + n_back <= sched.max_items &&
+                        base_s + ns <= sched.max_slots && base_p + nsplit <= sched.max_split);
+    sched.slots[s] = make_int2(base_s, ns);
+    if (nsplit != 0) sched.split[base_p] = s;
+  }
+  // The warp writes its segments' items together (a hot segment has hundreds, which one thread
+  // would write one after the other): item t of the warp belongs to the first lane whose
+  // inclusive item count exceeds t (each lane's items are all front or all back).
+  const int incl = incl_n + incl_b;
+  const int warp_items = __shfl_sync(0xffffffffu, incl, 31);
+  const int own_first = back ? base_b : base_n;  // this lane's first item, counted from its end of the array
+  for (int j = 0; j < warp_items; j += 32) {
+    const int t = j + lane;
+    int o = 0;
+#pragma unroll
+    for (int step = 16; step > 0; step >>= 1) {
+      if (__shfl_sync(0xffffffffu, incl, o + step - 1) <= t) o += step;
+    }
+    const int n_o = __shfl_sync(0xffffffffu, n, o);
+    const int i = t - (__shfl_sync(0xffffffffu, incl, o) - n_o);
+    const int off_o = __shfl_sync(0xffffffffu, off, o), off_next_o = __shfl_sync(0xffffffffu, off_next, o);
+    const int s_o = __shfl_sync(0xffffffffu, s, o), base_s_o = __shfl_sync(0xffffffffu, base_s, o);
+    const int first_o = __shfl_sync(0xffffffffu, own_first, o);
+    const bool back_o = __shfl_sync(0xffffffffu, back ? 1 : 0, o) != 0;
+    if (t < warp_items) {
+      WorkItem w;
+      w.segment = s_o;
+      w.row_begin = min(off_o + i * T, off_next_o);
+      w.row_end = min(off_o + (i + 1) * T, off_next_o);
+      w.slot = n_o > 1 ? base_s_o + i : -1;
+      // Front and back never meet: together they hold at most max_items items.
+      sched.items[back_o ? sched.max_items - 1 - (first_o + i) : first_o + i] = w;
+    }
   }
 }
 
