@@ -78,8 +78,8 @@ void add_gpu_commands(CLI::App& app, ExecuteOptions& ex, ValidateOptions& val, C
   calibrate->add_flag("--quick", cal.quick, "Fewer shapes and message sizes");
   calibrate->add_flag("--collectives-only", cal.collectives_only,
                       "Measure only the collectives between the local GPUs (every message size, under a minute) and "
-                      "keep the rest of --base, a profile measured on this kind of node (after a driver or NCCL "
-                      "change, say)");
+                      "keep the rest of --base, which must be a profile measured on this GPU model (after a driver or "
+                      "NCCL change, say)");
   calibrate->add_option("--refit", cal.refit,
                         "Measure nothing: fit this profile's stored points again with the current forms and write it "
                         "to --out (no GPU needed)");

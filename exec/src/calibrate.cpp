@@ -331,11 +331,20 @@ core::Expected<core::Profile> calibrate(const CalibrateOptions& options) {
       return core::Error{core::ErrorCode::kInvalidArgument,
                          "--collectives-only measures the links between GPUs and this node has one visible GPU"};
     }
-    // The base (a profile measured on this kind of node) keeps its kernels, ceilings and other
-    // tiers; its intra-node collectives are measured again.
+    // The base (a profile measured on this kind of GPU) keeps its name, kernels, ceilings, other
+    // tiers, date and versions; its intra-node collectives are measured again, and the note and
+    // `versions.nccl_collectives` say when and with which NCCL.
+    if (options.base.source != core::ProfileSource::kMeasured) {
+      return core::Error::field("--base", fmt::format("--collectives-only keeps the kernels of the base, which must be a "
+                                                      "measured profile; \"{}\" is {}",
+                                                      options.base.name, core::to_string(options.base.source)));
+    }
+    if (options.base.gpu != prop.name) {
+      return core::Error::field("--base", fmt::format("--collectives-only: the base was measured on {}, this node has {}",
+                                                      options.base.gpu, prop.name));
+    }
     core::Profile out = options.base;
-    out.date = profile.date;
-    out.versions = profile.versions;
+    out.versions["nccl_collectives"] = kernels::nccl_version();
     HPSIM_TRY(measure_collectives(out));
     step("done");
     out.note += fmt::format(

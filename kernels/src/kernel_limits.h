@@ -46,8 +46,11 @@ inline constexpr std::int64_t ceil_div(std::int64_t x, std::int64_t m) { return 
 // over the SMs unless one unit is longer than that: under skew a hot segment's units would keep a
 // few SMs busy long after the others finish. So an item holds at most half of one SM's share of
 // the unit rows, rounded up to 64-row tiles, within [kMlpWgradMinRows, kMlpWgradRows] (shorter
-// items mean more partial-sum slots to write and add: a quarter share measured slower). Depends on the shape only, never on the
-// routing, so the workspace bound holds; a segment of at most this many rows is one item.
+// items mean more partial-sum slots to write and add: a quarter share measured slower). Depends on
+// the shape only, never on the routing, so the workspace bound holds; a segment of at most this
+// many rows is one item. The workspace (workspace_bytes) is sized for the same `rows` the launch
+// gets: it is not monotonic in rows (the tile grows in 64-row steps), so a workspace sized for
+// another row bound may not do.
 inline constexpr std::int64_t mlp_wgrad_rows(std::int64_t rows, std::int64_t hidden) {
   const std::int64_t units = hidden >= 128 ? hidden / 128 : 1;
   const std::int64_t half_share = round_up(ceil_div(rows * units, 2 * kSms), 64);
