@@ -173,6 +173,7 @@ TEST(CliHelp, GpuCommandsExplainThemselvesAndRejectBadOptions) {
   }
   for (const char* cmd : {"execute", "validate", "imbalance"})
     EXPECT_NE(run_cli({cmd, "--help"}).out.find("--json"), std::string::npos) << cmd;
+  EXPECT_NE(run_cli({"calibrate", "--help"}).out.find("--collectives-only"), std::string::npos);
   const auto imbalance = run_cli({"imbalance", "--help"});
   EXPECT_NE(imbalance.out.find("=16384"), std::string::npos) << imbalance.out;
   EXPECT_NE(imbalance.out.find("--quick"), std::string::npos) << imbalance.out;
