@@ -711,13 +711,19 @@ TEST(KernelShapes, RejectBadArgumentsNamingTheFieldAndTheRule) {
   EXPECT_NE(status.error().message.find("PermuteArgs.num_experts"), std::string::npos) << status.error().message;
 }
 
-TEST(KernelShapes, WorkspaceGrowsWithTheRowBound) {
+// The 4.2B layer's expert MLP backward on `heads` heads of `rows` grouped rows.
+ExpertMlpBackwardArgs paper_mlp_backward(std::int64_t heads, std::int64_t rows) {
   ExpertMlpBackwardArgs a;
-  a.num_heads = 4;
+  a.num_heads = heads;
   a.num_experts = 768;
   a.head_dim = 128;
   a.hidden = 256;
-  a.rows = 1000;
+  a.rows = rows;
+  return a;
+}
+
+TEST(KernelShapes, WorkspaceGrowsWithTheRowBound) {
+  ExpertMlpBackwardArgs a = paper_mlp_backward(4, 1000);
   const auto small = workspace_bytes(a);
   a.rows = 1000000;
   EXPECT_GT(workspace_bytes(a), small);
@@ -728,20 +734,14 @@ TEST(KernelShapes, WorkspaceGrowsWithTheRowBound) {
 // units, so a hot segment cannot keep a few SMs busy alone) without their partial-sum slots
 // growing past what the paper's shapes need at 2048-row items.
 TEST(KernelShapes, WeightGradientItemsShrinkWithTheRowsWhileTheirSlotsStayBounded) {
-  ExpertMlpBackwardArgs a;
-  a.num_heads = 2;
-  a.num_experts = 768;
-  a.head_dim = 128;
-  a.hidden = 256;
   const double slot_bytes = 2.0 * 256 * 128 * 4;  // dK and dV of one segment in fp32
-  a.rows = 131072;                                // a W = 4 rank's 2 heads at 16,384 tokens, k = 1
-  const auto at_131k = static_cast<double>(workspace_bytes(a));
+  // A W = 4 rank's 2 heads at 16,384 tokens, k = 1.
+  const auto at_131k = static_cast<double>(workspace_bytes(paper_mlp_backward(2, 131072)));
   // 2048-row items would need 2 * 64 + 1 slots; the 1024-row items of this size need 2 * 128 + 1.
   EXPECT_GT(at_131k, (2 * 128 + 1) * slot_bytes);
   EXPECT_LT(at_131k, (2 * 128 + 1) * slot_bytes + 8e6);
-  a.num_heads = 4;
-  a.rows = 524288;  // W = 2, 4 heads at 16,384 tokens, k = 4: half a share is 3972 rows, so 2048
-  const auto at_524k = static_cast<double>(workspace_bytes(a));
+  // W = 2, 4 heads at 16,384 tokens, k = 4: half a share is 3972 rows, so 2048.
+  const auto at_524k = static_cast<double>(workspace_bytes(paper_mlp_backward(4, 524288)));
   EXPECT_GT(at_524k, (2 * 256 + 1) * slot_bytes);
   EXPECT_LT(at_524k, (2 * 256 + 1) * slot_bytes + 16e6);
 }
