@@ -217,10 +217,9 @@ core::Status can_implement(const ExpertMlpBackwardArgs& a) {
 
 std::int64_t workspace_bytes(const ExpertMlpBackwardArgs& a) {
   const std::int64_t segments = a.num_heads * a.num_experts;
-  return limits::schedule_bytes(a.rows, segments, limits::kMlpTileRows) +
-         limits::schedule_bytes(a.rows, segments, limits::mlp_wgrad_rows(a.rows, a.hidden)) +
-         round_up(limits::schedule_max_slots(a.rows, limits::mlp_wgrad_rows(a.rows, a.hidden)) * 2 * a.hidden * a.head_dim * 4,
-                  kAlign);
+  const std::int64_t wgrad_rows = limits::mlp_wgrad_rows(a.rows, a.hidden);
+  return limits::schedule_bytes(a.rows, segments, limits::kMlpTileRows) + limits::schedule_bytes(a.rows, segments, wgrad_rows) +
+         round_up(limits::schedule_max_slots(a.rows, wgrad_rows) * 2 * a.hidden * a.head_dim * 4, kAlign);
 }
 
 // ---------------------------------------------------------------------------------------------

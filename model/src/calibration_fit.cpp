@@ -58,10 +58,20 @@ double kernel_time_us(const core::KernelFit& fit, double flops, double bytes, do
   return t;
 }
 
+namespace {
+double line_time_us(double alpha_us, double efficiency, double bytes, double link_gbps) {
+  return alpha_us + bytes / (efficiency * link_gbps * 1e9) * 1e6;
+}
+}  // namespace
+
+bool takes_large_line(const core::CollectiveFit& fit, double bytes, double link_gbps) {
+  return fit.has_large_line() && line_time_us(fit.large_alpha_us, fit.large_efficiency, bytes, link_gbps) <
+                                     line_time_us(fit.alpha_us, fit.efficiency, bytes, link_gbps);
+}
+
 double collective_time_us(const core::CollectiveFit& fit, double bytes, double link_gbps) {
-  const double t = fit.alpha_us + bytes / (fit.efficiency * link_gbps * 1e9) * 1e6;
-  if (!fit.has_large_line()) return t;
-  return std::min(t, fit.large_alpha_us + bytes / (fit.large_efficiency * link_gbps * 1e9) * 1e6);
+  return takes_large_line(fit, bytes, link_gbps) ? line_time_us(fit.large_alpha_us, fit.large_efficiency, bytes, link_gbps)
+                                                 : line_time_us(fit.alpha_us, fit.efficiency, bytes, link_gbps);
 }
 
 core::Expected<core::KernelFit> fit_kernel(const std::vector<core::KernelPoint>& points) {

@@ -148,15 +148,9 @@ core::Expected<CollectiveModel> collective_model(const core::Profile& profile, c
                               "missing (every collective of docs/model.md is needed on both tiers)");
   }
   out.name = used;
-  out.efficiency = fit->efficiency;
-  double alpha = fit->alpha_us;
-  if (fit->has_large_line() && bytes >= 0 && out.link_gbps > 0) {
-    const auto at = [&](double a, double e) { return a + bytes / (e * out.link_gbps * 1e9) * 1e6; };
-    if (at(fit->large_alpha_us, fit->large_efficiency) < at(fit->alpha_us, fit->efficiency)) {
-      alpha = fit->large_alpha_us;
-      out.efficiency = fit->large_efficiency;
-    }
-  }
+  const bool large = bytes >= 0 && out.link_gbps > 0 && takes_large_line(*fit, bytes, out.link_gbps);
+  out.efficiency = large ? fit->large_efficiency : fit->efficiency;
+  const double alpha = large ? fit->large_alpha_us : fit->alpha_us;
   out.alpha_us = num_ranks > 1 ? alpha : 0.0;
   return out;
 }

@@ -55,5 +55,8 @@ core::Expected<core::CollectiveFit> fit_collective(const std::vector<core::Colle
 // Predicted times of the forms above (microseconds).
 double kernel_time_us(const core::KernelFit& fit, double flops, double bytes, double selections = 0);
 double collective_time_us(const core::CollectiveFit& fit, double bytes, double link_gbps);
+// Whether the fit's large-message line is the faster one at `bytes` (false without such a line):
+// the line collective_time_us takes there.
+bool takes_large_line(const core::CollectiveFit& fit, double bytes, double link_gbps);
 
 }  // namespace hpsim::model
