@@ -16,14 +16,8 @@ H=./build/gpu/apps/hpsim/hpsim
 $H presets --show paper-4.2b-h200x8-uniform > "$OUT/g/base.json"
 for spec in ${POINTS:-1,2,4096}; do
   IFS=, read k z n <<< "$spec"
-  python3 - "$OUT/g/base.json" "$OUT/g/s-k$k-z$z-n$n.json" "$k" "$z" "$n" <<'PY'
-import json, sys
-s = json.load(open(sys.argv[1])); k, z, n = int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-s["name"] = f"k{k}-z{z:g}-n{n}"; s["model"]["top_k"] = k
-s["workload"].update(tokens_per_rank=n, routing="zipf" if z > 0 else "uniform", zipf_skew=z)
-s["parallel"]["num_ranks"] = 1; s["cluster"]["gpus_per_node"] = 1
-json.dump(s, open(sys.argv[2], "w"), indent=1)
-PY
+  python3 scripts/scenario.py "$OUT/g/base.json" "$OUT/g/s-k$k-z$z-n$n.json" --top-k "$k" --zipf "$z" --tokens "$n" \
+    --ranks 1 --name "k$k-z$z-n$n"
   for strat in ep hp; do
     st "ncu execute $strat k$k z$z n$n"
     bash scripts/ncu_execute.sh $H "$OUT/g/s-k$k-z$z-n$n.json" $strat "$OUT/g/x-$strat-k$k-z$z-n$n" > "$OUT/g/x-$strat-k$k-z$z-n$n.txt"

@@ -36,17 +36,7 @@ PROFILE="$OUT/h200x$W-measured.json"
 log "execute: paper layers at W=$W, 16384 tokens per rank"
 $HPSIM presets --show paper-4.2b-h200x2 > "$EXTRA/base.json"
 for m in paper-4.2b paper-4.2b-g paper-2.2b; do
-  python3 - "$EXTRA/base.json" "$EXTRA/$m-w$W.json" "$m" "$W" <<'PY'
-import json, sys
-base, out, model, w = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-s = json.load(open(base))
-e, k, f = {"paper-4.2b": (768, 4, 256), "paper-4.2b-g": (1536, 8, 128), "paper-2.2b": (384, 4, 256)}[model]
-s["name"] = f"{model}-w{w}"
-s["model"].update(name=model, num_experts=e, top_k=k, expert_hidden=f)
-s["parallel"]["num_ranks"] = w
-s["cluster"]["gpus_per_node"] = max(w, 1)
-json.dump(s, open(out, "w"), indent=1)
-PY
+  python3 scripts/scenario.py "$EXTRA/base.json" "$EXTRA/$m-w$W.json" --model "$m" --ranks "$W" --name "$m-w$W"
   $HPSIM execute "$EXTRA/$m-w$W.json" ${PROFILE:+--profile "$PROFILE"} --trace "$EXTRA/trace-$m.json" 2>&1 | tee -a "$OUT/exec_round.log"
 done
 log "validate ($W GPU)"

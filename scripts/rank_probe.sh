@@ -17,21 +17,9 @@ if [ $# -lt 5 ]; then
 fi
 hpsim=$1 w=$2 n=$3 k=$4 skew=$5 prefix=${6:-/tmp/rank-probe-w$2-n$3-k$4-z$5}
 scenario="$prefix.json"
-"$hpsim" presets --show paper-4.2b-h200x8-uniform | python3 -c '
-import json, sys
-w, n, k, skew, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
-s = json.load(sys.stdin)
-heads = s["model"]["num_heads"]
-if heads % w:
-    sys.exit(f"rank_probe: W = {w} does not divide the {heads} heads")
-s["name"] = f"rank-of-w{w}-n{n}-k{k}-zipf{skew:g}"
-s["model"]["num_heads"] //= w
-s["model"]["top_k"] = k
-s["workload"].update(tokens_per_rank=w * n, routing="zipf" if skew > 0 else "uniform", zipf_skew=skew)
-s["parallel"] = {"num_ranks": 1, "strategy": "hp"}
-s["cluster"].update(num_nodes=1, gpus_per_node=1)
-json.dump(s, open(out, "w"), indent=1)
-' "$w" "$n" "$k" "$skew" "$scenario"
+name="rank-of-w$w-n$n-k$k-zipf$skew"
+"$hpsim" presets --show paper-4.2b-h200x8-uniform |
+  python3 "$(dirname "$0")/scenario.py" - "$scenario" --top-k "$k" --zipf "$skew" --tokens "$n" --rank-of "$w" --name "$name"
 "$hpsim" execute "$scenario" --strategy hp --iterations 7
 if [ "${NCU:-0}" = "1" ]; then
   bash "$(dirname "$0")/ncu_execute.sh" "$hpsim" "$scenario" hp "$prefix-ncu"
