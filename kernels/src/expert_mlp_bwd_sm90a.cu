@@ -163,7 +163,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
 
   // ---- consumer warpgroups: rows 64 wg .. 64 wg + 63 of each item ----
   consumer_registers<224>();
-  const int wg = warp / 4, ltid = tid % 128;
+  const int wg = warpgroup_index(), ltid = tid % 128;
   const std::uint64_t desc_x0 = wgmma_desc(bufs + wg * kAtom);               // X rows, K-major
   const std::uint64_t desc_k0 = wgmma_desc(stages);                          // K chunk as S's B (K-major)
   const std::uint64_t desc_kn0 = wgmma_desc_mn(stages, kAtom * 2);           // K chunk as dX's B (N = h)
@@ -354,7 +354,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
 
   // ---- consumer warpgroups: hidden units f0 + 64 wg .. f0 + 64 wg + 63 of each unit ----
   consumer_registers<224>();  // dK, dV, S^T, dA^T: 192 of them
-  const int wg = warp / 4, ltid = tid % 128;
+  const int wg = warpgroup_index(), ltid = tid % 128;
   const int g8 = lane / 4, t4 = lane % 4;
   const int frow = (warp % 4) * 16 + g8;  // accumulator rows frow and frow + 8 (hidden units of the warpgroup)
   const long long fh = static_cast<long long>(p.f) * kH;

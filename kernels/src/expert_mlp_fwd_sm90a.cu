@@ -121,7 +121,7 @@ __global__ void __launch_bounds__(kThreadsW, 1)
 
   // ---- consumer warpgroups: rows 64 wg .. 64 wg + 63 of each item ----
   asm volatile("setmaxnreg.inc.sync.aligned.u32 152;\n" ::: "memory");
-  const int wg = warp / 4, ltid = tid % 128;
+  const int wg = warpgroup_index(), ltid = tid % 128;
   // Descriptors of the first k16 step; later steps add constant byte offsets (>> 4) to them.
   const std::uint64_t desc_x0 = wgmma_desc(xbufs + wg * kAtom);
   const std::uint64_t desc_stage0 = wgmma_desc(stages);

@@ -15,6 +15,11 @@ constexpr int kAtom = 64 * 64;  // elements of one [64][64] 128-byte-swizzle ato
 // Element offset of (r, c) in a swizzled tile of 64-element rows (atoms stacked along rows).
 __device__ __forceinline__ int sw64(int r, int c) { return r * 64 + ((((c >> 3) ^ (r & 7))) << 3) + (c & 7); }
 
+// The calling thread's warpgroup, broadcast from lane 0 so that the compiler knows it is the same
+// across the warp: wgmma descriptors derived from it then live in uniform registers, instead of
+// being rebuilt in vector registers and moved over (R2UR) before every wgmma.
+__device__ __forceinline__ int warpgroup_index() { return __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x) / 128, 0); }
+
 // GELU (tanh form) of two fp32 pre-activations in bf16x2 arithmetic, packed as bf16x2 (the A
 // operand of the next wgmma). The pre-activations are rounded to bf16 first, as a bf16 GEMM's
 // output would be; bf16 keeps fp32's exponent range, so nothing is clamped and gradients far
