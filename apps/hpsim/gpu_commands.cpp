@@ -76,16 +76,20 @@ void add_gpu_commands(CLI::App& app, ExecuteOptions& ex, ValidateOptions& val, C
                    "ceilings) and fit a profile");
   calibrate->add_option("--out", cal.out, "Profile file to write (default: <name>.json in the current folder)");
   calibrate->add_flag("--quick", cal.quick, "Fewer shapes and message sizes");
-  calibrate->add_flag("--collectives-only", cal.collectives_only,
+  auto* collectives_only = calibrate->add_flag("--collectives-only", cal.collectives_only,
                       "Measure only the collectives between the local GPUs (every message size, under a minute) and "
                       "keep the rest of --base, which must be a profile measured on this GPU model (after a driver or "
                       "NCCL change, say)");
-  calibrate->add_option("--refit", cal.refit,
+  auto* refit = calibrate->add_option("--refit", cal.refit,
                         "Measure nothing: fit this profile's stored points again with the current forms and write it "
                         "to --out (no GPU needed)");
-  calibrate->add_option("--from-bench", cal.from_bench,
-                        "Measure nothing: fit the kernel families from an hpsim-bench JSON file "
-                        "(--benchmark_out_format=json) and write the profile to --out; the rest from --base (no GPU needed)");
+  auto* from_bench = calibrate->add_option(
+      "--from-bench", cal.from_bench,
+      "Measure nothing: fit the kernel families from an hpsim-bench JSON file "
+      "(--benchmark_out_format=json) and write the profile to --out; the rest from --base (no GPU needed)");
+  // Three ways to make a profile; one at a time (a usage error, not a silently ignored flag).
+  collectives_only->excludes(refit)->excludes(from_bench);
+  refit->excludes(from_bench);
   calibrate->add_option("--base", cal.base,
                         "Profile whose values are carried over where this node cannot measure, labelled as such in "
                         "the note (collectives of tiers it lacks, the fp32 ceiling, the dense families)")
@@ -511,7 +515,6 @@ int run_refit(const CalibrateCliOptions& o) {
 
 int run_from_bench(const CalibrateCliOptions& o) {
   if (o.out.empty()) return print_error(core::Error::field("--out", "needed with --from-bench"));
-  if (!o.refit.empty()) return print_error(core::Error::field("--from-bench", "give either --from-bench or --refit"));
   auto base = load_profile_arg(o.base);
   if (!base) return print_error(core::Error::field("--base", base.error().message));
   auto text = core::read_text_file(o.from_bench);

@@ -174,6 +174,12 @@ TEST(CliHelp, GpuCommandsExplainThemselvesAndRejectBadOptions) {
   for (const char* cmd : {"execute", "validate", "imbalance"})
     EXPECT_NE(run_cli({cmd, "--help"}).out.find("--json"), std::string::npos) << cmd;
   EXPECT_NE(run_cli({"calibrate", "--help"}).out.find("--collectives-only"), std::string::npos);
+  // One way of making a profile at a time: a second is a usage error, not silently ignored.
+  const auto both = run_cli({"calibrate", "--collectives-only", "--refit", "p.json", "--out", "q.json"});
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_NE(both.err.find("excludes"), std::string::npos) << both.err;
+  EXPECT_EQ(run_cli({"calibrate", "--collectives-only", "--from-bench", "b.json", "--out", "q.json"}).exit_code, 2);
+  EXPECT_EQ(run_cli({"calibrate", "--refit", "p.json", "--from-bench", "b.json", "--out", "q.json"}).exit_code, 2);
   const auto imbalance = run_cli({"imbalance", "--help"});
   EXPECT_NE(imbalance.out.find("=16384"), std::string::npos) << imbalance.out;
   EXPECT_NE(imbalance.out.find("--quick"), std::string::npos) << imbalance.out;
