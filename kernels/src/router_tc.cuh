@@ -116,6 +116,18 @@ __global__ void __launch_bounds__(kThreads, 2) router_bf16x3_kernel(RouterTcPara
 #pragma unroll
       for (int c = 0; c < 4; ++c) acc[mt][nt][c] = 0.0f;
 
+  // ldmatrix addresses, per thread: the swizzles of swz() reduce to a row term and, per k16 step
+  // kk, an XOR term below 64 (kx0 is a multiple of 64 and rows start at multiples of 8), so each
+  // address is one add and the weight parts and expert tiles are immediate offsets.
+  std::uint32_t a_row[2], a_col[4], b_col[4];
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt) a_row[mt] = smem_u32(xs) + 2u * static_cast<std::uint32_t>((warp * 32 + mt * 16 + lane % 16) * p.dim);
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    a_col[kk] = 16u * static_cast<std::uint32_t>((2 * kk + lane / 16) ^ (lane % 8));
+    b_col[kk] = 16u * static_cast<std::uint32_t>((2 * kk + (lane / 8) % 2) ^ (lane % 8)) + 128u * (lane % 8 + (lane / 16) * 8);
+  }
+
   load_stage(0);
   cp_async_commit();
   if (total > 1) load_stage(1);
@@ -125,21 +137,20 @@ __global__ void __launch_bounds__(kThreads, 2) router_bf16x3_kernel(RouterTcPara
     __syncthreads();
     if (step + 2 < total) load_stage(step + 2);
     cp_async_commit();
-    const __nv_bfloat16* wb = wst + (step % kStages) * kStageElems;
-    const int kx0 = (step % k_steps) * kStepK;
+    const std::uint32_t wb = smem_u32(wst + (step % kStages) * kStageElems);
+    const std::uint32_t kx0_bytes = 2u * static_cast<std::uint32_t>((step % k_steps) * kStepK);
 #pragma unroll
     for (int kk = 0; kk < kStepK / 16; ++kk) {
       std::uint32_t a[2][4];
 #pragma unroll
-      for (int mt = 0; mt < 2; ++mt)
-        ldmatrix_x4(a[mt], smem_u32(xs + swz(warp * 32 + mt * 16 + (lane % 16), kx0 + kk * 16 + (lane / 16) * 8, p.dim)));
+      for (int mt = 0; mt < 2; ++mt) ldmatrix_x4(a[mt], a_row[mt] + kx0_bytes + a_col[kk]);  // = xs + swz(row, col, dim)
+      const std::uint32_t b_at = wb + b_col[kk];  // = stage + swz(np * 16 + row, kk * 16 + col, 64) at np = 0
 #pragma unroll
       for (int part = 2; part >= 0; --part) {  // smallest part first
 #pragma unroll
         for (int np = 0; np < 4; ++np) {
           std::uint32_t b[4];
-          ldmatrix_x4(b, smem_u32(wb + part * kChunk * kStepK +
-                                  swz(np * 16 + (lane % 8) + (lane / 16) * 8, kk * 16 + ((lane / 8) % 2) * 8, kStepK)));
+          ldmatrix_x4(b, b_at + 2u * (part * kChunk * kStepK + np * 16 * kStepK));
 #pragma unroll
           for (int mt = 0; mt < 2; ++mt) {
             mma_bf16(acc[mt][2 * np], a[mt], b[0], b[1]);
