@@ -22,11 +22,11 @@ __device__ __forceinline__ int warpgroup_index() { return __shfl_sync(0xffffffff
 
 // GELU (tanh form) of two fp32 pre-activations in bf16x2 arithmetic, packed as bf16x2 (the A
 // operand of the next wgmma). The pre-activations are rounded to bf16 first, as a bf16 GEMM's
-// output would be; bf16 keeps fp32's exponent range, so nothing is clamped and gradients far
-// below f16's range stay exact in exponent. Against fp32 arithmetic the results differ by about
-// one bf16 unit in the last place (the expert MLP tests' tolerances, docs/kernels.md); against the
-// f16x2 form this used before, the conversions back to bf16 are gone (10 instead of 14
-// instructions per pair, 16 instead of 26 for the backward's pair).
+// output would be; bf16 keeps fp32's exponent range, so nothing needs clamping and small
+// gradients keep their exponent. The expert MLP tests measure relative L2 errors of 2.6-5.2e-3
+// against the float64 twin (tolerance 1e-2; docs/kernels.md). Nothing is converted back: 10
+// instructions per pair (16 for the backward's pair), where f16x2 arithmetic, whose results
+// must go through fp32 to become bf16, takes 14 (26).
 //   u = c s (1 + 0.044715 s^2),  t = tanh(u),  GELU = s (1 + t) / 2,
 //   GELU' = (1 + t) / 2 + s c (1 - t^2) (1 + 3 * 0.044715 s^2) / 2.
 __device__ __forceinline__ __nv_bfloat162 bf16x2_splat(float v) { return __float2bfloat162_rn(v); }
