@@ -76,13 +76,14 @@ void add_gpu_commands(CLI::App& app, ExecuteOptions& ex, ValidateOptions& val, C
                    "ceilings) and fit a profile");
   calibrate->add_option("--out", cal.out, "Profile file to write (default: <name>.json in the current folder)");
   calibrate->add_flag("--quick", cal.quick, "Fewer shapes and message sizes");
-  auto* collectives_only = calibrate->add_flag("--collectives-only", cal.collectives_only,
-                      "Measure only the collectives between the local GPUs (every message size, under a minute) and "
-                      "keep the rest of --base, which must be a profile measured on this GPU model (after a driver or "
-                      "NCCL change, say)");
-  auto* refit = calibrate->add_option("--refit", cal.refit,
-                        "Measure nothing: fit this profile's stored points again with the current forms and write it "
-                        "to --out (no GPU needed)");
+  auto* collectives_only = calibrate->add_flag(
+      "--collectives-only", cal.collectives_only,
+      "Measure only the collectives between the local GPUs (every message size, under a minute) and keep the rest of "
+      "--base, which must be a profile measured on this GPU model (after a driver or NCCL change, say)");
+  auto* refit = calibrate->add_option(
+      "--refit", cal.refit,
+      "Measure nothing: fit this profile's stored points again with the current forms and write it to --out (no GPU "
+      "needed)");
   auto* from_bench = calibrate->add_option(
       "--from-bench", cal.from_bench,
       "Measure nothing: fit the kernel families from an hpsim-bench JSON file "
