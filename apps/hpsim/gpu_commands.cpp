@@ -1,6 +1,7 @@
 #include "gpu_commands.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -11,6 +12,7 @@
 #include "hpsim/core/json.h"
 #include "hpsim/core/presets.h"
 #include "hpsim/core/validate.h"
+#include "hpsim/exec/calibration_points.h"
 #include "hpsim/model/bench_import.h"
 #include "hpsim/model/calibration_fit.h"
 #include "hpsim/model/estimate.h"
@@ -88,6 +90,12 @@ void add_gpu_commands(CLI::App& app, ExecuteOptions& ex, ValidateOptions& val, C
       "--from-bench", cal.from_bench,
       "Measure nothing: fit the kernel families from an hpsim-bench JSON file "
       "(--benchmark_out_format=json) and write the profile to --out; the rest from --base (no GPU needed)");
+  calibrate
+      ->add_option("--recount", cal.recount,
+                   "With --refit: first count every stored point's FLOPs, bytes and selections again with the current "
+                   "model, for the calibration's scenarios at this many GPUs (those the profile was measured on)")
+      ->check(CLI::PositiveNumber)
+      ->needs(refit);
   // Three ways to make a profile; one at a time (a usage error, not a silently ignored flag).
   collectives_only->excludes(refit)->excludes(from_bench);
   refit->excludes(from_bench);
@@ -494,7 +502,30 @@ int run_refit(const CalibrateCliOptions& o) {
   if (o.out.empty()) return print_error(core::Error::field("--out", "needed with --refit"));
   auto profile = load_profile_arg(o.refit);
   if (!profile) return print_error(core::Error::field("--refit", profile.error().message));
-  auto refit = model::refit_profile(*profile);
+  core::Profile points = *profile;
+  if (o.recount > 0) {
+    auto recounted = exec::recount_points(*profile, o.recount);
+    if (!recounted) return print_error(core::Error{recounted.error().code, "--recount: " + recounted.error().message});
+    int changed = 0, total = 0;
+    for (const auto& [name, fit] : recounted->kernels) {
+      const auto& old_points = profile->kernels.at(name).points;
+      for (std::size_t i = 0; i < fit.points.size(); ++i) {
+        ++total;
+        const auto &a = old_points[i], &b = fit.points[i];
+        const bool same = std::abs(a.flops - b.flops) <= 1e-9 * std::abs(a.flops) &&
+                          std::abs(a.bytes - b.bytes) <= 1e-9 * std::abs(a.bytes) &&
+                          std::abs(a.selections - b.selections) <= 1e-9 * std::abs(a.selections);
+        changed += same ? 0 : 1;
+      }
+    }
+    std::printf("recounted %d points at %lld GPUs: %d with other counts than stored\n", total,
+                static_cast<long long>(o.recount), changed);
+    points = std::move(*recounted);
+    const std::string said_recount = fmt::format(
+        " Points counted again by the current model (`hpsim calibrate --refit --recount {}`).", o.recount);
+    if (points.note.find(said_recount) == std::string::npos) points.note += said_recount;
+  }
+  auto refit = model::refit_profile(points);
   if (!refit) return print_error(refit.error());
   const std::string said = " Kernel fits redone from the stored points by `hpsim calibrate --refit` (the expert MLPs "
                            "in the roofline form).";

@@ -43,12 +43,14 @@ struct CalibrateCliOptions {
   bool collectives_only = false;         // measure the collectives only, the rest from --base
   std::string base = "h200-datasheet";  // where the node cannot measure: a datasheet, not another measurement
   std::string refit;                     // a profile whose stored points are fitted again (no GPU)
+  std::int64_t recount = 0;              // with refit: count the points again for this many GPUs first
   std::string from_bench;                // an hpsim-bench JSON file whose cases are fitted (no GPU)
 };
 
-// `hpsim calibrate --refit PROFILE`: the kernel and collective fits of a measured profile redone
-// from its stored points with the current forms (model::refit_profile), written to --out. Needs no
-// GPU.
+// `hpsim calibrate --refit PROFILE [--recount W]`: the kernel and collective fits of a measured
+// profile redone from its stored points with the current forms (model::refit_profile), written to
+// --out; with --recount, the points' FLOPs, bytes and selections are first counted again by the
+// current model for the calibration scenarios at W GPUs (exec::recount_points). Needs no GPU.
 int run_refit(const CalibrateCliOptions& options);
 
 // `hpsim calibrate --from-bench BENCH.json`: the kernel families fitted from hpsim-bench's cases

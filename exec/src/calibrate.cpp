@@ -10,14 +10,12 @@
 #include <cuda_runtime.h>
 
 #include "hpsim/core/presets.h"
+#include "hpsim/exec/calibration_points.h"
 #include "hpsim/exec/executor.h"
-#include "hpsim/exec/forced_routing.h"
 #include "hpsim/kernels/comm.h"
 #include "hpsim/kernels/cuda_check.h"
 #include "hpsim/kernels/dense.h"
 #include "hpsim/model/calibration_fit.h"
-#include "hpsim/model/plan_builder.h"
-#include "hpsim/model/workload.h"
 
 namespace hpsim::exec {
 namespace {
@@ -105,42 +103,6 @@ core::Expected<double> measure_host_sync_us(int device) {
   cudaStreamDestroy(stream);
   HPSIM_CUDA_TRY(status);
   return median_of(t);
-}
-
-// The routing the executor forces for `strategy` (forced_routing.h; the same draws, seeds and
-// streams as the HP and EP layers), as per-expert counts: the plan that a measured stage is paired
-// with then counts that routing's segments exactly. Expert ids are those of the draws, owned
-// contiguously (expert_weights() has already placed the hot experts per the ownership rule).
-core::Expected<model::RoutingWorkload> forced_workload(core::Scenario scenario, core::Strategy strategy) {
-  const auto& wl = scenario.workload;
-  const std::int64_t W = scenario.parallel.num_ranks, n = wl.tokens_per_rank, E = scenario.model.num_experts;
-  const std::int64_t k = scenario.model.top_k, H = scenario.model.num_heads;
-  model::RoutingTrace trace;
-  trace.num_ranks = W;
-  trace.tokens_per_rank = n;
-  trace.num_experts = E;
-  trace.top_k = k;
-  const auto weights = expert_weights(wl, E, W);
-  auto add_draw = [&](std::vector<double>& counts, std::size_t at, std::uint64_t stream) {
-    const ForcedRouting r = draw_routing(weights, n, k, wl.seed, stream);
-    for (std::int32_t e : r.experts) counts[at + static_cast<std::size_t>(e)] += 1.0;
-  };
-  if (strategy == core::Strategy::kEp) {
-    trace.ep_counts.assign(static_cast<std::size_t>(W * E), 0.0);
-    for (std::int64_t src = 0; src < W; ++src) {
-      add_draw(trace.ep_counts, static_cast<std::size_t>(src * E), ep_routing_stream(src));
-    }
-  } else {
-    trace.num_heads = H;
-    trace.hp_counts.assign(static_cast<std::size_t>(H * W * E), 0.0);
-    for (std::int64_t head = 0; head < H; ++head) {
-      for (std::int64_t src = 0; src < W; ++src) {
-        add_draw(trace.hp_counts, static_cast<std::size_t>((head * W + src) * E), hp_routing_stream(head, src));
-      }
-    }
-  }
-  scenario.workload.ownership = core::Ownership::kContiguous;
-  return model::workload_from_trace(scenario, strategy, trace);
 }
 
 // Dense bf16 GEMM rate at 8192^3 through the project's cuBLAS launcher, on random data.
@@ -268,13 +230,7 @@ core::Expected<core::Profile> calibrate(const CalibrateOptions& options) {
   // The layer shapes: the paper's widths at a sweep of tokens and top-k, plus the granular E/f,
   // each under uniform and Zipf(1) routing: skew changes the expert MLPs' segments (few long, many
   // empty) and so the mix of their FLOPs and weight bytes, which uniform routing alone keeps fixed.
-  struct Shape {
-    std::string model;
-    std::int64_t tokens;
-    std::int64_t top_k;
-    double skew;
-  };
-  std::vector<Shape> shapes;
+  std::vector<CalibrationShape> shapes;
   const std::vector<std::int64_t> tokens = options.quick ? std::vector<std::int64_t>{4096, 16384}
                                                          : std::vector<std::int64_t>{2048, 8192, 32768};
   const std::vector<std::int64_t> ks = options.quick ? std::vector<std::int64_t>{2, 8} : std::vector<std::int64_t>{1, 4, 8};
@@ -373,19 +329,10 @@ core::Expected<core::Profile> calibrate(const CalibrateOptions& options) {
   std::map<std::string, std::vector<core::KernelPoint>> points;
   for (const auto& shape : shapes) {
     for (core::Strategy strategy : {core::Strategy::kHp, core::Strategy::kEp}) {
-      core::Scenario s = core::scenario_preset("paper-4.2b-h200x8-uniform").value();
-      s.model = core::model_preset(shape.model).value();
-      s.model.top_k = shape.top_k;
-      s.workload.tokens_per_rank = shape.tokens;
-      if (shape.skew > 0) {
-        s.workload.routing = core::Routing::kZipf;
-        s.workload.zipf_skew = shape.skew;
-      }
-      s.parallel = {strategy, w};
-      s.cluster.num_nodes = 1;
-      s.cluster.gpus_per_node = std::max<std::int64_t>(w, 1);
-      const std::string label =
-          fmt::format("{} {} n={} k={} zipf={:g}", to_string(strategy), shape.model, shape.tokens, shape.top_k, shape.skew);
+      auto scenario = calibration_scenario(shape, strategy, w);
+      if (!scenario) return scenario.error();
+      const core::Scenario& s = *scenario;
+      const std::string label = calibration_label(shape, strategy);
       step(label);
       ExecOptions eo;
       eo.devices = devices;
@@ -393,24 +340,18 @@ core::Expected<core::Profile> calibrate(const CalibrateOptions& options) {
       eo.iterations = options.quick ? 3 : 5;
       auto run = execute_layer(s, strategy, eo);
       if (!run) return core::Error{run.error().code, label + ": " + run.error().message};
-      model::PlanOptions po;
-      po.save_expert_hidden = strategy == core::Strategy::kEp;  // HP's fused MLP recomputes
-      // The plan of the routing the executor ran, so that each stage's FLOPs and bytes (the
-      // expert MLPs' segments and row tiles above all) are those of the measured run.
-      auto routing = forced_workload(s, strategy);
-      if (!routing) return routing.error();
-      auto plan = model::build_layer_plan(s, options.base, *routing, po);
-      if (!plan) return plan.error();
-      for (const auto& st : plan->stages) {
-        if (st.kind != model::StageKind::kCompute || st.kernel.empty()) continue;
+      // The counts of the plan of the routing the executor ran, so that each stage's FLOPs and
+      // bytes (the expert MLPs' segments and row tiles above all) are those of the measured run.
+      auto counts = calibration_stage_counts(s, strategy, options.base);
+      if (!counts) return core::Error{counts.error().code, label + ": " + counts.error().message};
+      for (const auto& [stage, c] : *counts) {
         // Rank 0's measured duration of this stage (summed if it has several spans).
         double measured_ns = 0;
         for (const auto& span : run->timeline.ranks[0].spans) {
-          if (span.stage == st.name && span.phase == st.phase) measured_ns += static_cast<double>(span.duration_ns());
+          if (span.stage == stage && span.phase == c.phase) measured_ns += static_cast<double>(span.duration_ns());
         }
         if (measured_ns <= 0) continue;
-        points[st.kernel].push_back(
-            {fmt::format("{} {}", st.name, label), st.flops[0], st.bytes[0], measured_ns / 1e3, st.selections[0]});
+        points[c.kernel].push_back({fmt::format("{} {}", stage, label), c.flops, c.bytes, measured_ns / 1e3, c.selections});
       }
       ++done;
     }

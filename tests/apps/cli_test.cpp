@@ -279,6 +279,17 @@ TEST(CliCalibrate, RefitRedoesTheKernelFitsFromTheStoredPointsWithoutAGpu) {
   expect_bad_input(run_cli({"calibrate", "--refit", "h200x1-measured"}), "--out: needed with --refit");
 }
 
+TEST(CliCalibrate, RecountCountsTheStoredPointsAgainBeforeTheRefit) {
+  const auto out = (temp_dir() / "recount.json").string();
+  const auto r = run_cli({"calibrate", "--refit", "h200x1-measured", "--recount", "1", "--out", out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The shipped points were counted by the model as it counts now: nothing changes.
+  EXPECT_NE(r.out.find("recounted 384 points at 1 GPUs: 0 with other counts than stored"), std::string::npos) << r.out;
+  EXPECT_NE(json::parse(read_file(out))["note"].get<std::string>().find("--recount 1"), std::string::npos);
+  EXPECT_EQ(run_cli({"calibrate", "--recount", "1", "--out", out}).exit_code, 2);  // needs --refit
+  EXPECT_EQ(run_cli({"calibrate", "--refit", "h200x1-measured", "--recount", "0", "--out", out}).exit_code, 2);
+}
+
 TEST(CliCalibrate, FromBenchFitsTheKernelFamiliesOfAnHpsimBenchRunWithoutAGpu) {
   // hpsim-bench --hpsim_quick on nvidia-h200: four shapes per family, the expert MLPs with their segments.
   const std::string bench = std::string(HPSIM_SOURCE_DIR) + "/kernels/bench/results/h200-2026-11-29-quick-hold.json";
