@@ -39,6 +39,9 @@ KernelWork moe_kernel_work(KernelFamily family, const LayerShape& x, double R, c
   // gradients, zeros for the empty ones.
   const double segments = tiles.segments, nonempty = tiles.nonempty;
   const double P_dw = tiles.padded_rows(kMlpWgradTileRows);
+  // A segment longer than one weight-gradient item: each of its items writes fp32 partial sums of
+  // the expert's two gradients (2 w f values), which the slot sums read back (8 bytes per value).
+  const double partials = tiles.split_items * 2 * f * 8;
   switch (family) {
     case KernelFamily::kHpWIn: return gemm_work(n, d, H * h, s);
     case KernelFamily::kHpWOut: return gemm_work(n, H * h, d, s);
@@ -60,7 +63,7 @@ KernelWork moe_kernel_work(KernelFamily family, const LayerShape& x, double R, c
       // The dX kernel reads the non-empty segments' weights; the weight-gradient kernel reads them
       // again and writes every segment's gradients (zeros for an empty one, whose weights it skips).
       return {(4 + 2 * recompute) * tiles.padded_rows(kHpMlpDxItemRows) * h * f + 4 * P_dw * h * f,
-              3 * R * h * s + saved * R * f * s + (2 * nonempty + segments) * 2 * h * f * s};
+              3 * R * h * s + saved * R * f * s + (2 * nonempty + segments) * 2 * h * f * s + partials * h};
     case KernelFamily::kHpCombineFwd: return {2 * R * h, R * h * s + R * fp32 + S * h * s};
     case KernelFamily::kHpCombineBwd: return {3 * R * h, S * h * s + 2 * R * h * s + R * slot_meta};
     case KernelFamily::kEpRouterFwd: return {2 * n * d * E, n * d * s + d * E * fp32 + n * k * slot_meta + E * 4, n * E * k};
@@ -73,7 +76,7 @@ KernelWork moe_kernel_work(KernelFamily family, const LayerShape& x, double R, c
               2 * R * d * s + saved * R * f * s + nonempty * 2 * d * f * s};
     case KernelFamily::kEpExpertMlpBwd:
       return {(4 + 2 * recompute) * tiles.padded_rows(kEpMlpTileRows) * d * f + 4 * P_dw * d * f,
-              3 * R * d * s + saved * R * f * s + (nonempty + segments) * 2 * d * f * s};
+              3 * R * d * s + saved * R * f * s + (nonempty + segments) * 2 * d * f * s + partials * d};
     case KernelFamily::kEpUnpermute: return {2 * n * k * d, n * k * d * s + n * k * fp32 + n * d * s};
     case KernelFamily::kEpUnpermuteBwd: return {3 * n * k * d, n * d * s + 2 * n * k * d * s + n * k * slot_meta};
     case KernelFamily::kDenseGemm:

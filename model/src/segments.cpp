@@ -31,6 +31,17 @@ double items_past_first(double trials, double p, double T) {
   return sum;
 }
 
+// P(c > T) for c ~ Binomial(trials, p), 0 < p < 1, T >= 1, as one term of items_past_first.
+double exceeds_probability(double trials, double p, double T) {
+  const double mean = trials * p;
+  const double sd = std::sqrt(mean * (1 - p));
+  if (T >= trials) return 0;
+  const double z = (T + 0.5 - mean) / sd;
+  if (z > kTailSigmas) return 0;
+  if (z < -kTailSigmas) return 1;
+  return upper_tail(z);
+}
+
 // P(c > 0) = 1 - (1 - p)^trials for c ~ Binomial(trials, p), 0 < p < 1.
 double nonempty_probability(double trials, double p) { return -std::expm1(trials * std::log1p(-p)); }
 
@@ -38,7 +49,7 @@ double nonempty_probability(double trials, double p) { return -std::expm1(trials
 // every expert has the same p: the previous segment's terms are reused.
 class ExpectedSegments {
  public:
-  explicit ExpectedSegments(double trials) : trials_(trials) {}
+  ExpectedSegments(double trials, std::int64_t wgrad_item_rows) : trials_(trials), wgrad_rows_(wgrad_item_rows) {}
 
   void add(SegmentTiles& t, double p) {
     t.segments += 1;
@@ -49,18 +60,21 @@ class ExpectedSegments {
       for (std::size_t i = 0; i < kSegmentTileRows.size(); ++i) {
         last_.items[i] = expected_items(trials_, p, kSegmentTileRows[i]);
       }
+      last_.split_items = wgrad_rows_ > 0 ? expected_split_items(trials_, p, wgrad_rows_) : 0;
     }
     t.nonempty += last_.nonempty;
     for (std::size_t i = 0; i < t.items.size(); ++i) t.items[i] += last_.items[i];
+    t.split_items += last_.split_items;
   }
 
  private:
   double trials_;
+  std::int64_t wgrad_rows_;
   double last_p_ = -1;
   SegmentTiles last_;
 };
 
-void add_exact_segment(SegmentTiles& t, double count) {
+void add_exact_segment(SegmentTiles& t, double count, std::int64_t wgrad_item_rows) {
   t.segments += 1;
   const double c = std::round(count);
   if (c <= 0) return;
@@ -68,6 +82,8 @@ void add_exact_segment(SegmentTiles& t, double count) {
   for (std::size_t i = 0; i < kSegmentTileRows.size(); ++i) {
     t.items[i] += std::ceil(c / static_cast<double>(kSegmentTileRows[i]));
   }
+  const auto R = static_cast<double>(wgrad_item_rows);
+  if (wgrad_item_rows > 0 && c > R) t.split_items += std::ceil(c / R);
 }
 
 }  // namespace
@@ -80,6 +96,21 @@ double SegmentTiles::items_of(std::int64_t tile_rows) const {
   return 0;
 }
 
+std::int64_t hp_wgrad_item_rows(std::int64_t rows, std::int64_t hidden) {
+  constexpr std::int64_t kSms = 132, kMinRows = 256;
+  const std::int64_t units = hidden >= 128 ? hidden / 128 : 1;
+  const std::int64_t share = (rows * units + 2 * kSms - 1) / (2 * kSms);
+  const std::int64_t half_share = (share + kMlpWgradTileRows - 1) / kMlpWgradTileRows * kMlpWgradTileRows;
+  return std::clamp(half_share, kMinRows, kHpMlpWgradItemRows);
+}
+
+double expected_split_items(double trials, double p, std::int64_t tile_rows) {
+  if (p <= 0 || trials <= 0) return 0;
+  const double T = static_cast<double>(tile_rows);
+  if (p >= 1) return trials > T ? std::ceil(trials / T) : 0;
+  return items_past_first(trials, p, T) + exceeds_probability(trials, p, T);
+}
+
 double expected_items(double trials, double p, std::int64_t tile_rows) {
   if (p <= 0 || trials <= 0) return 0;
   const double T = static_cast<double>(tile_rows);
@@ -87,13 +118,13 @@ double expected_items(double trials, double p, std::int64_t tile_rows) {
   return nonempty_probability(trials, p) + items_past_first(trials, p, T);
 }
 
-std::vector<SegmentTiles> segment_tiles(const RoutingWorkload& w) {
+std::vector<SegmentTiles> segment_tiles(const RoutingWorkload& w, std::int64_t wgrad_item_rows) {
   const std::int64_t W = w.num_ranks, E = w.experts_per_group, G = w.num_groups;
   std::vector<SegmentTiles> out(static_cast<std::size_t>(W));
   HPSIM_ASSERT(w.expert_slots.size() == static_cast<std::size_t>(G * E), "workload has {} expert counts for {} x {}",
                w.expert_slots.size(), G, E);
   const double trials = static_cast<double>(W) * static_cast<double>(w.tokens_per_rank);
-  ExpectedSegments expected(trials);
+  ExpectedSegments expected(trials, wgrad_item_rows);
   if (w.is_expected && w.strategy == core::Strategy::kHp) {
     // Every head has the same probabilities: one head's sum, times the rank's H/W heads.
     SegmentTiles head;
@@ -103,6 +134,7 @@ std::vector<SegmentTiles> segment_tiles(const RoutingWorkload& w) {
       t.segments = heads * head.segments;
       t.nonempty = heads * head.nonempty;
       for (std::size_t i = 0; i < t.items.size(); ++i) t.items[i] = heads * head.items[i];
+      t.split_items = heads * head.split_items;
     }
     return out;
   }
@@ -113,7 +145,7 @@ std::vector<SegmentTiles> segment_tiles(const RoutingWorkload& w) {
       if (w.is_expected) {
         expected.add(t, slots / trials);
       } else {
-        add_exact_segment(t, slots);
+        add_exact_segment(t, slots, wgrad_item_rows);
       }
     }
   }

@@ -20,16 +20,25 @@ const core::Profile& shipped_profile() {
   return p;
 }
 
-// E[ceil(c / T)] for c ~ Binomial(trials, p), summed over the whole probability mass function.
-double exact_items(std::int64_t trials, double p, std::int64_t T) {
+// Sum over c >= from of P(c) g(c) for c ~ Binomial(trials, p): the whole mass function.
+template <typename G>
+double binomial_sum(std::int64_t trials, double p, std::int64_t from, G g) {
   double sum = 0;
-  for (std::int64_t c = 1; c <= trials; ++c) {
+  for (std::int64_t c = from; c <= trials; ++c) {
     const double log_pmf = std::lgamma(static_cast<double>(trials) + 1) - std::lgamma(static_cast<double>(c) + 1) -
                            std::lgamma(static_cast<double>(trials - c) + 1) + static_cast<double>(c) * std::log(p) +
                            static_cast<double>(trials - c) * std::log1p(-p);
-    sum += std::exp(log_pmf) * static_cast<double>((c + T - 1) / T);
+    sum += std::exp(log_pmf) * g(c);
   }
   return sum;
+}
+
+// E[ceil(c / T)], and E[ceil(c / T) 1(c > T)] (the items of segments cut into several).
+double exact_items(std::int64_t trials, double p, std::int64_t T) {
+  return binomial_sum(trials, p, 1, [T](std::int64_t c) { return static_cast<double>((c + T - 1) / T); });
+}
+double exact_split_items(std::int64_t trials, double p, std::int64_t T) {
+  return binomial_sum(trials, p, T + 1, [T](std::int64_t c) { return static_cast<double>((c + T - 1) / T); });
 }
 
 TEST(ExpectedItems, MatchTheExactBinomialSum) {
@@ -46,6 +55,27 @@ TEST(ExpectedItems, SmallSegmentsNeedOneItemWhenNotEmpty) {
   EXPECT_DOUBLE_EQ(expected_items(1000, 0.002, 64), 1 - std::pow(0.998, 1000));
   EXPECT_DOUBLE_EQ(expected_items(1000, 0, 64), 0);
   EXPECT_DOUBLE_EQ(expected_items(1000, 1, 64), 16);  // every row lands: ceil(1000 / 64)
+}
+
+TEST(ExpectedSplitItems, MatchTheExactBinomialSum) {
+  // Means from 41 to 6,554 rows against items of 256 to 2,048 rows: from rarely split to always.
+  for (double p : {0.005, 0.02, 0.05, 0.2, 0.8}) {
+    for (std::int64_t T : {256, 1024, 2048}) {
+      const double want = exact_split_items(8192, p, T);
+      EXPECT_NEAR(expected_split_items(8192, p, T), want, 0.01 * want + 1e-6) << "p = " << p << ", T = " << T;
+    }
+  }
+  EXPECT_DOUBLE_EQ(expected_split_items(1000, 1, 256), 4);  // every row lands: ceil(1000 / 256)
+  EXPECT_DOUBLE_EQ(expected_split_items(1000, 1, 1024), 0);  // one item, no partial sums
+  EXPECT_DOUBLE_EQ(expected_split_items(1000, 0, 256), 0);
+}
+
+TEST(HpWgradItemRows, HalfAnSmShareInTilesWithinTheBounds) {
+  EXPECT_EQ(hp_wgrad_item_rows(16384 * 8 * 4, 256), 2048);  // the paper's W = 2 shapes: the most
+  EXPECT_EQ(hp_wgrad_item_rows(16384 * 8 * 1, 256), 1024);  // 131,072 rows, 2 units: 993 -> 1024
+  EXPECT_EQ(hp_wgrad_item_rows(4096, 256), 256);            // the fewest
+  EXPECT_EQ(hp_wgrad_item_rows(65536, 128), 256);           // f = 128: one unit per item, 249 -> 256
+  EXPECT_EQ(hp_wgrad_item_rows(100000, 64), 384);           // f = 64 still one unit: 379 -> 384
 }
 
 core::Scenario one_rank(core::Strategy strategy, std::int64_t n, std::int64_t k, double skew) {
@@ -87,6 +117,9 @@ TEST(SegmentTiles, RecordedCountsAreCountedExactly) {
   EXPECT_EQ(tiles[0].items_of(192), 2 + 2 + 1);
   EXPECT_EQ(tiles[0].items_of(2048), 3);
   EXPECT_EQ(tiles[0].padded_rows(128), 6 * 128);
+  EXPECT_EQ(tiles[0].split_items, 0);  // no weight-gradient item rows given
+  const auto split = segment_tiles(*w, 128);
+  EXPECT_EQ(split[0].split_items, 3 + 2);  // 300 and 200 rows are cut into 128-row items; 100 is one
 }
 
 TEST(SegmentTiles, SampledCountsAgreeWithTheExpectation) {
