@@ -89,11 +89,9 @@ core::Expected<LayerPlan> build_layer_plan(const core::Scenario& scenario, const
   const std::vector<double> rows = strategy == core::Strategy::kEp
                                        ? workload.rank_loads()
                                        : std::vector<double>(uW, shape.n * shape.H * shape.k);
-  const std::int64_t wgrad_item_rows =
-      strategy == core::Strategy::kEp
-          ? kEpMlpWgradItemRows
-          : hp_wgrad_item_rows(static_cast<std::int64_t>(rows.front()), scenario.model.expert_hidden);
-  const std::vector<SegmentTiles> tiles = segment_tiles(workload, wgrad_item_rows);
+  // EP's item rows do not depend on the rank's rows; HP's ranks all hold n H k rows.
+  const std::vector<SegmentTiles> tiles = segment_tiles(
+      workload, wgrad_item_rows(strategy, static_cast<std::int64_t>(rows.front()), scenario.model.expert_hidden));
 
   // One layer's stages, priced once; layers and micro-batches repeat them.
   std::vector<PlanStage> layer;

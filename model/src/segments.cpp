@@ -104,6 +104,10 @@ std::int64_t hp_wgrad_item_rows(std::int64_t rows, std::int64_t hidden) {
   return std::clamp(half_share, kMinRows, kHpMlpWgradItemRows);
 }
 
+std::int64_t wgrad_item_rows(core::Strategy strategy, std::int64_t rows, std::int64_t hidden) {
+  return strategy == core::Strategy::kEp ? kEpMlpWgradItemRows : hp_wgrad_item_rows(rows, hidden);
+}
+
 double expected_split_items(double trials, double p, std::int64_t tile_rows) {
   if (p <= 0 || trials <= 0) return 0;
   const double T = static_cast<double>(tile_rows);

@@ -146,13 +146,44 @@ TEST(SegmentTiles, SampledCountsAgreeWithTheExpectation) {
 }
 
 // Work of one expert-MLP family on rank 0 of a scenario, from the plan the estimate uses.
-KernelWork mlp_work(const core::Scenario& s, core::Strategy strategy, KernelFamily family) {
+// Rank 0's work as the plan prices it (tiles with the weight-gradient items of the strategy).
+KernelWork mlp_work(const core::Scenario& s, core::Strategy strategy, KernelFamily family,
+                    SegmentTiles* tiles_out = nullptr) {
   auto workload = build_workload(s, strategy);
   HPSIM_ASSERT(workload.has_value(), "{}", workload.error().message);
-  const auto tiles = segment_tiles(*workload);
   const LayerShape x = LayerShape::of(s, strategy == core::Strategy::kEp);
   const double rows = strategy == core::Strategy::kEp ? workload->rank_load(0) : x.n * x.H * x.k;
+  const auto tiles =
+      segment_tiles(*workload, wgrad_item_rows(strategy, static_cast<std::int64_t>(rows), s.model.expert_hidden));
+  if (tiles_out != nullptr) *tiles_out = tiles[0];
   return moe_kernel_work(family, x, rows, tiles[0]);
+}
+
+TEST(ExpertMlpWork, SegmentsLongerThanOneWeightGradientItemPayTheirPartialSums) {
+  // One rank, n = 16384, k = 1: HP items of 1024 rows (131,072 rows, f = 256), EP of 1024. Uniform
+  // segments (about 21 rows) are one item each; under Zipf(2) the hot experts (about 61 % of a
+  // head's 16,384 rows, or of the EP rank's) are cut into several, each of which writes and reads
+  // fp32 partials of both gradients.
+  const double h = 128, d = 1024, f = 256;
+  for (auto strategy : {core::Strategy::kHp, core::Strategy::kEp}) {
+    const KernelFamily family =
+        strategy == core::Strategy::kHp ? KernelFamily::kHpExpertMlpBwd : KernelFamily::kEpExpertMlpBwd;
+    const double w = strategy == core::Strategy::kHp ? h : d;
+    SegmentTiles uniform, skewed;
+    mlp_work(one_rank(strategy, 16384, 1, 0), strategy, family, &uniform);
+    const KernelWork with = mlp_work(one_rank(strategy, 16384, 1, 2.0), strategy, family, &skewed);
+    EXPECT_EQ(uniform.split_items, 0) << core::to_string(strategy);
+    EXPECT_GT(skewed.split_items, 10) << core::to_string(strategy);
+    SegmentTiles none = skewed;
+    none.split_items = 0;
+    const core::Scenario sc = one_rank(strategy, 16384, 1, 2.0);
+    const LayerShape x = LayerShape::of(sc, strategy == core::Strategy::kEp);
+    const double rows = strategy == core::Strategy::kEp ? build_workload(sc, strategy)->rank_load(0) : x.n * x.H * x.k;
+    const KernelWork without = moe_kernel_work(family, x, rows, none);
+    const double partials = skewed.split_items * 2 * w * f * 8;
+    EXPECT_NEAR(with.bytes - without.bytes, partials, 1e-9 * with.bytes) << core::to_string(strategy);
+    EXPECT_EQ(with.flops, without.flops);
+  }
 }
 
 TEST(ExpertMlpWork, SkewedRoutingStreamsFewerWeights) {

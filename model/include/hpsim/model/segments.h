@@ -33,6 +33,9 @@ inline constexpr std::array<std::int64_t, 4> kSegmentTileRows = {kMlpWgradTileRo
 // (limits::mlp_wgrad_rows of the kernels): half of one SM's share (132 SMs) of the item-by-128-
 // hidden-unit rows, rounded up to 64-row tiles, within [256, kHpMlpWgradItemRows].
 std::int64_t hp_wgrad_item_rows(std::int64_t rows, std::int64_t hidden);
+// The weight-gradient item rows of `strategy` for a rank of `rows` grouped rows (HP) and f =
+// `hidden`: hp_wgrad_item_rows for HP, kEpMlpWgradItemRows for EP.
+std::int64_t wgrad_item_rows(core::Strategy strategy, std::int64_t rows, std::int64_t hidden);
 
 // One rank's segments (expected values in expectation mode, exact under sampled or recorded routing).
 struct SegmentTiles {
