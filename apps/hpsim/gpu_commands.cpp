@@ -506,16 +506,13 @@ int run_refit(const CalibrateCliOptions& o) {
   if (o.recount > 0) {
     auto recounted = exec::recount_points(*profile, o.recount);
     if (!recounted) return print_error(core::Error{recounted.error().code, "--recount: " + recounted.error().message});
+    auto close = [](double a, double b) { return std::abs(a - b) <= 1e-9 * std::abs(a); };
     int changed = 0, total = 0;
     for (const auto& [name, fit] : recounted->kernels) {
-      const auto& old_points = profile->kernels.at(name).points;
-      for (std::size_t i = 0; i < fit.points.size(); ++i) {
-        ++total;
-        const auto &a = old_points[i], &b = fit.points[i];
-        const bool same = std::abs(a.flops - b.flops) <= 1e-9 * std::abs(a.flops) &&
-                          std::abs(a.bytes - b.bytes) <= 1e-9 * std::abs(a.bytes) &&
-                          std::abs(a.selections - b.selections) <= 1e-9 * std::abs(a.selections);
-        changed += same ? 0 : 1;
+      const auto& stored = profile->kernels.at(name).points;
+      for (std::size_t i = 0; i < fit.points.size(); ++i, ++total) {
+        const auto &a = stored[i], &b = fit.points[i];
+        changed += close(a.flops, b.flops) && close(a.bytes, b.bytes) && close(a.selections, b.selections) ? 0 : 1;
       }
     }
     std::printf("recounted %d points at %lld GPUs: %d with other counts than stored\n", total,

@@ -269,24 +269,23 @@ void register_ceiling_cases() {
   for (const bool shared_a : {true, false}) {
     benchmark::RegisterBenchmark(shared_a ? "ceiling/wgmma_pipe_m64n64k16_ss" : "ceiling/wgmma_pipe_m64n128k16_rs", [shared_a](
                                                                                                                   benchmark::State& state) {
-      cudaDeviceProp prop{};
-      int dev = 0;
-      HPSIM_CUDA_CHECK(cudaGetDevice(&dev));
-      HPSIM_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
-      if (prop.major != 9 || prop.minor != 0) {
+      if (!wgmma_pipe_supported()) {
         state.SkipWithError("wgmma needs compute capability 9.0");
         for (auto _ : state) {
         }
         return;
       }
+      int dev = 0, sms = 0;
+      HPSIM_CUDA_CHECK(cudaGetDevice(&dev));
+      HPSIM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
       const WgmmaShape shape = shared_a ? WgmmaShape::kM64N64K16SharedShared : WgmmaShape::kM64N128K16RegisterShared;
       constexpr int kChains = 2000;
       DeviceBuf<float> sink(512);
       Work w;
-      w.flops = wgmma_pipe_flops(shape, prop.multiProcessorCount, kChains);
+      w.flops = wgmma_pipe_flops(shape, sms, kChains);
       w.ceiling = Ceiling::kBf16Gemm;
       time_case(state, [&](cudaStream_t s) -> core::Status {
-        HPSIM_CUDA_TRY(launch_wgmma_pipe(shape, prop.multiProcessorCount, kChains, sink.get(), s));
+        HPSIM_CUDA_TRY(launch_wgmma_pipe(shape, sms, kChains, sink.get(), s));
         return core::Status::ok();
       }, w, {}, shared_a ? "family=ceiling_wgmma_pipe_ss" : "family=ceiling_wgmma_pipe_rs");
     })->UseManualTime()->Iterations(10)->Unit(benchmark::kMicrosecond);

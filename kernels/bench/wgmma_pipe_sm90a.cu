@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include "bench_wgmma.h"
+#include "expert_mlp_wgmma.h"
 #include "wgmma.cuh"
 
 namespace hpsim::kernels::bench {
@@ -56,6 +57,8 @@ double wgmma_pipe_flops(WgmmaShape shape, int blocks, int chains) {
   const double per_mma = shape == WgmmaShape::kM64N64K16SharedShared ? 2.0 * 64 * 64 * 16 : 2.0 * 64 * 128 * 16;
   return per_mma * 8.0 * chains * kWarpgroups * blocks;
 }
+
+bool wgmma_pipe_supported() { return device::wgmma_supported(); }
 
 cudaError_t launch_wgmma_pipe(WgmmaShape shape, int blocks, int chains, float* sink, cudaStream_t stream) {
   const int smem = kTileBytes + 1024;

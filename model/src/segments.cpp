@@ -14,24 +14,8 @@ constexpr double kTailSigmas = 8;  // beyond this many standard deviations a ter
 // P(Z > x) for a standard normal Z.
 double upper_tail(double x) { return 0.5 * std::erfc(x / std::sqrt(2.0)); }
 
-// sum over j >= 1 of P(c > j T) for c ~ Binomial(trials, p), 0 < p < 1 (see expected_items).
-double items_past_first(double trials, double p, double T) {
-  const double mean = trials * p;
-  const double sd = std::sqrt(mean * (1 - p));
-  // P(c > j T) = P(c >= j T + 1) ~ P(Z > (j T + 0.5 - mean) / sd); c <= trials bounds j.
-  const double j_max = std::floor((std::min(trials, mean + kTailSigmas * sd) - 0.5) / T);
-  if (j_max < 1) return 0;
-  double sum = 0, j = 1;
-  const double j_sure = std::floor((mean - kTailSigmas * sd - 0.5) / T);  // terms up to here are ~1
-  if (j_sure >= 1) {
-    sum = j_sure;
-    j = j_sure + 1;
-  }
-  for (; j <= j_max; ++j) sum += upper_tail((j * T + 0.5 - mean) / sd);
-  return sum;
-}
-
-// P(c > T) for c ~ Binomial(trials, p), 0 < p < 1, T >= 1, as one term of items_past_first.
+// P(c > T) = P(c >= T + 1) for c ~ Binomial(trials, p), 0 < p < 1, T >= 1: the normal approximation
+// with continuity correction, P(Z > (T + 0.5 - mean) / sd), 0 or 1 beyond kTailSigmas.
 double exceeds_probability(double trials, double p, double T) {
   const double mean = trials * p;
   const double sd = std::sqrt(mean * (1 - p));
@@ -40,6 +24,23 @@ double exceeds_probability(double trials, double p, double T) {
   if (z > kTailSigmas) return 0;
   if (z < -kTailSigmas) return 1;
   return upper_tail(z);
+}
+
+// sum over j >= 1 of P(c > j T) for c ~ Binomial(trials, p), 0 < p < 1 (see expected_items).
+double items_past_first(double trials, double p, double T) {
+  const double mean = trials * p;
+  const double sd = std::sqrt(mean * (1 - p));
+  // Terms past j_max are 0 (c <= trials bounds j), those up to j_sure 1.
+  const double j_max = std::floor((std::min(trials, mean + kTailSigmas * sd) - 0.5) / T);
+  if (j_max < 1) return 0;
+  double sum = 0, j = 1;
+  const double j_sure = std::floor((mean - kTailSigmas * sd - 0.5) / T);  // terms up to here are ~1
+  if (j_sure >= 1) {
+    sum = j_sure;
+    j = j_sure + 1;
+  }
+  for (; j <= j_max; ++j) sum += exceeds_probability(trials, p, j * T);
+  return sum;
 }
 
 // P(c > 0) = 1 - (1 - p)^trials for c ~ Binomial(trials, p), 0 < p < 1.
