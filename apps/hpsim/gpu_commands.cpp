@@ -71,7 +71,7 @@ void add_gpu_commands(CLI::App& app, ExecuteOptions& ex, ValidateOptions& val, C
       ->capture_default_str();
   validate->add_flag("--json", val.json,
                      "Print the report as JSON (every point with its stages, and the error summaries) instead of Markdown");
-  validate->add_option("--out", val.out, "Also write the report (Markdown, or JSON with --json) to this file");
+  validate->add_option("--out", val.out, "Also write the report to this file: JSON if its name ends in .json, Markdown otherwise (so one sweep can print the table and keep the JSON)");
 
   calibrate = app.add_subcommand(
       "calibrate", "Measure this node (both layers' kernels over shapes, NCCL collectives over sizes, copy and GEMM "
@@ -122,7 +122,7 @@ CLI::App* add_imbalance_command(CLI::App& app, ImbalanceOptions& o) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd->add_flag("--json", o.json, "Print the report as JSON (every point, and the growth under skew) instead of Markdown");
-  cmd->add_option("--out", o.out, "Also write the report (Markdown, or JSON with --json) to this file");
+  cmd->add_option("--out", o.out, "Also write the report to this file: JSON if its name ends in .json, Markdown otherwise (so one sweep can print the table and keep the JSON)");
   return cmd;
 }
 
@@ -148,6 +148,19 @@ void print_collective_fits(const core::Profile& profile, const core::Profile* be
 #if HPSIM_HAVE_EXEC
 
 namespace {
+
+// Prints a sweep's report (JSON with `json`, Markdown otherwise) and, with `out`, also writes it
+// there in the format the file's name asks for: JSON if it ends in ".json", Markdown otherwise.
+int print_and_write_report(bool json, const std::string& out, const nlohmann::json& as_json,
+                           const std::string& as_markdown) {
+  const std::string json_text = as_json.dump(1) + "\n";
+  const std::string& printed = json ? json_text : as_markdown;
+  std::fwrite(printed.data(), 1, printed.size(), stdout);
+  if (out.empty()) return kExitOk;
+  const bool json_file = std::filesystem::path(out).extension() == ".json";
+  if (auto st = core::write_text_file(out, json_file ? json_text : as_markdown); !st) return print_error(st.error());
+  return kExitOk;
+}
 
 std::string stem_with(const std::string& path, const std::string& tag) {
   std::filesystem::path p(path);
@@ -361,12 +374,7 @@ int run_validate(const ValidateOptions& o) {
     }
   }
   std::fprintf(stderr, "\n");
-  const std::string text = o.json ? validation_json(report).dump(1) + "\n" : validation_markdown(report);
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  if (!o.out.empty()) {
-    if (auto st = core::write_text_file(o.out, text); !st) return print_error(st.error());
-  }
-  return kExitOk;
+  return print_and_write_report(o.json, o.out, validation_json(report), validation_markdown(report));
 }
 
 namespace {
@@ -435,12 +443,7 @@ int run_imbalance(const ImbalanceOptions& o) {
     }
   }
   std::fprintf(stderr, "\n");
-  const std::string text = o.json ? imbalance_json(report).dump(1) + "\n" : imbalance_markdown(report);
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  if (!o.out.empty()) {
-    if (auto st = core::write_text_file(o.out, text); !st) return print_error(st.error());
-  }
-  return kExitOk;
+  return print_and_write_report(o.json, o.out, imbalance_json(report), imbalance_markdown(report));
 }
 
 int run_calibrate(const CalibrateCliOptions& o, const std::string& command_line) {
