@@ -33,7 +33,9 @@ void add_gpu_commands(CLI::App& app, ExecuteOptions& ex, ValidateOptions& val, C
                       CLI::App*& execute, CLI::App*& validate, CLI::App*& calibrate) {
   execute = app.add_subcommand(
       "execute", "Run a scenario's EP and/or HP layer for real on the local GPUs (forward and backward, real kernels and "
-                 "NCCL) and compare every stage with the model's prediction");
+                 "NCCL) and compare every stage with the model's prediction. One process drives all W GPUs; under "
+                 "mpirun (`mpirun -np W hpsim execute ...`, one process per GPU, each on its node-local GPU) rank 0 "
+                 "prints and writes");
   execute->add_option("scenario", ex.scenario, "Scenario JSON file or preset name (parallel.num_ranks GPUs are used)")
       ->required();
   execute->add_option("--profile", ex.profile, "Profile for the prediction (default: the best shipped profile)");
@@ -175,6 +177,17 @@ int visible_gpus_for(const char* command) {
   return visible;
 }
 
+// The sweeps drive every local GPU from one process; started as one of several processes by
+// mpirun they would each do so. Says so and returns true then.
+bool refuse_under_mpirun(const char* command) {
+  if (!kernels::started_by_mpirun()) return false;
+  std::fprintf(stderr,
+               "error: %s drives every local GPU from one process: start it without mpirun (`hpsim execute` is the "
+               "command that runs one process per GPU under mpirun)\n",
+               command);
+  return true;
+}
+
 // One point of the GPU sweeps: the paper's 4.2B widths on one node of w GPUs with top-k k,
 // uniform (skew 0) or Zipf routing, n tokens per rank.
 core::Scenario sweep_point(const std::string& name, core::Strategy strategy, std::int64_t k, double skew,
@@ -224,7 +237,12 @@ core::Expected<core::Timeline> predicted_timeline(const core::Scenario& s, const
 
 }  // namespace
 
-int run_execute(const ExecuteOptions& o) {
+namespace {
+
+// `hpsim execute` in this process: every rank (one process) or, with `process`, this MPI rank;
+// rank 0 alone prints and writes.
+int execute_here(const ExecuteOptions& o, const kernels::MpiProcess* process) {
+  const bool root = process == nullptr || process->rank == 0;
   auto scenario = load_scenario_arg(o.scenario);
   if (!scenario) return print_error(scenario.error());
   auto profile = load_profile_arg(o.profile);
@@ -243,7 +261,8 @@ int run_execute(const ExecuteOptions& o) {
     eo.warmup_iterations = o.warmup;
     eo.include_backward = !o.forward_only;
     eo.forced_routing = !o.real_router;
-    eo.progress = [](const std::string& line) { print_note(line); };
+    eo.mpi = process != nullptr;
+    if (root) eo.progress = [](const std::string& line) { print_note(line); };
     auto run = exec::execute_layer(*scenario, strategy, eo);
     if (!run) {
       print_error(run.error());
@@ -310,7 +329,7 @@ int run_execute(const ExecuteOptions& o) {
     sr.timeline = run->timeline;
     rep.strategies.push_back(sr);
     json += core::to_json(rep);
-    if (!o.trace.empty()) {
+    if (!o.trace.empty() && root) {
       const std::string measured_path = strategies.size() > 1 ? stem_with(o.trace, std::string(".") + to_string(strategy)) : o.trace;
       if (auto st = traces::write_chrome_trace(measured_path, run->timeline); !st) return print_error(st.error());
       const std::string predicted_path = stem_with(measured_path, ".predicted");
@@ -319,13 +338,29 @@ int run_execute(const ExecuteOptions& o) {
     }
   }
   json += "]\n";
+  if (!root) return kExitOk;
   if (auto st = emit(o.out, o.json ? json : text); !st) return print_error(st.error());
   return kExitOk;
+}
+
+}  // namespace
+
+int run_execute(const ExecuteOptions& o) {
+  if (!kernels::started_by_mpirun()) return execute_here(o, nullptr);
+  // One process per GPU: every process runs its rank; a failing one ends the job, since the
+  // others may be waiting for it in a collective.
+  auto process = kernels::mpi_start();
+  if (!process) return print_error(process.error());
+  const int code = execute_here(o, &*process);
+  if (code != kExitOk) kernels::mpi_abort(code);
+  kernels::mpi_finish();
+  return code;
 }
 
 int run_validate(const ValidateOptions& o) {
   auto profile = load_profile_arg(o.profile);
   if (!profile) return print_error(profile.error());
+  if (refuse_under_mpirun("validate")) return kExitUsage;
   const int visible = visible_gpus_for("validate");
   if (visible == 0) return kExitNoGpu;
   const int w = o.ranks > 0 ? o.ranks : visible;
@@ -404,6 +439,7 @@ double min_peak(const core::MemoryReport& m) {
 int run_imbalance(const ImbalanceOptions& o) {
   auto profile = load_profile_arg(o.profile);
   if (!profile) return print_error(profile.error());
+  if (refuse_under_mpirun("imbalance")) return kExitUsage;
   const int visible = visible_gpus_for("imbalance");
   if (visible == 0) return kExitNoGpu;
   const int w = o.ranks > 0 ? o.ranks : visible;
@@ -449,6 +485,7 @@ int run_imbalance(const ImbalanceOptions& o) {
 int run_calibrate(const CalibrateCliOptions& o, const std::string& command_line) {
   auto base = load_profile_arg(o.base);
   if (!base) return print_error(base.error());
+  if (refuse_under_mpirun("calibrate")) return kExitUsage;
   if (visible_gpus_for("calibrate") == 0) return kExitNoGpu;
   exec::CalibrateOptions co;
   co.quick = o.quick;

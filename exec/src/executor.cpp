@@ -1,16 +1,22 @@
-// Orchestration: one host thread per GPU, a breakable barrier between iterations, an in-stream
-// NCCL barrier before each iteration's origin event (so that the ranks' clocks line up to a few
-// microseconds), and assembly of the measured timeline, traffic and memory.
+// Orchestration: one host thread per GPU (or, under mpirun, one process per GPU), a host barrier
+// between iterations (a breakable one between threads, MPI's between processes), an in-stream NCCL
+// barrier before each iteration's origin event (so that the ranks' clocks line up to a few
+// microseconds), and assembly of the measured timeline, traffic and memory. Both modes run the
+// same run_rank(); the MPI mode then all-gathers each rank's spans, memory and traffic row.
 #include "hpsim/exec/executor.h"
 
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <functional>
 #include <numeric>
+#include <span>
+#include <sstream>
 #include <thread>
 
 #include "ep_layer.h"
 #include "hp_layer.h"
+#include "hpsim/core/json.h"
 #include "hpsim/core/validate.h"
 
 namespace hpsim::exec {
@@ -67,7 +73,7 @@ std::vector<core::TrafficMatrix> empty_traffic(core::Strategy strategy, std::int
 
 template <typename Layer>
 core::Status run_rank(const core::Scenario& scenario, const ExecOptions& options, RankContext& ctx,
-                      std::int64_t arena_bytes, BreakableBarrier& barrier,
+                      std::int64_t arena_bytes, const std::function<bool()>& arrive_and_wait,
                       std::vector<std::vector<core::Span>>& timed_spans, std::vector<core::TrafficMatrix>& traffic,
                       std::mutex& traffic_mutex, core::RankMemory& memory) {
   HPSIM_CUDA_TRY(cudaSetDevice(ctx.device));
@@ -91,7 +97,7 @@ core::Status run_rank(const core::Scenario& scenario, const ExecOptions& options
   HPSIM_CUDA_TRY(cudaStreamSynchronize(ctx.stream));
   const int total = options.warmup_iterations + options.iterations;
   for (int it = 0; it < total; ++it) {
-    if (!barrier.arrive_and_wait()) return core::Error{core::ErrorCode::kCancelled, "another rank failed"};
+    if (!arrive_and_wait()) return core::Error{core::ErrorCode::kCancelled, "another rank failed"};
     HPSIM_TRY(ctx.comm->all_reduce_sum(sync, sync, 1, kernels::Communicator::ReduceType::kF32, ctx.stream));
     HPSIM_TRY(ctx.recorder->begin_iteration());
     HPSIM_TRY(layer.forward(ctx));
@@ -128,40 +134,18 @@ std::int64_t arena_bytes_needed(const core::Scenario& scenario, core::Strategy s
   return dry.counted() + (64 << 20);  // + the barrier word, alignment and a margin
 }
 
-core::Expected<ExecResult> execute_layer(const core::Scenario& scenario_in, core::Strategy strategy,
-                                         const ExecOptions& options) {
-  core::Scenario scenario = scenario_in;
-  scenario.parallel.strategy = strategy;
-  HPSIM_TRY(core::validate(scenario));
-  if (options.iterations < 1 || options.warmup_iterations < 0) {
-    return core::Error::field("iterations", "needs at least one timed iteration and no negative warm-up");
-  }
-  const int world = static_cast<int>(scenario.parallel.num_ranks);
-  std::vector<int> devices = options.devices;
-  if (devices.empty()) {
-    devices.resize(static_cast<std::size_t>(world));
-    std::iota(devices.begin(), devices.end(), 0);
-  }
-  if (static_cast<int>(devices.size()) != world) {
-    return core::Error::field("devices", fmt::format("lists {} GPUs but parallel.num_ranks is {}", devices.size(), world));
-  }
-  const int visible = kernels::visible_device_count();
-  if (visible == 0) return core::Error{core::ErrorCode::kNoDevice, "execute needs a GPU and none is visible"};
-  if (visible < world) {
-    return core::Error{core::ErrorCode::kNoDevice,
-                       fmt::format("parallel.num_ranks is {} but only {} GPU(s) are visible", world, visible)};
-  }
-  // Validate shapes on the host before any allocation: a dry run runs every can_implement.
-  {
-    Allocator dry(nullptr);
-    core::Status st = strategy == core::Strategy::kHp
-                          ? HpLayer(scenario, 0, world, true, options.include_backward).allocate(dry, nullptr)
-                          : EpLayer(scenario, 0, world, true, options.include_backward).allocate(dry, nullptr);
-    if (!st) return st.error();
-  }
-  const std::int64_t arena = arena_bytes_needed(scenario, strategy, options.include_backward);
-  cudaDeviceProp prop{};
-  HPSIM_CUDA_TRY(cudaGetDeviceProperties(&prop, devices[0]));
+namespace {
+
+// What each rank measured: its spans per timed iteration, its memory peak by part, and the rows
+// of the traffic matrices it posted (the other rows are zero).
+struct RankMeasurements {
+  std::vector<std::vector<core::Span>> spans;
+  core::RankMemory memory;
+  std::vector<core::TrafficMatrix> traffic;
+};
+
+// Checks that every listed GPU has room for the layer's arena.
+core::Status check_fits(core::Strategy strategy, std::int64_t arena, std::span<const int> devices) {
   for (int d : devices) {
     HPSIM_CUDA_TRY(cudaSetDevice(d));
     std::size_t free_bytes = 0, total_bytes = 0;
@@ -174,21 +158,32 @@ core::Expected<ExecResult> execute_layer(const core::Scenario& scenario_in, core
                                      static_cast<double>(free_bytes) / 1e9, static_cast<double>(total_bytes) / 1e9)};
     }
   }
-  if (options.progress) {
-    options.progress(fmt::format("{} layer on {} x {}: {:.2f} GB per GPU, {} warm-up + {} timed iterations",
-                                 to_string(strategy), world, prop.name, static_cast<double>(arena) / 1e9,
-                                 options.warmup_iterations, options.iterations));
-  }
+  return core::Status::ok();
+}
+
+core::Status run_one_rank(const core::Scenario& scenario, core::Strategy strategy, const ExecOptions& options,
+                          RankContext& ctx, std::int64_t arena, const std::function<bool()>& arrive_and_wait,
+                          RankMeasurements& out, std::mutex& traffic_mutex) {
+  return strategy == core::Strategy::kHp
+             ? run_rank<HpLayer>(scenario, options, ctx, arena, arrive_and_wait, out.spans, out.traffic, traffic_mutex,
+                                 out.memory)
+             : run_rank<EpLayer>(scenario, options, ctx, arena, arrive_and_wait, out.spans, out.traffic, traffic_mutex,
+                                 out.memory);
+}
+
+// One process, one host thread per GPU.
+core::Expected<std::vector<RankMeasurements>> run_threads(const core::Scenario& scenario, core::Strategy strategy,
+                                                          const ExecOptions& options, std::span<const int> devices,
+                                                          std::int64_t arena) {
+  const int world = static_cast<int>(devices.size());
   auto comms = kernels::create_local_communicators(devices, kernels::CommOptions{options.timeout});
   if (!comms) return comms.error();
-
   std::vector<RankContext> contexts(static_cast<std::size_t>(world));
-  std::vector<std::vector<std::vector<core::Span>>> spans(static_cast<std::size_t>(world));
-  std::vector<core::RankMemory> memory(static_cast<std::size_t>(world));
+  std::vector<RankMeasurements> measured(static_cast<std::size_t>(world));
   std::vector<core::Status> status(static_cast<std::size_t>(world));
-  auto traffic = empty_traffic(strategy, world, options.include_backward);
   std::mutex traffic_mutex;
   BreakableBarrier barrier(world);
+  const std::function<bool()> arrive = [&barrier] { return barrier.arrive_and_wait(); };
   std::vector<std::thread> threads;
   for (int r = 0; r < world; ++r) {
     auto& ctx = contexts[static_cast<std::size_t>(r)];
@@ -196,12 +191,10 @@ core::Expected<ExecResult> execute_layer(const core::Scenario& scenario_in, core
     ctx.world = world;
     ctx.device = devices[static_cast<std::size_t>(r)];
     ctx.comm = (*comms)[static_cast<std::size_t>(r)].get();
+    measured[static_cast<std::size_t>(r)].traffic = empty_traffic(strategy, world, options.include_backward);
     threads.emplace_back([&, r] {
-      auto& c = contexts[static_cast<std::size_t>(r)];
       const auto i = static_cast<std::size_t>(r);
-      status[i] = strategy == core::Strategy::kHp
-                      ? run_rank<HpLayer>(scenario, options, c, arena, barrier, spans[i], traffic, traffic_mutex, memory[i])
-                      : run_rank<EpLayer>(scenario, options, c, arena, barrier, spans[i], traffic, traffic_mutex, memory[i]);
+      status[i] = run_one_rank(scenario, strategy, options, contexts[i], arena, arrive, measured[i], traffic_mutex);
       if (!status[i]) barrier.break_all();
     });
   }
@@ -213,12 +206,159 @@ core::Expected<ExecResult> execute_layer(const core::Scenario& scenario_in, core
     }
   }
   // The first real failure (not a rank that stopped because another failed).
-  for (const auto& s : status) {
-    if (!s && s.error().code != core::ErrorCode::kCancelled) return s.error();
+  for (const auto& st : status) {
+    if (!st && st.error().code != core::ErrorCode::kCancelled) return st.error();
   }
-  for (const auto& s : status) {
-    if (!s) return s.error();
+  for (const auto& st : status) {
+    if (!st) return st.error();
   }
+  return measured;
+}
+
+// A rank's measurements as text for the MPI all-gather: one line of numbers (the memory parts,
+// then every traffic matrix's row of this rank), then the spans as a Timeline whose "ranks" are
+// the timed iterations.
+std::string pack(const RankMeasurements& m, int rank, int world) {
+  std::string text;
+  const auto& mem = m.memory;
+  for (double v : {mem.weights, mem.gradients, mem.optimizer, mem.activations, mem.comm_buffers, mem.workspace}) {
+    text += fmt::format("{:.17g} ", v);
+  }
+  for (const auto& matrix : m.traffic) {
+    for (int peer = 0; peer < world; ++peer) text += fmt::format("{:.17g} ", matrix.at(rank, peer));
+  }
+  text += "\n";
+  core::Timeline iterations;
+  for (std::size_t it = 0; it < m.spans.size(); ++it) {
+    iterations.ranks.push_back({static_cast<std::int64_t>(it), m.spans[it]});
+  }
+  return text + core::to_json(iterations);
+}
+
+core::Status unpack(const std::string& text, int rank, int world, RankMeasurements& m) {
+  const auto newline = text.find('\n');
+  const auto bad = [&](const std::string& what) {
+    return core::Error{core::ErrorCode::kInternal, fmt::format("the measurements gathered from rank {}: {}", rank, what)};
+  };
+  if (newline == std::string::npos) return bad("no numbers line");
+  std::istringstream numbers(text.substr(0, newline));
+  auto& mem = m.memory;
+  mem.rank = rank;
+  for (double* v : {&mem.weights, &mem.gradients, &mem.optimizer, &mem.activations, &mem.comm_buffers, &mem.workspace}) {
+    if (!(numbers >> *v)) return bad("too few memory parts");
+  }
+  for (auto& matrix : m.traffic) {
+    for (int peer = 0; peer < world; ++peer) {
+      if (!(numbers >> matrix.at(rank, peer))) return bad("too few traffic entries");
+    }
+  }
+  auto iterations = core::parse_timeline(std::string_view(text).substr(newline + 1));
+  if (!iterations) return bad(iterations.error().message);
+  m.spans.clear();
+  for (auto& it : iterations->ranks) m.spans.push_back(std::move(it.spans));
+  return core::Status::ok();
+}
+
+// One process per GPU under mpirun: this process runs its own rank; every process gets all.
+core::Expected<std::vector<RankMeasurements>> run_mpi_rank(const core::Scenario& scenario, core::Strategy strategy,
+                                                           const ExecOptions& options, const kernels::MpiProcess& process,
+                                                           int device, std::int64_t arena) {
+  const int world = static_cast<int>(scenario.parallel.num_ranks);
+  auto comm = kernels::create_mpi_communicator(device, kernels::CommOptions{options.timeout});
+  if (!comm) return comm.error();
+  RankContext ctx;
+  ctx.rank = process.rank;
+  ctx.world = world;
+  ctx.device = device;
+  ctx.comm = comm->get();
+  RankMeasurements mine;
+  mine.traffic = empty_traffic(strategy, world, options.include_backward);
+  std::mutex traffic_mutex;
+  const std::function<bool()> arrive = [] { return kernels::mpi_barrier().is_ok(); };
+  const core::Status status = run_one_rank(scenario, strategy, options, ctx, arena, arrive, mine, traffic_mutex);
+  if (ctx.stream != nullptr) {
+    cudaSetDevice(ctx.device);
+    cudaStreamSynchronize(ctx.stream);
+  }
+  if (!status) {
+    return core::Error{status.error().code, fmt::format("rank {}: {}", process.rank, status.error().message)};
+  }
+  auto gathered = kernels::mpi_all_gather(pack(mine, process.rank, world));
+  if (!gathered) return gathered.error();
+  std::vector<RankMeasurements> measured(static_cast<std::size_t>(world));
+  for (int r = 0; r < world; ++r) {
+    auto& m = measured[static_cast<std::size_t>(r)];
+    m.traffic = empty_traffic(strategy, world, options.include_backward);
+    HPSIM_TRY(unpack((*gathered)[static_cast<std::size_t>(r)], r, world, m));
+  }
+  return measured;
+}
+
+}  // namespace
+
+core::Expected<ExecResult> execute_layer(const core::Scenario& scenario_in, core::Strategy strategy,
+                                         const ExecOptions& options) {
+  core::Scenario scenario = scenario_in;
+  scenario.parallel.strategy = strategy;
+  HPSIM_TRY(core::validate(scenario));
+  if (options.iterations < 1 || options.warmup_iterations < 0) {
+    return core::Error::field("iterations", "needs at least one timed iteration and no negative warm-up");
+  }
+  const int world = static_cast<int>(scenario.parallel.num_ranks);
+  const int visible = kernels::visible_device_count();
+  if (visible == 0) return core::Error{core::ErrorCode::kNoDevice, "execute needs a GPU and none is visible"};
+  // The GPUs this process drives: all W of them, or under MPI its own one.
+  std::vector<int> devices = options.devices;
+  kernels::MpiProcess process;
+  if (options.mpi) {
+    auto started = kernels::mpi_start();
+    if (!started) return started.error();
+    process = *started;
+    if (process.size != world) {
+      return core::Error::field("parallel.num_ranks", fmt::format("is {} but mpirun started {} process(es); start "
+                                                                  "one per rank",
+                                                                  world, process.size));
+    }
+    if (devices.size() > 1) return core::Error::field("devices", "under MPI, lists at most this process's one GPU");
+    if (devices.empty()) devices.push_back(process.local_rank);
+    if (devices[0] >= visible) {
+      return core::Error{core::ErrorCode::kNoDevice,
+                         fmt::format("rank {} needs GPU {} of this node but only {} GPU(s) are visible", process.rank,
+                                     devices[0], visible)};
+    }
+  } else {
+    if (devices.empty()) {
+      devices.resize(static_cast<std::size_t>(world));
+      std::iota(devices.begin(), devices.end(), 0);
+    }
+    if (static_cast<int>(devices.size()) != world) {
+      return core::Error::field("devices", fmt::format("lists {} GPUs but parallel.num_ranks is {}", devices.size(), world));
+    }
+    if (visible < world) {
+      return core::Error{core::ErrorCode::kNoDevice,
+                         fmt::format("parallel.num_ranks is {} but only {} GPU(s) are visible", world, visible)};
+    }
+  }
+  // Validate shapes on the host before any allocation: a dry run runs every can_implement.
+  {
+    Allocator dry(nullptr);
+    core::Status st = strategy == core::Strategy::kHp
+                          ? HpLayer(scenario, 0, world, true, options.include_backward).allocate(dry, nullptr)
+                          : EpLayer(scenario, 0, world, true, options.include_backward).allocate(dry, nullptr);
+    if (!st) return st.error();
+  }
+  const std::int64_t arena = arena_bytes_needed(scenario, strategy, options.include_backward);
+  cudaDeviceProp prop{};
+  HPSIM_CUDA_TRY(cudaGetDeviceProperties(&prop, devices[0]));
+  HPSIM_TRY(check_fits(strategy, arena, devices));
+  if (options.progress) {
+    options.progress(fmt::format("{} layer on {} x {}{}: {:.2f} GB per GPU, {} warm-up + {} timed iterations",
+                                 to_string(strategy), world, prop.name, options.mpi ? " (one process per GPU)" : "",
+                                 static_cast<double>(arena) / 1e9, options.warmup_iterations, options.iterations));
+  }
+  auto measured = options.mpi ? run_mpi_rank(scenario, strategy, options, process, devices[0], arena)
+                              : run_threads(scenario, strategy, options, devices, arena);
+  if (!measured) return measured.error();
 
   ExecResult result;
   result.strategy = strategy;
@@ -229,8 +369,8 @@ core::Expected<ExecResult> execute_layer(const core::Scenario& scenario_in, core
   std::vector<std::pair<double, std::size_t>> totals;
   for (std::size_t it = 0; it < iters; ++it) {
     std::int64_t end = 0;
-    for (const auto& per_rank : spans) {
-      for (const auto& s : per_rank[it]) end = std::max(end, s.end_ns);
+    for (const auto& rank : *measured) {
+      for (const auto& sp : rank.spans[it]) end = std::max(end, sp.end_ns);
     }
     result.iteration_us.push_back(static_cast<double>(end) / 1e3);
     totals.emplace_back(static_cast<double>(end), it);
@@ -239,12 +379,16 @@ core::Expected<ExecResult> execute_layer(const core::Scenario& scenario_in, core
   const std::size_t median = totals[totals.size() / 2].second;
   result.timeline.source = "executed";
   result.timeline.strategy = to_string(strategy);
+  result.traffic = empty_traffic(strategy, world, options.include_backward);
   for (int r = 0; r < world; ++r) {
-    result.timeline.ranks.push_back({r, spans[static_cast<std::size_t>(r)][median]});
+    const auto& rank = (*measured)[static_cast<std::size_t>(r)];
+    result.timeline.ranks.push_back({r, rank.spans[median]});
+    for (std::size_t m = 0; m < result.traffic.size(); ++m) {
+      for (int peer = 0; peer < world; ++peer) result.traffic[m].at(r, peer) = rank.traffic[m].at(r, peer);
+    }
+    result.memory.ranks.push_back(rank.memory);
   }
-  result.traffic = std::move(traffic);
   result.memory.capacity_bytes = static_cast<double>(prop.totalGlobalMem);
-  result.memory.ranks = std::move(memory);
   return result;
 }
 

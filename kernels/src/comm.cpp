@@ -1,6 +1,8 @@
 // NCCL communicators and collectives (see comm.h).
 #include "hpsim/kernels/comm.h"
 
+#include <cstdlib>
+#include <limits>
 #include <thread>
 
 #include <cuda_runtime.h>
@@ -235,6 +237,27 @@ core::Expected<std::vector<std::unique_ptr<Communicator>>> create_local_communic
   return out;
 }
 
+namespace {
+
+int launcher_size() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"}) {
+    if (const char* v = std::getenv(name); v != nullptr && *v != '\0') return std::atoi(v);
+  }
+  return 0;
+}
+
+#if HPSIM_HAVE_MPI
+bool g_mpi_started_here = false;
+MpiProcess g_mpi_process;
+#endif
+
+[[maybe_unused]] core::Error no_mpi() {
+  return core::Error{core::ErrorCode::kUnsupported,
+                     "this build has no MPI support (configure with HPSIM_WITH_MPI=ON and Open MPI installed)"};
+}
+
+}  // namespace
+
 bool has_mpi_support() { return HPSIM_HAVE_MPI != 0; }
 
 core::Expected<std::unique_ptr<Communicator>> create_mpi_communicator(int local_device, const CommOptions& options) {
@@ -262,8 +285,96 @@ core::Expected<std::unique_ptr<Communicator>> create_mpi_communicator(int local_
 #else
   (void)local_device;
   (void)options;
-  return core::Error{core::ErrorCode::kUnsupported, "this build has no MPI support (configure with HPSIM_WITH_MPI=ON)"};
+  return no_mpi();
 #endif
+}
+
+bool started_by_mpirun() { return launcher_size() > 1; }
+
+core::Expected<MpiProcess> mpi_start() {
+#if HPSIM_HAVE_MPI
+  int initialised = 0;
+  MPI_Initialized(&initialised);
+  if (initialised) {
+    if (!g_mpi_started_here) {
+      // Initialised by the caller: read the world, do not own it.
+      MPI_Comm_rank(MPI_COMM_WORLD, &g_mpi_process.rank);
+      MPI_Comm_size(MPI_COMM_WORLD, &g_mpi_process.size);
+    }
+  } else {
+    if (MPI_Init(nullptr, nullptr) != MPI_SUCCESS) return core::Error{core::ErrorCode::kInternal, "MPI_Init failed"};
+    g_mpi_started_here = true;
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_mpi_process.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_mpi_process.size);
+  }
+  MPI_Comm node = MPI_COMM_NULL;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_mpi_process.rank, MPI_INFO_NULL, &node);
+  MPI_Comm_rank(node, &g_mpi_process.local_rank);
+  MPI_Comm_free(&node);
+  return g_mpi_process;
+#else
+  return no_mpi();
+#endif
+}
+
+void mpi_finish() {
+#if HPSIM_HAVE_MPI
+  int finalised = 0;
+  MPI_Finalized(&finalised);
+  if (g_mpi_started_here && !finalised) MPI_Finalize();
+#endif
+}
+
+core::Status mpi_barrier() {
+#if HPSIM_HAVE_MPI
+  if (MPI_Barrier(MPI_COMM_WORLD) != MPI_SUCCESS) return core::Error{core::ErrorCode::kInternal, "MPI_Barrier failed"};
+  return core::Status::ok();
+#else
+  return no_mpi();
+#endif
+}
+
+core::Expected<std::vector<std::string>> mpi_all_gather(const std::string& mine) {
+#if HPSIM_HAVE_MPI
+  int size = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const int my_len = static_cast<int>(mine.size());
+  std::vector<int> lengths(static_cast<std::size_t>(size));
+  if (MPI_Allgather(&my_len, 1, MPI_INT, lengths.data(), 1, MPI_INT, MPI_COMM_WORLD) != MPI_SUCCESS) {
+    return core::Error{core::ErrorCode::kInternal, "MPI_Allgather of the lengths failed"};
+  }
+  std::vector<int> offsets(static_cast<std::size_t>(size));
+  std::int64_t total = 0;
+  for (std::size_t i = 0; i < lengths.size(); ++i) {
+    offsets[i] = static_cast<int>(total);
+    total += lengths[i];
+  }
+  if (total > std::numeric_limits<int>::max()) {
+    return core::Error{core::ErrorCode::kInternal, "MPI all-gather of more than 2 GB"};
+  }
+  std::string all(static_cast<std::size_t>(total), '\0');
+  if (MPI_Allgatherv(mine.data(), my_len, MPI_CHAR, all.data(), lengths.data(), offsets.data(), MPI_CHAR,
+                     MPI_COMM_WORLD) != MPI_SUCCESS) {
+    return core::Error{core::ErrorCode::kInternal, "MPI_Allgatherv failed"};
+  }
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < lengths.size(); ++i) {
+    out.push_back(all.substr(static_cast<std::size_t>(offsets[i]), static_cast<std::size_t>(lengths[i])));
+  }
+  return out;
+#else
+  (void)mine;
+  return no_mpi();
+#endif
+}
+
+void mpi_abort(int exit_code) {
+#if HPSIM_HAVE_MPI
+  int initialised = 0;
+  MPI_Initialized(&initialised);
+  if (initialised) MPI_Abort(MPI_COMM_WORLD, exit_code);
+#endif
+  std::_Exit(exit_code);
 }
 
 }  // namespace hpsim::kernels

@@ -1,6 +1,7 @@
 #pragma once
 // The full layer executor: builds the EP or the HP layer of a Scenario on W local GPUs (one host
-// thread per GPU, NCCL communicators from ncclCommInitAll), with random weights and inputs, and
+// thread per GPU, NCCL communicators from ncclCommInitAll; or, with ExecOptions::mpi, one process
+// per GPU started by mpirun, the NCCL id broadcast over MPI), with random weights and inputs, and
 // runs forward and backward with the project's kernels. Every stage on every rank is bracketed
 // with CUDA events; the result is the measured core::Timeline (same stage names as the model's
 // LayerPlan, so it compares span by span with the simulated one), the bytes actually posted per
@@ -24,7 +25,12 @@
 namespace hpsim::exec {
 
 struct ExecOptions {
-  std::vector<int> devices;      // GPUs to use; empty = 0 .. W-1
+  std::vector<int> devices;      // GPUs to use; empty = 0 .. W-1 (MPI: this process's GPU; empty = its node-local rank)
+  // One process per GPU under mpirun (needs HPSIM_WITH_MPI): this process runs its MPI rank, W
+  // must equal the number of processes, and every process returns the whole result (the ranks'
+  // measurements are all-gathered). After an error the caller ends the job (kernels::mpi_abort):
+  // the other processes may be waiting for this one in a collective.
+  bool mpi = false;
   int warmup_iterations = 2;
   int iterations = 5;            // timed; the reported timeline is the median one
   bool include_backward = true;

@@ -83,6 +83,37 @@ bool has_mpi_support();
 // caller (MPI_Init) and stays owned by it.
 core::Expected<std::unique_ptr<Communicator>> create_mpi_communicator(int local_device, const CommOptions& options);
 
+// The host side of the one-process-per-GPU mode: MPI's world as this process sees it, a host
+// barrier and an all-gather of byte strings (the executor gathers every rank's measurements with
+// it). Only builds with HPSIM_WITH_MPI can start MPI; elsewhere mpi_start() is an error and
+// started_by_mpirun() still answers, so a command can say what is missing.
+struct MpiProcess {
+  int rank = 0;
+  int size = 1;
+  int local_rank = 0;  // among the processes on this node: the GPU it takes by default
+};
+
+// Whether a launcher (mpirun, srun) started this process as one of several: reads the launcher's
+// environment (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_SIZE), never MPI itself.
+bool started_by_mpirun();
+
+// Initialises MPI once per process (later calls return the same world); the local rank comes from
+// the processes that share this node.
+core::Expected<MpiProcess> mpi_start();
+
+// Finalises MPI if mpi_start() initialised it; safe to call more than once.
+void mpi_finish();
+
+// Waits on the host until every process arrives.
+core::Status mpi_barrier();
+
+// Every process's `mine`, in rank order, on every process.
+core::Expected<std::vector<std::string>> mpi_all_gather(const std::string& mine);
+
+// Ends every process of the job with `exit_code` (after a failure that would leave the others
+// waiting in a collective).
+[[noreturn]] void mpi_abort(int exit_code);
+
 // Number of visible CUDA devices; 0 when there is no driver or no GPU (never an error).
 int visible_device_count();
 
