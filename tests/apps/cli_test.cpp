@@ -187,6 +187,21 @@ TEST(CliHelp, GpuCommandsExplainThemselvesAndRejectBadOptions) {
   EXPECT_EQ(run_cli({"imbalance", "--tokens", "0"}).exit_code, 2);
 }
 
+TEST(CliHelp, TheSweepsStartedByMpirunSayWhyNotInsteadOfRunningTwice) {
+  // A launcher's environment (two processes) without a launcher: the sweeps drive every local GPU
+  // from one process, so each would run the whole sweep; they refuse (builds without the CUDA
+  // executor say that instead). `hpsim execute` is the command for one process per GPU.
+  for (const char* cmd : {"validate", "imbalance", "calibrate"}) {
+    const auto r = run_cli({cmd}, {"OMPI_COMM_WORLD_SIZE=2"});
+    if (r.err.find("no CUDA executor") != std::string::npos) {
+      EXPECT_EQ(r.exit_code, 77) << cmd;
+      continue;
+    }
+    EXPECT_EQ(r.exit_code, 2) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("start it without mpirun"), std::string::npos) << cmd << ": " << r.err;
+  }
+}
+
 TEST(CliSimulate, JsonHasBothStrategiesForEachDefaultScenario) {
   const auto r = run_cli({"simulate", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

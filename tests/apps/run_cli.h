@@ -54,11 +54,18 @@ inline std::string quote(const std::string& arg) {
   return out + "'";
 }
 
-inline CliResult run_cli(const std::vector<std::string>& args) {
+// `environment`: VAR=value words set for this run only (through env(1)).
+inline CliResult run_cli(const std::vector<std::string>& args, const std::vector<std::string>& environment = {}) {
   static int counter = 0;
   const auto out_path = temp_dir() / ("out" + std::to_string(counter) + ".txt");
   const auto err_path = temp_dir() / ("err" + std::to_string(counter++) + ".txt");
-  std::string cmd = quote(HPSIM_CLI);
+  std::string cmd;
+  if (!environment.empty()) {
+    cmd = "env";
+    for (const auto& e : environment) cmd.append(" ").append(quote(e));
+    cmd.append(" ");
+  }
+  cmd += quote(HPSIM_CLI);
   for (const auto& a : args) cmd.append(" ").append(quote(a));
   cmd.append(" > ").append(quote(out_path.string())).append(" 2> ").append(quote(err_path.string()));
   const int status = std::system(cmd.c_str());
