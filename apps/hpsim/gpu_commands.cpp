@@ -56,6 +56,10 @@ void add_gpu_commands(CLI::App& app, ExecuteOptions& ex, ValidateOptions& val, C
   execute->add_flag("--real-router", ex.real_router,
                     "Route with the router's own choices (random weights) instead of the scenario's workload");
   execute->add_flag("--forward-only", ex.forward_only, "Run the forward pass only");
+  execute->add_flag("--check-numerics", ex.check_numerics,
+                    "Also run each layer once on one GPU with all W ranks' data and print how far the W-GPU output, "
+                    "input gradient and weight gradients are from it (relative L2; tolerance 1e-2); exit 1 past it")
+      ->excludes("--real-router");
   execute->add_flag("--json", ex.json, "Print the measured timelines and comparisons as JSON");
   execute->add_option("--out", ex.out, "Write the report to this file instead of stdout");
 
@@ -243,6 +247,11 @@ namespace {
 // rank 0 alone prints and writes.
 int execute_here(const ExecuteOptions& o, const kernels::MpiProcess* process) {
   const bool root = process == nullptr || process->rank == 0;
+  if (o.check_numerics && process != nullptr) {
+    return print_error(core::Error::field("--check-numerics", "runs from one process driving every GPU: start it "
+                                                                "without mpirun"));
+  }
+  bool numerics_failed = false;
   auto scenario = load_scenario_arg(o.scenario);
   if (!scenario) return print_error(scenario.error());
   auto profile = load_profile_arg(o.profile);
@@ -336,10 +345,28 @@ int execute_here(const ExecuteOptions& o, const kernels::MpiProcess* process) {
       if (auto st = traces::write_chrome_trace(predicted_path, *predicted); !st) return print_error(st.error());
       print_note(fmt::format("traces: {} (measured), {} (predicted)", measured_path, predicted_path));
     }
+    if (o.check_numerics) {
+      auto check = exec::check_numerics(*scenario, strategy, eo);
+      if (!check) return print_error(check.error());
+      text += fmt::format("{} layer on {} GPU(s) against the same layer on one GPU (one forward + backward; "
+                          "tolerance {:g} relative L2):\n",
+                          to_string(strategy), check->ranks, exec::kNumericsTolerance);
+      for (const auto& t : check->tensors) {
+        text += fmt::format("  {:<9} {:>11} values{:<10} relative L2 {:.2e}  max |diff| {:.2e}  {}\n", t.tensor, t.count,
+                            t.summed_over_ranks ? " (summed)" : "", t.relative_l2, t.max_abs,
+                            t.relative_l2 <= exec::kNumericsTolerance ? "ok" : "OVER");
+      }
+      text += "\n";
+      if (!check->passed()) numerics_failed = true;
+    }
   }
   json += "]\n";
   if (!root) return kExitOk;
   if (auto st = emit(o.out, o.json ? json : text); !st) return print_error(st.error());
+  if (numerics_failed) {
+    std::fprintf(stderr, "error: the W-GPU layer differs from the one-GPU layer by more than %g\n", exec::kNumericsTolerance);
+    return kExitBadInput;
+  }
   return kExitOk;
 }
 

@@ -23,6 +23,7 @@ struct ExecuteOptions {
   int warmup = 2;
   bool real_router = false;
   bool forward_only = false;
+  bool check_numerics = false;
   bool json = false;
   std::string out;
 };

@@ -6,8 +6,10 @@
 #include "hpsim/exec/forced_routing.h"
 
 namespace hpsim::exec::detail {
-EpLayer::EpLayer(const core::Scenario& s, int rank, int world, bool forced_routing, bool include_backward)
-    : scenario_(s), rank_(rank), world_(world), forced_(forced_routing), backward_(include_backward) {
+EpLayer::EpLayer(const core::Scenario& s, int rank, int world, bool forced_routing, bool include_backward,
+                 int data_ranks)
+    : scenario_(s), rank_(rank), world_(world), forced_(forced_routing), backward_(include_backward),
+      data_ranks_(data_ranks) {
   n_ = s.workload.tokens_per_rank;
   d_ = s.model.d_model;
   E_ = s.model.num_experts;
@@ -150,22 +152,34 @@ Status EpLayer::allocate(Allocator& alloc, RankContext* ctx) {
 }
 
 Status EpLayer::initialise(RankContext& c) {
-  const std::uint64_t seed = scenario_.workload.seed * 1000003ULL + static_cast<std::uint64_t>(rank_) * 7919ULL;
   const std::uint64_t shared = scenario_.workload.seed * 1000003ULL;
   // The router is replicated: same weights on every rank.
   HPSIM_TRY(fill_random_f32(router_w_, E_ * d_, 1.0f / std::sqrt(static_cast<float>(d_)), shared + 3, c.stream));
   HPSIM_TRY(fill_random_f32(bias_, E_, 0.01f, shared + 4, c.stream));
-  HPSIM_TRY(fill_random_bf16(w1_, E_loc_ * f_ * d_, 1.0f / std::sqrt(static_cast<float>(d_)), seed + 5, c.stream));
-  HPSIM_TRY(fill_random_bf16(w2_, E_loc_ * f_ * d_, 1.0f / std::sqrt(static_cast<float>(f_)), seed + 6, c.stream));
-  HPSIM_TRY(fill_random_bf16(x_, n_ * d_, 1.0f, seed + 7, c.stream));
-  if (backward_) HPSIM_TRY(fill_random_bf16(dy_, n_ * d_, 0.01f, seed + 8, c.stream));
+  // Rank g's experts, tokens and routing, from rank g's seed; q-th of the ranks held here.
+  const std::int64_t Eg = E_loc_ / data_ranks_, ng = n_ / data_ranks_;
+  const auto weights = expert_weights(scenario_.workload, E_, world_ * data_ranks_);
+  std::vector<std::int32_t> topk, counts(static_cast<std::size_t>(E_), 0);
+  std::vector<float> gates;
+  for (int q = 0; q < data_ranks_; ++q) {
+    const std::int64_t g = rank_ * data_ranks_ + q;
+    const std::uint64_t seed = shared + static_cast<std::uint64_t>(g) * 7919ULL;
+    HPSIM_TRY(fill_random_bf16(w1_ + q * Eg * f_ * d_, Eg * f_ * d_, 1.0f / std::sqrt(static_cast<float>(d_)), seed + 5,
+                               c.stream));
+    HPSIM_TRY(fill_random_bf16(w2_ + q * Eg * f_ * d_, Eg * f_ * d_, 1.0f / std::sqrt(static_cast<float>(f_)), seed + 6,
+                               c.stream));
+    HPSIM_TRY(fill_random_bf16(x_ + q * ng * d_, ng * d_, 1.0f, seed + 7, c.stream));
+    if (backward_) HPSIM_TRY(fill_random_bf16(dy_ + q * ng * d_, ng * d_, 0.01f, seed + 8, c.stream));
+    if (forced_) {
+      const auto r = draw_routing(weights, ng, k_, scenario_.workload.seed, ep_routing_stream(g));
+      for (auto e : r.experts) ++counts[static_cast<std::size_t>(e)];
+      topk.insert(topk.end(), r.experts.begin(), r.experts.end());
+      gates.insert(gates.end(), r.gates.begin(), r.gates.end());
+    }
+  }
   if (forced_) {
-    const auto weights = expert_weights(scenario_.workload, E_, world_);
-    const auto r = draw_routing(weights, n_, k_, scenario_.workload.seed, ep_routing_stream(rank_));
-    std::vector<std::int32_t> counts(static_cast<std::size_t>(E_), 0);
-    for (auto e : r.experts) ++counts[static_cast<std::size_t>(e)];
-    HPSIM_CUDA_TRY(cudaMemcpy(forced_topk_, r.experts.data(), r.experts.size() * 4, cudaMemcpyHostToDevice));
-    HPSIM_CUDA_TRY(cudaMemcpy(forced_gates_, r.gates.data(), r.gates.size() * 4, cudaMemcpyHostToDevice));
+    HPSIM_CUDA_TRY(cudaMemcpy(forced_topk_, topk.data(), topk.size() * 4, cudaMemcpyHostToDevice));
+    HPSIM_CUDA_TRY(cudaMemcpy(forced_gates_, gates.data(), gates.size() * 4, cudaMemcpyHostToDevice));
     HPSIM_CUDA_TRY(cudaMemcpy(forced_counts_, counts.data(), counts.size() * 4, cudaMemcpyHostToDevice));
   }
   host_counts_.assign(static_cast<std::size_t>(E_), 0);
@@ -283,6 +297,23 @@ Status EpLayer::backward(RankContext& c) {
   HPSIM_TRY(stage(c, "router_bwd", B, Lane::kCompute, 3 * n * dd_ * s + 2.0 * EE_ * dd_ * 4, 4 * slots * dd_,
                   [&] { return kernels::launch(router_bwd_, c.workspace, c.stream); }));
   return Status::ok();
+}
+
+core::Expected<std::vector<NumericsTensor>> EpLayer::numerics() const {
+  std::vector<NumericsTensor> out;
+  auto add = [&](core::Expected<NumericsTensor> t) -> Status {
+    if (!t) return t.error();
+    out.push_back(std::move(*t));
+    return Status::ok();
+  };
+  HPSIM_TRY(add(host_tensor("Y", y_, n_ * d_)));
+  if (backward_) {
+    HPSIM_TRY(add(host_tensor("dX", dx_tok_, n_ * d_)));
+    HPSIM_TRY(add(host_tensor("d router", d_router_, E_ * d_, true)));
+    HPSIM_TRY(add(host_tensor("dW1", d_w1_, E_loc_ * f_ * d_)));
+    HPSIM_TRY(add(host_tensor("dW2", d_w2_, E_loc_ * f_ * d_)));
+  }
+  return out;
 }
 
 void EpLayer::add_traffic(std::vector<core::TrafficMatrix>& m) const {

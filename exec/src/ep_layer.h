@@ -20,13 +20,18 @@ namespace hpsim::exec::detail {
 
 class EpLayer {
  public:
-  EpLayer(const core::Scenario& scenario, int rank, int world, bool forced_routing, bool include_backward);
+  // `data_ranks`: as HpLayer's (this instance holds the tokens, experts and forced routing of that
+  // many consecutive ranks; W in the one-GPU reference of the numerics check).
+  EpLayer(const core::Scenario& scenario, int rank, int world, bool forced_routing, bool include_backward,
+          int data_ranks = 1);
 
   core::Status allocate(Allocator& alloc, RankContext* ctx);
   core::Status initialise(RankContext& ctx);
   core::Status forward(RankContext& ctx);
   core::Status backward(RankContext& ctx);
   void add_traffic(std::vector<core::TrafficMatrix>& matrices) const;
+  // Host copies of the output, the input gradient and the weight gradients after an iteration.
+  core::Expected<std::vector<NumericsTensor>> numerics() const;
 
  private:
   // Buffers sized by the received rows R (worst case n*k*W in a dry run).
@@ -36,6 +41,7 @@ class EpLayer {
   const core::Scenario& scenario_;
   int rank_, world_;
   bool forced_, backward_;
+  int data_ranks_;
   std::int64_t n_, d_, E_, k_, f_, E_loc_;
 
   double dd_ = 0, ff_ = 0, hh_ = 0, EE_ = 0, EEloc_ = 0;  // the dimensions as doubles, for byte and FLOP counts

@@ -6,9 +6,10 @@
 #include "hpsim/exec/executor.h"
 
 #include <algorithm>
+#include <cmath>
 #include <condition_variable>
-#include <mutex>
 #include <functional>
+#include <mutex>
 #include <numeric>
 #include <span>
 #include <sstream>
@@ -71,11 +72,27 @@ std::vector<core::TrafficMatrix> empty_traffic(core::Strategy strategy, std::int
   return m;
 }
 
+// What each rank measured: its spans per timed iteration, its memory peak by part, the rows of
+// the traffic matrices it posted (the other rows are zero) and, for the numerics check, host
+// copies of its results after the last iteration.
+struct RankMeasurements {
+  std::vector<std::vector<core::Span>> spans;
+  core::RankMemory memory;
+  std::vector<core::TrafficMatrix> traffic;
+  std::vector<detail::NumericsTensor> numerics;
+};
+
+// What one rank runs beyond its own layer: the data of `data_ranks` consecutive ranks (all W in
+// the numerics check's one-GPU reference), and whether to keep its results.
+struct RankRole {
+  int data_ranks = 1;
+  bool keep_numerics = false;
+};
+
 template <typename Layer>
 core::Status run_rank(const core::Scenario& scenario, const ExecOptions& options, RankContext& ctx,
-                      std::int64_t arena_bytes, const std::function<bool()>& arrive_and_wait,
-                      std::vector<std::vector<core::Span>>& timed_spans, std::vector<core::TrafficMatrix>& traffic,
-                      std::mutex& traffic_mutex, core::RankMemory& memory) {
+                      std::int64_t arena_bytes, const std::function<bool()>& arrive_and_wait, const RankRole& role,
+                      RankMeasurements& out) {
   HPSIM_CUDA_TRY(cudaSetDevice(ctx.device));
   HPSIM_CUDA_TRY(cudaStreamCreateWithFlags(&ctx.stream, cudaStreamNonBlocking));
   auto dense = kernels::create_dense_context();
@@ -83,7 +100,7 @@ core::Status run_rank(const core::Scenario& scenario, const ExecOptions& options
   ctx.dense = std::move(*dense);
   ctx.recorder = std::make_unique<StageRecorder>(ctx.stream);
   HPSIM_TRY(ctx.arena.reserve(arena_bytes, ctx.device));
-  Layer layer(scenario, ctx.rank, ctx.world, options.forced_routing, options.include_backward);
+  Layer layer(scenario, ctx.rank, ctx.world, options.forced_routing, options.include_backward, role.data_ranks);
   Allocator alloc(&ctx.arena);
   HPSIM_TRY(layer.allocate(alloc, &ctx));
   float* sync = nullptr;
@@ -106,14 +123,16 @@ core::Status run_rank(const core::Scenario& scenario, const ExecOptions& options
     if (it >= options.warmup_iterations) {
       auto spans = ctx.recorder->spans();
       if (!spans) return spans.error();
-      timed_spans.push_back(std::move(*spans));
+      out.spans.push_back(std::move(*spans));
     }
   }
-  {
-    std::lock_guard lock(traffic_mutex);
-    layer.add_traffic(traffic);
+  layer.add_traffic(out.traffic);
+  out.memory = ctx.arena.peak_by_part(ctx.rank);
+  if (role.keep_numerics) {
+    auto numerics = layer.numerics();
+    if (!numerics) return numerics.error();
+    out.numerics = std::move(*numerics);
   }
-  memory = ctx.arena.peak_by_part(ctx.rank);
   return core::Status::ok();
 }
 
@@ -136,14 +155,6 @@ std::int64_t arena_bytes_needed(const core::Scenario& scenario, core::Strategy s
 
 namespace {
 
-// What each rank measured: its spans per timed iteration, its memory peak by part, and the rows
-// of the traffic matrices it posted (the other rows are zero).
-struct RankMeasurements {
-  std::vector<std::vector<core::Span>> spans;
-  core::RankMemory memory;
-  std::vector<core::TrafficMatrix> traffic;
-};
-
 // Checks that every listed GPU has room for the layer's arena.
 core::Status check_fits(core::Strategy strategy, std::int64_t arena, std::span<const int> devices) {
   for (int d : devices) {
@@ -163,25 +174,22 @@ core::Status check_fits(core::Strategy strategy, std::int64_t arena, std::span<c
 
 core::Status run_one_rank(const core::Scenario& scenario, core::Strategy strategy, const ExecOptions& options,
                           RankContext& ctx, std::int64_t arena, const std::function<bool()>& arrive_and_wait,
-                          RankMeasurements& out, std::mutex& traffic_mutex) {
+                          const RankRole& role, RankMeasurements& out) {
   return strategy == core::Strategy::kHp
-             ? run_rank<HpLayer>(scenario, options, ctx, arena, arrive_and_wait, out.spans, out.traffic, traffic_mutex,
-                                 out.memory)
-             : run_rank<EpLayer>(scenario, options, ctx, arena, arrive_and_wait, out.spans, out.traffic, traffic_mutex,
-                                 out.memory);
+             ? run_rank<HpLayer>(scenario, options, ctx, arena, arrive_and_wait, role, out)
+             : run_rank<EpLayer>(scenario, options, ctx, arena, arrive_and_wait, role, out);
 }
 
 // One process, one host thread per GPU.
 core::Expected<std::vector<RankMeasurements>> run_threads(const core::Scenario& scenario, core::Strategy strategy,
                                                           const ExecOptions& options, std::span<const int> devices,
-                                                          std::int64_t arena) {
+                                                          std::int64_t arena, const RankRole& role = {}) {
   const int world = static_cast<int>(devices.size());
   auto comms = kernels::create_local_communicators(devices, kernels::CommOptions{options.timeout});
   if (!comms) return comms.error();
   std::vector<RankContext> contexts(static_cast<std::size_t>(world));
   std::vector<RankMeasurements> measured(static_cast<std::size_t>(world));
   std::vector<core::Status> status(static_cast<std::size_t>(world));
-  std::mutex traffic_mutex;
   BreakableBarrier barrier(world);
   const std::function<bool()> arrive = [&barrier] { return barrier.arrive_and_wait(); };
   std::vector<std::thread> threads;
@@ -194,7 +202,7 @@ core::Expected<std::vector<RankMeasurements>> run_threads(const core::Scenario& 
     measured[static_cast<std::size_t>(r)].traffic = empty_traffic(strategy, world, options.include_backward);
     threads.emplace_back([&, r] {
       const auto i = static_cast<std::size_t>(r);
-      status[i] = run_one_rank(scenario, strategy, options, contexts[i], arena, arrive, measured[i], traffic_mutex);
+      status[i] = run_one_rank(scenario, strategy, options, contexts[i], arena, arrive, role, measured[i]);
       if (!status[i]) barrier.break_all();
     });
   }
@@ -273,9 +281,8 @@ core::Expected<std::vector<RankMeasurements>> run_mpi_rank(const core::Scenario&
   ctx.comm = comm->get();
   RankMeasurements mine;
   mine.traffic = empty_traffic(strategy, world, options.include_backward);
-  std::mutex traffic_mutex;
   const std::function<bool()> arrive = [] { return kernels::mpi_barrier().is_ok(); };
-  const core::Status status = run_one_rank(scenario, strategy, options, ctx, arena, arrive, mine, traffic_mutex);
+  const core::Status status = run_one_rank(scenario, strategy, options, ctx, arena, arrive, RankRole{}, mine);
   if (ctx.stream != nullptr) {
     cudaSetDevice(ctx.device);
     cudaStreamSynchronize(ctx.stream);
@@ -390,6 +397,93 @@ core::Expected<ExecResult> execute_layer(const core::Scenario& scenario_in, core
   }
   result.memory.capacity_bytes = static_cast<double>(prop.totalGlobalMem);
   return result;
+}
+
+core::Expected<NumericsReport> check_numerics(const core::Scenario& scenario_in, core::Strategy strategy,
+                                              const ExecOptions& options) {
+  core::Scenario scenario = scenario_in;
+  scenario.parallel.strategy = strategy;
+  HPSIM_TRY(core::validate(scenario));
+  if (options.mpi) return core::Error::field("mpi", "the numerics check runs from one process driving every GPU");
+  if (!options.forced_routing) {
+    return core::Error::field("forced_routing", "the numerics check needs forced routing: the router's own choices "
+                                                "may differ between the two runs where two experts' scores tie");
+  }
+  const int world = static_cast<int>(scenario.parallel.num_ranks);
+  const int visible = kernels::visible_device_count();
+  if (visible == 0) return core::Error{core::ErrorCode::kNoDevice, "the numerics check needs a GPU and none is visible"};
+  if (visible < world) {
+    return core::Error{core::ErrorCode::kNoDevice,
+                       fmt::format("parallel.num_ranks is {} but only {} GPU(s) are visible", world, visible)};
+  }
+  std::vector<int> devices = options.devices;
+  if (devices.empty()) {
+    devices.resize(static_cast<std::size_t>(world));
+    std::iota(devices.begin(), devices.end(), 0);
+  }
+  if (static_cast<int>(devices.size()) != world) {
+    return core::Error::field("devices", fmt::format("lists {} GPUs but parallel.num_ranks is {}", devices.size(), world));
+  }
+  // The same layer on one GPU: every rank's tokens, heads and experts, filled and routed as the
+  // W ranks fill and route them.
+  core::Scenario one_gpu = scenario;
+  one_gpu.workload.tokens_per_rank *= world;
+  one_gpu.parallel.num_ranks = 1;
+  HPSIM_TRY(core::validate(one_gpu));
+  const std::int64_t arena = arena_bytes_needed(scenario, strategy, options.include_backward);
+  const std::int64_t one_arena = arena_bytes_needed(one_gpu, strategy, options.include_backward);
+  HPSIM_TRY(check_fits(strategy, arena, devices));
+  HPSIM_TRY(check_fits(strategy, one_arena, std::span<const int>(devices).first(1)));
+  ExecOptions once = options;
+  once.iterations = 1;
+  once.warmup_iterations = 0;
+  auto sharded = run_threads(scenario, strategy, once, devices, arena, RankRole{1, true});
+  if (!sharded) return sharded.error();
+  auto reference = run_threads(one_gpu, strategy, once, std::span<const int>(devices).first(1), one_arena,
+                               RankRole{world, true});
+  if (!reference) return reference.error();
+
+  NumericsReport report;
+  report.strategy = strategy;
+  report.ranks = world;
+  const auto& expected = reference->front().numerics;
+  for (std::size_t t = 0; t < expected.size(); ++t) {
+    const auto& want = expected[t];
+    // The W ranks' pieces: concatenated in rank order, or added where each rank holds a partial sum.
+    std::vector<double> got;
+    for (const auto& rank : *sharded) {
+      if (t >= rank.numerics.size() || rank.numerics[t].name != want.name) {
+        return core::Error{core::ErrorCode::kInternal, fmt::format("numerics check: rank results lack {}", want.name)};
+      }
+      const auto& piece = rank.numerics[t].values;
+      if (!want.summed_over_ranks) {
+        got.insert(got.end(), piece.begin(), piece.end());
+      } else if (got.empty()) {
+        got = piece;
+      } else {
+        for (std::size_t i = 0; i < got.size(); ++i) got[i] += piece[i];
+      }
+    }
+    if (got.size() != want.values.size()) {
+      return core::Error{core::ErrorCode::kInternal,
+                         fmt::format("numerics check: {} has {} values on W GPUs, {} on one", want.name, got.size(),
+                                     want.values.size())};
+    }
+    NumericsDifference diff;
+    diff.tensor = want.name;
+    diff.count = static_cast<std::int64_t>(got.size());
+    diff.summed_over_ranks = want.summed_over_ranks;
+    double err2 = 0, ref2 = 0;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      const double e = got[i] - want.values[i];
+      err2 += e * e;
+      ref2 += want.values[i] * want.values[i];
+      diff.max_abs = std::max(diff.max_abs, std::abs(e));
+    }
+    diff.relative_l2 = ref2 > 0 ? std::sqrt(err2 / ref2) : std::sqrt(err2);
+    report.tensors.push_back(diff);
+  }
+  return report;
 }
 
 }  // namespace hpsim::exec

@@ -5,8 +5,10 @@
 #include "hpsim/exec/forced_routing.h"
 
 namespace hpsim::exec::detail {
-HpLayer::HpLayer(const core::Scenario& s, int rank, int world, bool forced_routing, bool include_backward)
-    : scenario_(s), rank_(rank), world_(world), forced_(forced_routing), backward_(include_backward) {
+HpLayer::HpLayer(const core::Scenario& s, int rank, int world, bool forced_routing, bool include_backward,
+                 int data_ranks)
+    : scenario_(s), rank_(rank), world_(world), forced_(forced_routing), backward_(include_backward),
+      data_ranks_(data_ranks) {
   n_ = s.workload.tokens_per_rank;
   d_ = s.model.d_model;
   H_ = s.model.num_heads;
@@ -128,28 +130,38 @@ Status HpLayer::build_args(RankContext* ctx) {
 }
 
 Status HpLayer::initialise(RankContext& c) {
-  const std::uint64_t seed = scenario_.workload.seed * 1000003ULL + static_cast<std::uint64_t>(rank_) * 7919ULL;
   const std::int64_t Hh = H_ * h_;
   // Weights are the same on every rank where they are replicated (W_in, W_out): same seed.
   const std::uint64_t shared = scenario_.workload.seed * 1000003ULL;
   HPSIM_TRY(fill_random_bf16(w_in_, Hh * d_, 1.0f / std::sqrt(static_cast<float>(d_)), shared + 1, c.stream));
   HPSIM_TRY(fill_random_bf16(w_out_, d_ * Hh, 1.0f / std::sqrt(static_cast<float>(Hh)), shared + 2, c.stream));
-  HPSIM_TRY(fill_random_f32(router_w_, L_ * E_ * h_, 1.0f / std::sqrt(static_cast<float>(h_)), seed + 3, c.stream));
-  HPSIM_TRY(fill_random_f32(bias_, L_ * E_, 0.01f, seed + 4, c.stream));
-  HPSIM_TRY(fill_random_bf16(w_k_, L_ * E_ * f_ * h_, 1.0f / std::sqrt(static_cast<float>(h_)), seed + 5, c.stream));
-  HPSIM_TRY(fill_random_bf16(w_v_, L_ * E_ * f_ * h_, 1.0f / std::sqrt(static_cast<float>(f_)), seed + 6, c.stream));
-  HPSIM_TRY(fill_random_bf16(x_, n_ * d_, 1.0f, seed + 7, c.stream));
-  if (backward_) HPSIM_TRY(fill_random_bf16(dy_, n_ * d_, 0.01f, seed + 8, c.stream));
+  // Rank g's heads, tokens and their gradients, from rank g's seed; q-th of the ranks held here.
+  const std::int64_t Lg = L_ / data_ranks_, ng = n_ / data_ranks_;
+  for (int q = 0; q < data_ranks_; ++q) {
+    const auto g = static_cast<std::uint64_t>(rank_ * data_ranks_ + q);
+    const std::uint64_t seed = shared + g * 7919ULL;
+    HPSIM_TRY(fill_random_f32(router_w_ + q * Lg * E_ * h_, Lg * E_ * h_, 1.0f / std::sqrt(static_cast<float>(h_)),
+                              seed + 3, c.stream));
+    HPSIM_TRY(fill_random_f32(bias_ + q * Lg * E_, Lg * E_, 0.01f, seed + 4, c.stream));
+    HPSIM_TRY(fill_random_bf16(w_k_ + q * Lg * E_ * f_ * h_, Lg * E_ * f_ * h_, 1.0f / std::sqrt(static_cast<float>(h_)),
+                               seed + 5, c.stream));
+    HPSIM_TRY(fill_random_bf16(w_v_ + q * Lg * E_ * f_ * h_, Lg * E_ * f_ * h_, 1.0f / std::sqrt(static_cast<float>(f_)),
+                               seed + 6, c.stream));
+    HPSIM_TRY(fill_random_bf16(x_ + q * ng * d_, ng * d_, 1.0f, seed + 7, c.stream));
+    if (backward_) HPSIM_TRY(fill_random_bf16(dy_ + q * ng * d_, ng * d_, 0.01f, seed + 8, c.stream));
+  }
   if (forced_) {
-    // Head l of this rank is global head rank*L + l; its sub-tokens come from every source rank.
-    const auto weights = expert_weights(scenario_.workload, E_, world_);
+    // Head l of this rank is global head rank*L + l; its sub-tokens come in blocks of ng from every
+    // source rank b of the world (all held here in the one-GPU reference: the same draws).
+    const std::int64_t blocks = world_ * data_ranks_;
+    const auto weights = expert_weights(scenario_.workload, E_, blocks);
     std::vector<std::int32_t> topk(static_cast<std::size_t>(L_ * N_ * k_));
     std::vector<float> gates(topk.size());
     for (std::int64_t l = 0; l < L_; ++l) {
       const std::int64_t head = rank_ * L_ + l;
-      for (std::int64_t src = 0; src < world_; ++src) {
-        const auto r = draw_routing(weights, n_, k_, scenario_.workload.seed, hp_routing_stream(head, src));
-        const std::size_t at = static_cast<std::size_t>((l * N_ + src * n_) * k_);
+      for (std::int64_t src = 0; src < blocks; ++src) {
+        const auto r = draw_routing(weights, ng, k_, scenario_.workload.seed, hp_routing_stream(head, src));
+        const std::size_t at = static_cast<std::size_t>((l * N_ + src * ng) * k_);
         std::copy(r.experts.begin(), r.experts.end(), topk.begin() + static_cast<std::ptrdiff_t>(at));
         std::copy(r.gates.begin(), r.gates.end(), gates.begin() + static_cast<std::ptrdiff_t>(at));
       }
@@ -225,6 +237,26 @@ Status HpLayer::backward(RankContext& c) {
                     return kernels::launch(w_in_bwd_, c.workspace, c.stream);
                   }));
   return Status::ok();
+}
+
+core::Expected<std::vector<NumericsTensor>> HpLayer::numerics() const {
+  const std::int64_t Hh = H_ * h_;
+  std::vector<NumericsTensor> out;
+  auto add = [&](core::Expected<NumericsTensor> t) -> Status {
+    if (!t) return t.error();
+    out.push_back(std::move(*t));
+    return Status::ok();
+  };
+  HPSIM_TRY(add(host_tensor("Y", y_, n_ * d_)));
+  if (backward_) {
+    HPSIM_TRY(add(host_tensor("dX", dx_, n_ * d_)));
+    HPSIM_TRY(add(host_tensor("dW_in", d_w_in_, Hh * d_, true)));
+    HPSIM_TRY(add(host_tensor("dW_out", d_w_out_, d_ * Hh, true)));
+    HPSIM_TRY(add(host_tensor("d router", d_router_, L_ * E_ * h_)));
+    HPSIM_TRY(add(host_tensor("dK", d_w_k_, L_ * E_ * f_ * h_)));
+    HPSIM_TRY(add(host_tensor("dV", d_w_v_, L_ * E_ * f_ * h_)));
+  }
+  return out;
 }
 
 void HpLayer::add_traffic(std::vector<core::TrafficMatrix>& m) const {

@@ -16,7 +16,11 @@ namespace hpsim::exec::detail {
 
 class HpLayer {
  public:
-  HpLayer(const core::Scenario& scenario, int rank, int world, bool forced_routing, bool include_backward);
+  // `data_ranks`: how many consecutive ranks' data this instance holds (their tokens, heads,
+  // weights and forced routing, each filled as that rank fills it): 1 normally; W in the one-GPU
+  // reference of the numerics check, which runs a world of one with all W ranks' data.
+  HpLayer(const core::Scenario& scenario, int rank, int world, bool forced_routing, bool include_backward,
+          int data_ranks = 1);
 
   // Every buffer and the kernel workspace (dry run counts; real run carves the arena).
   core::Status allocate(Allocator& alloc, RankContext* ctx);
@@ -25,6 +29,8 @@ class HpLayer {
   core::Status backward(RankContext& ctx);
   // Bytes this rank posts to each peer, per phase (row `rank_` of each matrix).
   void add_traffic(std::vector<core::TrafficMatrix>& matrices) const;
+  // Host copies of the output, the input gradient and the weight gradients after an iteration.
+  core::Expected<std::vector<NumericsTensor>> numerics() const;
 
  private:
   core::Status build_args(RankContext* ctx);
@@ -32,6 +38,7 @@ class HpLayer {
   const core::Scenario& scenario_;
   int rank_, world_;
   bool forced_, backward_;
+  int data_ranks_;
   std::int64_t n_, d_, H_, h_, E_, k_, f_, L_, N_, rows_;
 
   double dd_ = 0, ff_ = 0, hh_ = 0, EE_ = 0, EEloc_ = 0;  // the dimensions as doubles, for byte and FLOP counts

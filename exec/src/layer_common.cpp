@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <type_traits>
 
 #include "hpsim/core/rng.h"
 
@@ -48,6 +49,37 @@ core::Status fill_random_bf16(Bf16* dst, std::int64_t count, float scale, std::u
 
 core::Status fill_random_f32(float* dst, std::int64_t count, float scale, std::uint64_t seed, cudaStream_t stream) {
   return fill_from_pool(dst, count, scale, seed, stream, [](float v) { return v; });
+}
+
+namespace {
+
+template <typename T>
+core::Expected<NumericsTensor> host_tensor_of(const std::string& name, const T* src, std::int64_t count,
+                                              bool summed_over_ranks) {
+  std::vector<T> raw(static_cast<std::size_t>(count));
+  HPSIM_CUDA_TRY(cudaMemcpy(raw.data(), src, raw.size() * sizeof(T), cudaMemcpyDeviceToHost));
+  NumericsTensor t{name, summed_over_ranks, {}};
+  t.values.reserve(raw.size());
+  for (const T& v : raw) {
+    if constexpr (std::is_same_v<T, Bf16>) {
+      t.values.push_back(static_cast<double>(kernels::to_float(v)));
+    } else {
+      t.values.push_back(static_cast<double>(v));
+    }
+  }
+  return t;
+}
+
+}  // namespace
+
+core::Expected<NumericsTensor> host_tensor(const std::string& name, const Bf16* src, std::int64_t count,
+                                           bool summed_over_ranks) {
+  return host_tensor_of(name, src, count, summed_over_ranks);
+}
+
+core::Expected<NumericsTensor> host_tensor(const std::string& name, const float* src, std::int64_t count,
+                                           bool summed_over_ranks) {
+  return host_tensor_of(name, src, count, summed_over_ranks);
 }
 
 core::Status split_blocks(const void* packed, void* blocked, std::int64_t rows, std::int64_t blocks,

@@ -103,6 +103,20 @@ core::Status stage(RankContext& ctx, const char* name, core::Phase phase, core::
 core::Status fill_random_bf16(Bf16* dst, std::int64_t count, float scale, std::uint64_t seed, cudaStream_t stream);
 core::Status fill_random_f32(float* dst, std::int64_t count, float scale, std::uint64_t seed, cudaStream_t stream);
 
+// One tensor of a rank's results for the numerics check (host copy, as float64). Sharded tensors
+// (this rank's tokens, heads or experts) concatenate in rank order into the one-GPU run's;
+// gradients of replicated weights are partial sums over this rank's tokens, added over ranks.
+struct NumericsTensor {
+  std::string name;
+  bool summed_over_ranks = false;
+  std::vector<double> values;
+};
+
+core::Expected<NumericsTensor> host_tensor(const std::string& name, const Bf16* src, std::int64_t count,
+                                           bool summed_over_ranks = false);
+core::Expected<NumericsTensor> host_tensor(const std::string& name, const float* src, std::int64_t count,
+                                           bool summed_over_ranks = false);
+
 // Row-block repacking with the copy engine: `rows` rows; block b of `block_bytes` per row moves
 // between a [rows][blocks*block] layout and a [blocks][rows][block] layout.
 core::Status split_blocks(const void* packed, void* blocked, std::int64_t rows, std::int64_t blocks,

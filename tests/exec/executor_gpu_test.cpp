@@ -3,6 +3,8 @@
 // errors, not crashes. Label gpu (skips without a GPU, except the no-GPU case itself).
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include "hpsim/core/presets.h"
 #include "hpsim/exec/executor.h"
 #include "hpsim/kernels/comm.h"
@@ -101,6 +103,58 @@ TEST(Executor, EpLayerMeasuresEveryPlanStageAndPostsEveryCopy) {
       EXPECT_DOUBLE_EQ(row, 1000.0 * 2 * 256 * 2);
     }
   }
+}
+
+void print_numerics(const NumericsReport& r) {
+  for (const auto& t : r.tensors) {
+    std::printf("  W = %d %s %-9s %9lld values%s: relative L2 %.3e, max |diff| %.3e\n", r.ranks,
+                to_string(r.strategy), t.tensor.c_str(), static_cast<long long>(t.count),
+                t.summed_over_ranks ? " (summed)" : "", t.relative_l2, t.max_abs);
+  }
+}
+
+TEST(Executor, NumericsCheckOnOneGpuComparesARunWithItselfBitwise) {
+  REQUIRE_GPUS(1);
+  // W = 1: the "W-GPU" run and the one-GPU reference are the same layer, so the deterministic
+  // kernels must give the same bits; every tensor of the check is there.
+  for (auto strategy : {core::Strategy::kHp, core::Strategy::kEp}) {
+    auto s = small_scenario(1, strategy);
+    s.workload.routing = core::Routing::kZipf;
+    s.workload.zipf_skew = 1.0;
+    auto r = check_numerics(s, strategy, ExecOptions{});
+    ASSERT_TRUE(r) << r.error().message;
+    print_numerics(*r);
+    ASSERT_EQ(r->tensors.size(), strategy == core::Strategy::kHp ? 7u : 5u);
+    for (const auto& t : r->tensors) {
+      EXPECT_GT(t.count, 0) << t.tensor;
+      EXPECT_EQ(t.max_abs, 0.0) << to_string(strategy) << " " << t.tensor;
+    }
+  }
+}
+
+TEST(ExecutorMultiGpu, WGpuLayersMatchTheOneGpuLayerWithinTolerance) {
+  REQUIRE_GPUS(2);
+  const int w = usable_world();
+  for (auto strategy : {core::Strategy::kHp, core::Strategy::kEp}) {
+    auto s = small_scenario(w, strategy);
+    s.workload.routing = core::Routing::kZipf;  // uneven EP splits, skewed HP segments
+    s.workload.zipf_skew = 1.0;
+    auto r = check_numerics(s, strategy, ExecOptions{});
+    ASSERT_TRUE(r) << r.error().message;
+    print_numerics(*r);
+    EXPECT_EQ(r->ranks, w);
+    EXPECT_TRUE(r->passed()) << "tolerance " << kNumericsTolerance;
+    for (const auto& t : r->tensors) EXPECT_LE(t.relative_l2, kNumericsTolerance) << to_string(strategy) << " " << t.tensor;
+  }
+}
+
+TEST(Executor, NumericsCheckNeedsForcedRouting) {
+  REQUIRE_GPUS(1);
+  ExecOptions o;
+  o.forced_routing = false;
+  auto r = check_numerics(small_scenario(1, core::Strategy::kHp), core::Strategy::kHp, o);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("forced routing"), std::string::npos) << r.error().message;
 }
 
 TEST(Executor, ALayerThatCannotFitIsAnErrorNamingSizesOrField) {

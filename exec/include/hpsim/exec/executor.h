@@ -52,6 +52,40 @@ struct ExecResult {
 core::Expected<ExecResult> execute_layer(const core::Scenario& scenario, core::Strategy strategy,
                                          const ExecOptions& options);
 
+// The numerics check: the W-GPU layer against a one-GPU run of the same layer (all W ranks'
+// tokens, heads and experts on the first GPU, with the same weights, inputs and forced routing),
+// after one forward and backward. For the output Y, the input gradient dX and every weight
+// gradient: the relative L2 difference and the largest absolute one. The W ranks' pieces are
+// concatenated in rank order, or added for the gradients of replicated weights (each rank holds
+// the partial sum over its tokens). The two runs differ only where the dense GEMMs tile
+// differently at the two row counts and in the order of the partial sums' addition, so the
+// differences are at the level of bf16 rounding: kNumericsTolerance bounds them.
+inline constexpr double kNumericsTolerance = 1e-2;
+
+struct NumericsDifference {
+  std::string tensor;  // "Y", "dX", "dW_in", "dK", ...
+  std::int64_t count = 0;
+  bool summed_over_ranks = false;
+  double relative_l2 = 0;  // ||W-GPU - one-GPU|| / ||one-GPU||
+  double max_abs = 0;
+};
+
+struct NumericsReport {
+  core::Strategy strategy = core::Strategy::kHp;
+  int ranks = 1;
+  std::vector<NumericsDifference> tensors;
+  bool passed(double tolerance = kNumericsTolerance) const {
+    for (const auto& t : tensors) {
+      if (!(t.relative_l2 <= tolerance)) return false;
+    }
+    return !tensors.empty();
+  }
+};
+
+// Needs W visible GPUs, forced routing and room for the one-GPU layer on the first GPU.
+core::Expected<NumericsReport> check_numerics(const core::Scenario& scenario, core::Strategy strategy,
+                                              const ExecOptions& options);
+
 // Device bytes one rank's arena reserves for the layer (worst-case EP receive sizes), so callers
 // can say "does not fit" before touching the GPU.
 std::int64_t arena_bytes_needed(const core::Scenario& scenario, core::Strategy strategy, bool include_backward);
