@@ -2,6 +2,8 @@
 // (label gpu: one GPU is a valid W = 1 run) and on two or more (label multigpu).
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <numeric>
 #include <thread>
@@ -73,6 +75,47 @@ TEST(NcclCollectivesMultiGpu, AllToAllVExactOnTwoGpus) {
 TEST(NcclCollectivesMultiGpu, AllToAllAllReduceAllGatherExactOnTwoGpus) {
   REQUIRE_GPUS(2);
   check_equal_all_to_all_and_reduce(2);
+}
+
+TEST(NcclCollectivesMultiGpu, ACollectiveAPeerNeverJoinsTimesOutAndAbortsInsteadOfHanging) {
+  REQUIRE_GPUS(2);
+  std::vector<int> devices = {0, 1};
+  auto comms = create_local_communicators(devices, CommOptions{std::chrono::milliseconds(1000)});
+  ASSERT_TRUE(comms) << comms.error().message;
+  const std::int64_t per_peer = 1 << 20;
+  std::vector<core::Status> status(2);
+  std::vector<double> seconds(2);
+  per_rank(2, [&](int r) {
+    auto& c = *(*comms)[static_cast<std::size_t>(r)];
+    cudaSetDevice(c.device());
+    void *send = nullptr, *recv = nullptr;
+    cudaMalloc(&send, static_cast<std::size_t>(per_peer * 2));
+    cudaMalloc(&recv, static_cast<std::size_t>(per_peer * 2));
+    cudaStream_t stream;
+    cudaStreamCreate(&stream);
+    // Rank 1 joins only after rank 0 has given up: rank 0 must time out and abort; rank 1 then
+    // talks to an aborted peer and must fail too (a timeout or NCCL's own error), not hang.
+    if (r == 1) std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    const auto start = std::chrono::steady_clock::now();
+    core::Status st = c.all_to_all(send, recv, per_peer, stream);
+    if (st) st = c.wait(stream, "all_to_all of the timeout test");
+    seconds[static_cast<std::size_t>(r)] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    status[static_cast<std::size_t>(r)] = st;
+    // After an abort the stream may never drain: leave it and the buffers to process exit.
+  });
+  ASSERT_FALSE(status[0]);
+  EXPECT_EQ(status[0].error().code, core::ErrorCode::kTimeout) << status[0].error().message;
+  EXPECT_NE(status[0].error().message.find("all_to_all of the timeout test"), std::string::npos);
+  EXPECT_NE(status[0].error().message.find("rank 0 of 2"), std::string::npos) << status[0].error().message;
+  EXPECT_TRUE((*comms)[0]->is_aborted());
+  ASSERT_FALSE(status[1]) << "rank 1 finished an all-to-all whose peer had aborted";
+  std::printf("rank 0: %s (%.2f s)\nrank 1: %s (%.2f s)\n", status[0].error().message.c_str(), seconds[0],
+              status[1].error().message.c_str(), seconds[1]);
+  // A later collective on an aborted communicator is refused at once.
+  auto again = (*comms)[0]->all_reduce_sum(nullptr, nullptr, 0, Communicator::ReduceType::kF32, nullptr);
+  ASSERT_FALSE(again);
+  EXPECT_NE(again.error().message.find("aborted"), std::string::npos) << again.error().message;
 }
 
 TEST(NcclCommunicators, NoGpuOrBadDeviceIsAnErrorNotACrash) {
