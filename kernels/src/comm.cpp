@@ -48,14 +48,6 @@ class NcclCommunicator final : public Communicator {
     if (comm_ == nullptr) return;
     cudaSetDevice(device_);
     if (aborted_) return;  // ncclCommAbort already freed it
-    // Nonblocking: finalising may take a while (it flushes outstanding work); past the timeout
-    // the communicator is aborted instead of waited for.
-    const ncclResult_t finalised = ncclCommFinalize(comm_);
-    if (finalised != ncclSuccess && finalised != ncclInProgress) {
-      ncclCommAbort(comm_);
-      return;
-    }
-    if (!settle("ncclCommFinalize")) return;  // aborted
     ncclCommDestroy(comm_);
   }
 
@@ -66,7 +58,6 @@ class NcclCommunicator final : public Communicator {
   int size() const override { return size_; }
   int device() const override { return device_; }
   const CommOptions& options() const override { return options_; }
-  void abort() { abort_comm(); }
   bool is_aborted() const override { return aborted_; }
 
   core::Status all_to_all(const void* send, void* recv, std::int64_t bytes_per_peer, cudaStream_t stream) override {
@@ -90,7 +81,7 @@ class NcclCommunicator final : public Communicator {
       HPSIM_COMM_NCCL(ncclRecv(r + off, static_cast<std::size_t>(bytes_per_peer), ncclUint8, peer, comm_, stream));
     }
     HPSIM_COMM_NCCL(ncclGroupEnd());
-    return settle("all_to_all");
+    return core::Status::ok();
   }
 
   core::Status all_to_all_v(const void* send,
@@ -134,14 +125,14 @@ class NcclCommunicator final : public Communicator {
       }
     }
     HPSIM_COMM_NCCL(ncclGroupEnd());
-    return settle("all_to_all_v");
+    return core::Status::ok();
   }
 
   core::Status all_gather(const void* send, void* recv, std::int64_t bytes, cudaStream_t stream) override {
     HPSIM_TRY(usable("all_gather"));
     HPSIM_COMM_CUDA(cudaSetDevice(device_));
     HPSIM_COMM_NCCL(ncclAllGather(send, recv, static_cast<std::size_t>(bytes), ncclUint8, comm_, stream));
-    return settle("all_gather");
+    return core::Status::ok();
   }
 
   core::Status all_reduce_sum(const void* send, void* recv, std::int64_t count, ReduceType type,
@@ -150,14 +141,13 @@ class NcclCommunicator final : public Communicator {
     HPSIM_COMM_CUDA(cudaSetDevice(device_));
     const ncclDataType_t dt = type == ReduceType::kF32 ? ncclFloat32 : ncclBfloat16;
     HPSIM_COMM_NCCL(ncclAllReduce(send, recv, static_cast<std::size_t>(count), dt, ncclSum, comm_, stream));
-    return settle("all_reduce");
+    return core::Status::ok();
   }
 
   core::Status wait(cudaStream_t stream, const std::string& what) override {
     HPSIM_TRY(usable(what));
     HPSIM_COMM_CUDA(cudaSetDevice(device_));
     const auto start = std::chrono::steady_clock::now();
-    HPSIM_TRY(settle(what, start));
     auto sleep = std::chrono::microseconds(5);
     while (true) {
       const cudaError_t q = cudaStreamQuery(stream);
@@ -165,46 +155,25 @@ class NcclCommunicator final : public Communicator {
       if (q != cudaErrorNotReady) return cuda_error(q, "cudaStreamQuery", device_);
       ncclResult_t async = ncclSuccess;
       HPSIM_COMM_NCCL(ncclCommGetAsyncError(comm_, &async));
-      if (async != ncclSuccess && async != ncclInProgress) return failed(what, async);
-      if (std::chrono::steady_clock::now() - start > options_.timeout) return timed_out(what);
-      std::this_thread::sleep_for(sleep);
-      if (sleep < std::chrono::microseconds(500)) sleep *= 2;
-    }
-  }
-
-  // The communicators are nonblocking: a call may return before NCCL has enqueued its work (the
-  // first use of a peer sets up the connection, which needs the peer). Polls until NCCL has, and
-  // fails past the timeout with the communicator aborted, so a peer that never joins cannot hang
-  // the caller.
-  core::Status settle(const std::string& what,
-                      std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now()) {
-    auto sleep = std::chrono::microseconds(1);
-    while (true) {
-      ncclResult_t async = ncclSuccess;
-      HPSIM_COMM_NCCL(ncclCommGetAsyncError(comm_, &async));
-      if (async == ncclSuccess) return core::Status::ok();
-      if (async != ncclInProgress) return failed(what, async);
-      if (std::chrono::steady_clock::now() - start > options_.timeout) return timed_out(what);
+      if (async != ncclSuccess && async != ncclInProgress) {
+        abort_comm();
+        return core::Error{core::ErrorCode::kNccl,
+                           fmt::format("{} failed on rank {} of {} (device {}): {}; communicator aborted", what, rank_,
+                                       size_, device_, ncclGetErrorString(async))};
+      }
+      if (std::chrono::steady_clock::now() - start > options_.timeout) {
+        abort_comm();
+        return core::Error{core::ErrorCode::kTimeout,
+                           fmt::format("{} did not finish within {} ms on rank {} of {} (device {}); waiting for "
+                                       "peers among ranks 0..{}; communicator aborted",
+                                       what, options_.timeout.count(), rank_, size_, device_, size_ - 1)};
+      }
       std::this_thread::sleep_for(sleep);
       if (sleep < std::chrono::microseconds(500)) sleep *= 2;
     }
   }
 
  private:
-  core::Error failed(const std::string& what, ncclResult_t async) {
-    abort_comm();
-    return core::Error{core::ErrorCode::kNccl, fmt::format("{} failed on rank {} of {} (device {}): {}; communicator aborted",
-                                                           what, rank_, size_, device_, ncclGetErrorString(async))};
-  }
-
-  core::Error timed_out(const std::string& what) {
-    abort_comm();
-    return core::Error{core::ErrorCode::kTimeout,
-                       fmt::format("{} did not finish within {} ms on rank {} of {} (device {}); waiting for peers "
-                                   "among ranks 0..{}; communicator aborted",
-                                   what, options_.timeout.count(), rank_, size_, device_, size_ - 1)};
-  }
-
   core::Status usable(const std::string& what) const {
     if (aborted_) {
       return core::Error{core::ErrorCode::kNccl,
@@ -246,6 +215,64 @@ int visible_device_count() {
   return n;
 }
 
+namespace {
+
+// NCCL connects a rank to its peers lazily, on a collective's first use, and that first call
+// blocks on the host until every peer has made it too: beyond any timeout of wait(). Making the
+// connections here — an all-to-all (a connection to every peer), an all-reduce and an all-gather
+// (the ring), every rank in one group from this thread, or this process's rank under MPI — leaves
+// the later calls only enqueueing kernels, whose waits time out when a peer never joins. The
+// all-to-all is as large as the executor's (megabytes per peer), so every channel is connected.
+core::Status connect_peers(std::span<Communicator* const> comms) {
+  constexpr std::int64_t kPerPeer = 4 << 20;
+  struct Buffers {
+    void* send = nullptr;
+    void* recv = nullptr;
+    cudaStream_t stream = nullptr;
+  };
+  std::vector<Buffers> buffers(comms.size());
+  auto release = [&] {
+    for (std::size_t i = 0; i < comms.size(); ++i) {
+      cudaSetDevice(comms[i]->device());
+      if (buffers[i].stream != nullptr) cudaStreamSynchronize(buffers[i].stream);
+      cudaFree(buffers[i].send);
+      cudaFree(buffers[i].recv);
+      if (buffers[i].stream != nullptr) cudaStreamDestroy(buffers[i].stream);
+    }
+  };
+  core::Status status = core::Status::ok();
+  auto check = [&](cudaError_t e, int device) {
+    if (e != cudaSuccess && status) status = cuda_error(e, "allocating the connection warm-up", device);
+    return static_cast<bool>(status);
+  };
+  for (std::size_t i = 0; i < comms.size() && status; ++i) {
+    // The contents do not matter: only the connections the calls make.
+    const auto bytes = static_cast<std::size_t>(kPerPeer * comms[i]->size());
+    const int device = comms[i]->device();
+    check(cudaSetDevice(device), device) && check(cudaMalloc(&buffers[i].send, bytes), device) &&
+        check(cudaMalloc(&buffers[i].recv, bytes), device) &&
+        check(cudaStreamCreateWithFlags(&buffers[i].stream, cudaStreamNonBlocking), device);
+  }
+  using Op = core::Status (*)(Communicator&, Buffers&);
+  const Op ops[] = {
+      [](Communicator& c, Buffers& b) { return c.all_to_all(b.send, b.recv, kPerPeer, b.stream); },
+      [](Communicator& c, Buffers& b) {
+        return c.all_reduce_sum(b.send, b.recv, kPerPeer / 4, Communicator::ReduceType::kF32, b.stream);
+      },
+      [](Communicator& c, Buffers& b) { return c.all_gather(b.send, b.recv, kPerPeer, b.stream); }};
+  for (Op op : ops) {
+    if (!status) break;
+    ncclGroupStart();
+    for (std::size_t i = 0; i < comms.size() && status; ++i) status = op(*comms[i], buffers[i]);
+    ncclGroupEnd();
+  }
+  for (std::size_t i = 0; i < comms.size() && status; ++i) status = comms[i]->wait(buffers[i].stream, "connecting to the peers");
+  release();
+  return status;
+}
+
+}  // namespace
+
 core::Expected<std::vector<std::unique_ptr<Communicator>>> create_local_communicators(std::span<const int> devices,
                                                                                       const CommOptions& options) {
   const int available = visible_device_count();
@@ -257,44 +284,17 @@ core::Expected<std::vector<std::unique_ptr<Communicator>>> create_local_communic
                          fmt::format("GPU {} requested but only {} visible", d, available)};
     }
   }
-  // What ncclCommInitAll does, with nonblocking communicators (so that every later call can time
-  // out): one id, every rank initialised in one group from this thread.
-  const int n = static_cast<int>(devices.size());
-  ncclUniqueId id;
-  if (ncclResult_t r = ncclGetUniqueId(&id); r != ncclSuccess) return nccl_error(r, "ncclGetUniqueId", devices[0]);
-  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
-  config.blocking = 0;
   std::vector<ncclComm_t> comms(devices.size(), nullptr);
-  ncclResult_t r = ncclGroupStart();
-  for (int i = 0; i < n && (r == ncclSuccess || r == ncclInProgress); ++i) {
-    if (cudaError_t e = cudaSetDevice(devices[static_cast<std::size_t>(i)]); e != cudaSuccess) {
-      ncclGroupEnd();
-      return cuda_error(e, "cudaSetDevice", devices[static_cast<std::size_t>(i)]);
-    }
-    r = ncclCommInitRankConfig(&comms[static_cast<std::size_t>(i)], n, id, i, &config);
-  }
-  const ncclResult_t end = ncclGroupEnd();
-  if (r == ncclSuccess || r == ncclInProgress) r = end;
-  std::vector<std::unique_ptr<NcclCommunicator>> made;
-  for (int i = 0; i < n; ++i) {
-    if (comms[static_cast<std::size_t>(i)] != nullptr) {
-      made.push_back(std::make_unique<NcclCommunicator>(comms[static_cast<std::size_t>(i)], i, n,
-                                                        devices[static_cast<std::size_t>(i)], options));
-    }
-  }
-  if ((r != ncclSuccess && r != ncclInProgress) || static_cast<int>(made.size()) != n) {
-    for (auto& c : made) c->abort();
-    return nccl_error(r, "ncclCommInitRankConfig", devices[0]);
-  }
-  for (auto& c : made) {
-    cudaSetDevice(c->device());
-    if (auto st = c->settle("communicator initialisation"); !st) {
-      for (auto& other : made) other->abort();
-      return st.error();
-    }
-  }
+  const ncclResult_t r = ncclCommInitAll(comms.data(), static_cast<int>(devices.size()), devices.data());
+  if (r != ncclSuccess) return nccl_error(r, "ncclCommInitAll", devices[0]);
   std::vector<std::unique_ptr<Communicator>> out;
-  for (auto& c : made) out.push_back(std::move(c));
+  std::vector<Communicator*> raw;
+  for (std::size_t i = 0; i < devices.size(); ++i) {
+    out.push_back(std::make_unique<NcclCommunicator>(comms[i], static_cast<int>(i), static_cast<int>(devices.size()),
+                                                     devices[i], options));
+    raw.push_back(out.back().get());
+  }
+  if (devices.size() > 1) HPSIM_TRY(connect_peers(raw));
   return out;
 }
 
@@ -339,14 +339,15 @@ core::Expected<std::unique_ptr<Communicator>> create_mpi_communicator(int local_
   MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD);
   if (cudaError_t e = cudaSetDevice(local_device); e != cudaSuccess) return cuda_error(e, "cudaSetDevice", local_device);
   ncclComm_t comm = nullptr;
-  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
-  config.blocking = 0;  // every later call can time out (see NcclCommunicator::settle)
-  if (ncclResult_t r = ncclCommInitRankConfig(&comm, size, id, rank, &config); r != ncclSuccess && r != ncclInProgress) {
-    return nccl_error(r, "ncclCommInitRankConfig", local_device);
+  if (ncclResult_t r = ncclCommInitRank(&comm, size, id, rank); r != ncclSuccess) {
+    return nccl_error(r, "ncclCommInitRank", local_device);
   }
-  auto made = std::make_unique<NcclCommunicator>(comm, rank, size, local_device, options);
-  HPSIM_TRY(made->settle("communicator initialisation"));
-  return std::unique_ptr<Communicator>(std::move(made));
+  std::unique_ptr<Communicator> made = std::make_unique<NcclCommunicator>(comm, rank, size, local_device, options);
+  if (size > 1) {
+    Communicator* raw[] = {made.get()};
+    HPSIM_TRY(connect_peers(raw));
+  }
+  return made;
 #else
   (void)local_device;
   (void)options;
