@@ -301,11 +301,7 @@ Status EpLayer::backward(RankContext& c) {
 
 core::Expected<std::vector<NumericsTensor>> EpLayer::numerics() const {
   std::vector<NumericsTensor> out;
-  auto add = [&](core::Expected<NumericsTensor> t) -> Status {
-    if (!t) return t.error();
-    out.push_back(std::move(*t));
-    return Status::ok();
-  };
+  auto add = [&out](core::Expected<NumericsTensor> t) { return append(out, std::move(t)); };
   HPSIM_TRY(add(host_tensor("Y", y_, n_ * d_)));
   if (backward_) {
     HPSIM_TRY(add(host_tensor("dX", dx_tok_, n_ * d_)));

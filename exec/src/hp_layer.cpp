@@ -242,11 +242,7 @@ Status HpLayer::backward(RankContext& c) {
 core::Expected<std::vector<NumericsTensor>> HpLayer::numerics() const {
   const std::int64_t Hh = H_ * h_;
   std::vector<NumericsTensor> out;
-  auto add = [&](core::Expected<NumericsTensor> t) -> Status {
-    if (!t) return t.error();
-    out.push_back(std::move(*t));
-    return Status::ok();
-  };
+  auto add = [&out](core::Expected<NumericsTensor> t) { return append(out, std::move(t)); };
   HPSIM_TRY(add(host_tensor("Y", y_, n_ * d_)));
   if (backward_) {
     HPSIM_TRY(add(host_tensor("dX", dx_, n_ * d_)));

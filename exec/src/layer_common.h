@@ -117,6 +117,13 @@ core::Expected<NumericsTensor> host_tensor(const std::string& name, const Bf16* 
 core::Expected<NumericsTensor> host_tensor(const std::string& name, const float* src, std::int64_t count,
                                            bool summed_over_ranks = false);
 
+// Appends `tensor` to `list`, or returns its error.
+inline core::Status append(std::vector<NumericsTensor>& list, core::Expected<NumericsTensor> tensor) {
+  if (!tensor) return tensor.error();
+  list.push_back(std::move(*tensor));
+  return core::Status::ok();
+}
+
 // Row-block repacking with the copy engine: `rows` rows; block b of `block_bytes` per row moves
 // between a [rows][blocks*block] layout and a [blocks][rows][block] layout.
 core::Status split_blocks(const void* packed, void* blocked, std::int64_t rows, std::int64_t blocks,

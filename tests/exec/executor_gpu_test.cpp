@@ -9,6 +9,7 @@
 #include "hpsim/exec/executor.h"
 #include "hpsim/kernels/comm.h"
 #include "hpsim/model/plan_builder.h"
+#include "small_scenario.h"
 
 namespace hpsim::exec {
 namespace {
@@ -20,19 +21,7 @@ namespace {
     if (have_ < (n)) GTEST_SKIP() << "needs " << (n) << " GPU(s), found " << have_; \
   } while (0)
 
-// Small awkward shapes: n not a multiple of any tile, H*h != d.
-core::Scenario small_scenario(int world, core::Strategy strategy) {
-  core::Scenario s = core::scenario_preset("paper-4.2b-h200x8-uniform").value();
-  s.model.d_model = 256;
-  s.model.num_heads = 4;
-  s.model.head_dim = 128;
-  s.model.num_experts = 16;
-  s.model.top_k = 2;
-  s.model.expert_hidden = 128;
-  s.workload.tokens_per_rank = 1000;
-  s.parallel = {strategy, world};
-  return s;
-}
+using testing::small_scenario;
 
 int usable_world() {
   // The largest W <= visible GPUs dividing both H = 4 and E = 16.

@@ -19,6 +19,7 @@
 #include "hpsim/exec/executor.h"
 #include "hpsim/kernels/comm.h"
 #include "hpsim/model/plan_builder.h"
+#include "small_scenario.h"
 
 namespace hpsim::exec {
 namespace {
@@ -50,19 +51,11 @@ TEST(MpiCollectives, AllToAllAllReduceAllGatherExact) {
   EXPECT_TRUE(fail.empty()) << "rank " << g_process.rank << ": " << fail;
 }
 
-// Small awkward shapes (as the one-process executor test uses): n not a multiple of any tile.
+// The one-process executor tests' layer, under Zipf(1) routing (uneven EP splits).
 core::Scenario small_scenario(core::Strategy strategy) {
-  core::Scenario s = core::scenario_preset("paper-4.2b-h200x8-uniform").value();
-  s.model.d_model = 256;
-  s.model.num_heads = 4;
-  s.model.head_dim = 128;
-  s.model.num_experts = 16;
-  s.model.top_k = 2;
-  s.model.expert_hidden = 128;
-  s.workload.tokens_per_rank = 1000;
-  s.workload.routing = core::Routing::kZipf;  // uneven EP splits
+  core::Scenario s = testing::small_scenario(kWorld, strategy);
+  s.workload.routing = core::Routing::kZipf;
   s.workload.zipf_skew = 1.0;
-  s.parallel = {strategy, kWorld};
   return s;
 }
 
