@@ -67,12 +67,14 @@ if stage execute; then
 fi
 if stage validate; then
   log "validate ($W GPU)"
-  $HPSIM validate $QUICK ${PROFILE:+--profile "$PROFILE"} --out "$OUT/validation-w$W.json" > "$OUT/validation-w$W.md"
+  $HPSIM validate $QUICK ${PROFILE:+--profile "$PROFILE"} --out "$OUT/validation-w$W.json" > "$OUT/validation-w$W.md" \
+    2>> "$OUT/exec_round.log"
   tail -60 "$OUT/validation-w$W.md" | tee -a "$OUT/exec_round.log"
 fi
 if stage imbalance; then
   log "imbalance ($W GPU)"
-  $HPSIM imbalance $QUICK ${PROFILE:+--profile "$PROFILE"} --out "$OUT/imbalance-w$W.json" > "$OUT/imbalance-w$W.md"
+  $HPSIM imbalance $QUICK ${PROFILE:+--profile "$PROFILE"} --out "$OUT/imbalance-w$W.json" > "$OUT/imbalance-w$W.md" \
+    2>> "$OUT/exec_round.log"
   tail -40 "$OUT/imbalance-w$W.md" | tee -a "$OUT/exec_round.log"
 fi
 log "done $(date -u +%FT%TZ)"

@@ -1,6 +1,7 @@
 #include "gpu_commands.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -57,8 +58,9 @@ void add_gpu_commands(CLI::App& app, ExecuteOptions& ex, ValidateOptions& val, C
                     "Route with the router's own choices (random weights) instead of the scenario's workload");
   execute->add_flag("--forward-only", ex.forward_only, "Run the forward pass only");
   execute->add_flag("--check-numerics", ex.check_numerics,
-                    "Also run each layer once on one GPU with all W ranks' data and print how far the W-GPU output, "
-                    "input gradient and weight gradients are from it (relative L2; tolerance 1e-2); exit 1 past it")
+                    "Also run each layer once on one GPU with all W ranks' data and print how far the W-GPU output "
+                    "(and, with the backward, the input gradient and weight gradients) are from it (relative L2; "
+                    "tolerance 1e-2; to stderr with --json); exit 1 past it")
       ->excludes("--real-router");
   execute->add_flag("--json", ex.json, "Print the measured timelines and comparisons as JSON");
   execute->add_option("--out", ex.out, "Write the report to this file instead of stdout");
@@ -163,7 +165,9 @@ int print_and_write_report(bool json, const std::string& out, const nlohmann::js
   const std::string& printed = json ? json_text : as_markdown;
   std::fwrite(printed.data(), 1, printed.size(), stdout);
   if (out.empty()) return kExitOk;
-  const bool json_file = std::filesystem::path(out).extension() == ".json";
+  std::string ext = std::filesystem::path(out).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const bool json_file = ext == ".json";
   if (auto st = core::write_text_file(out, json_file ? json_text : as_markdown); !st) return print_error(st.error());
   return kExitOk;
 }
@@ -247,10 +251,6 @@ namespace {
 // rank 0 alone prints and writes.
 int execute_here(const ExecuteOptions& o, const kernels::MpiProcess* process) {
   const bool root = process == nullptr || process->rank == 0;
-  if (o.check_numerics && process != nullptr) {
-    return print_error(core::Error::field("--check-numerics", "runs from one process driving every GPU: start it "
-                                                                "without mpirun"));
-  }
   bool numerics_failed = false;
   auto scenario = load_scenario_arg(o.scenario);
   if (!scenario) return print_error(scenario.error());
@@ -262,7 +262,7 @@ int execute_here(const ExecuteOptions& o, const kernels::MpiProcess* process) {
   const auto strategies = strategies_of(o.strategy);
   for (core::Strategy strategy : strategies) {
     if (auto errors = core::check_strategy(*scenario, strategy); !errors.empty()) {
-      print_note(fmt::format("{} left out: {}", to_string(strategy), errors[0].to_string()));
+      if (root) print_note(fmt::format("{} left out: {}", to_string(strategy), errors[0].to_string()));
       continue;
     }
     exec::ExecOptions eo;
@@ -348,15 +348,21 @@ int execute_here(const ExecuteOptions& o, const kernels::MpiProcess* process) {
     if (o.check_numerics) {
       auto check = exec::check_numerics(*scenario, strategy, eo);
       if (!check) return print_error(check.error());
-      text += fmt::format("{} layer on {} GPU(s) against the same layer on one GPU (one forward + backward; "
-                          "tolerance {:g} relative L2):\n",
-                          to_string(strategy), check->ranks, exec::kNumericsTolerance);
+      std::string table = fmt::format("{} layer on {} GPU(s) against the same layer on one GPU (one {}; tolerance {:g} "
+                                      "relative L2):\n",
+                                      to_string(strategy), check->ranks, o.forward_only ? "forward" : "forward + backward",
+                                      exec::kNumericsTolerance);
       for (const auto& t : check->tensors) {
-        text += fmt::format("  {:<9} {:>11} values{:<10} relative L2 {:.2e}  max |diff| {:.2e}  {}\n", t.tensor, t.count,
-                            t.summed_over_ranks ? " (summed)" : "", t.relative_l2, t.max_abs,
-                            t.relative_l2 <= exec::kNumericsTolerance ? "ok" : "OVER");
+        table += fmt::format("  {:<9} {:>11} values{:<10} relative L2 {:.2e}  max |diff| {:.2e}  {}\n", t.tensor, t.count,
+                             t.summed_over_ranks ? " (summed)" : "", t.relative_l2, t.max_abs,
+                             t.relative_l2 <= exec::kNumericsTolerance ? "ok" : "OVER");
       }
-      text += "\n";
+      // The JSON report keeps its schema: with --json the table goes to stderr.
+      if (o.json) {
+        std::fputs(table.c_str(), stderr);
+      } else {
+        text += table + "\n";
+      }
       if (!check->passed()) numerics_failed = true;
     }
   }
@@ -374,6 +380,10 @@ int execute_here(const ExecuteOptions& o, const kernels::MpiProcess* process) {
 
 int run_execute(const ExecuteOptions& o) {
   if (!kernels::started_by_mpirun()) return execute_here(o, nullptr);
+  if (o.check_numerics) {
+    return print_error(core::Error::field("--check-numerics", "runs from one process driving every GPU: start it "
+                                                                "without mpirun"));
+  }
   // One process per GPU: every process runs its rank; a failing one ends the job, since the
   // others may be waiting for it in a collective.
   auto process = kernels::mpi_start();

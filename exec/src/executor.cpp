@@ -114,7 +114,9 @@ core::Status run_rank(const core::Scenario& scenario, const ExecOptions& options
   HPSIM_CUDA_TRY(cudaStreamSynchronize(ctx.stream));
   const int total = options.warmup_iterations + options.iterations;
   for (int it = 0; it < total; ++it) {
-    if (!arrive_and_wait()) return core::Error{core::ErrorCode::kCancelled, "another rank failed"};
+    if (!arrive_and_wait()) {
+      return core::Error{core::ErrorCode::kCancelled, "the host barrier between iterations failed (another rank stopped)"};
+    }
     HPSIM_TRY(ctx.comm->all_reduce_sum(sync, sync, 1, kernels::Communicator::ReduceType::kF32, ctx.stream));
     HPSIM_TRY(ctx.recorder->begin_iteration());
     HPSIM_TRY(layer.forward(ctx));
@@ -283,13 +285,14 @@ core::Expected<std::vector<RankMeasurements>> run_mpi_rank(const core::Scenario&
   mine.traffic = empty_traffic(strategy, world, options.include_backward);
   const std::function<bool()> arrive = [] { return kernels::mpi_barrier().is_ok(); };
   const core::Status status = run_one_rank(scenario, strategy, options, ctx, arena, arrive, RankRole{}, mine);
-  if (ctx.stream != nullptr) {
-    cudaSetDevice(ctx.device);
-    cudaStreamSynchronize(ctx.stream);
-  }
   if (!status) {
+    // The caller ends the job; pending collectives may wait for peers that will never come, so
+    // stop them rather than wait for the stream.
+    (*comm)->abort();
     return core::Error{status.error().code, fmt::format("rank {}: {}", process.rank, status.error().message)};
   }
+  HPSIM_CUDA_TRY(cudaSetDevice(ctx.device));
+  HPSIM_CUDA_TRY(cudaStreamSynchronize(ctx.stream));
   auto gathered = kernels::mpi_all_gather(pack(mine, process.rank, world));
   if (!gathered) return gathered.error();
   std::vector<RankMeasurements> measured(static_cast<std::size_t>(world));

@@ -75,8 +75,20 @@ class Allocator {
     var = *hpsim_alloc_;                                         \
   } while (0)
 
-// One rank's resources.
+// One rank's resources; the stream is destroyed last, after what was bound to it.
 struct RankContext {
+  RankContext() = default;
+  RankContext(const RankContext&) = delete;
+  RankContext& operator=(const RankContext&) = delete;
+  ~RankContext() {
+    recorder.reset();
+    dense.reset();
+    if (stream != nullptr) {
+      cudaSetDevice(device);
+      cudaStreamDestroy(stream);
+    }
+  }
+
   int rank = 0;
   int world = 1;
   int device = 0;

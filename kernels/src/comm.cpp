@@ -59,6 +59,7 @@ class NcclCommunicator final : public Communicator {
   int device() const override { return device_; }
   const CommOptions& options() const override { return options_; }
   bool is_aborted() const override { return aborted_; }
+  void abort() override { abort_comm(); }
 
   core::Status all_to_all(const void* send, void* recv, std::int64_t bytes_per_peer, cudaStream_t stream) override {
     HPSIM_TRY(usable("all_to_all"));
@@ -223,7 +224,7 @@ namespace {
 // (the ring), every rank in one group from this thread, or this process's rank under MPI — leaves
 // the later calls only enqueueing kernels, whose waits time out when a peer never joins. The
 // all-to-all is as large as the executor's (megabytes per peer), so every channel is connected.
-core::Status connect_peers(std::span<Communicator* const> comms) {
+core::Status connect_peers(std::span<NcclCommunicator* const> comms) {
   constexpr std::int64_t kPerPeer = 4 << 20;
   struct Buffers {
     void* send = nullptr;
@@ -231,15 +232,6 @@ core::Status connect_peers(std::span<Communicator* const> comms) {
     cudaStream_t stream = nullptr;
   };
   std::vector<Buffers> buffers(comms.size());
-  auto release = [&] {
-    for (std::size_t i = 0; i < comms.size(); ++i) {
-      cudaSetDevice(comms[i]->device());
-      if (buffers[i].stream != nullptr) cudaStreamSynchronize(buffers[i].stream);
-      cudaFree(buffers[i].send);
-      cudaFree(buffers[i].recv);
-      if (buffers[i].stream != nullptr) cudaStreamDestroy(buffers[i].stream);
-    }
-  };
   core::Status status = core::Status::ok();
   auto check = [&](cudaError_t e, int device) {
     if (e != cudaSuccess && status) status = cuda_error(e, "allocating the connection warm-up", device);
@@ -259,15 +251,33 @@ core::Status connect_peers(std::span<Communicator* const> comms) {
       [](Communicator& c, Buffers& b) {
         return c.all_reduce_sum(b.send, b.recv, kPerPeer / 4, Communicator::ReduceType::kF32, b.stream);
       },
+      // The executor's per-iteration barrier: a one-value all-reduce (NCCL may pick another
+      // algorithm, with its own connections, for small sizes).
+      [](Communicator& c, Buffers& b) {
+        return c.all_reduce_sum(b.send, b.recv, 1, Communicator::ReduceType::kF32, b.stream);
+      },
       [](Communicator& c, Buffers& b) { return c.all_gather(b.send, b.recv, kPerPeer, b.stream); }};
   for (Op op : ops) {
     if (!status) break;
     ncclGroupStart();
     for (std::size_t i = 0; i < comms.size() && status; ++i) status = op(*comms[i], buffers[i]);
-    ncclGroupEnd();
+    if (const ncclResult_t r = ncclGroupEnd(); r != ncclSuccess && status) {
+      status = nccl_error(r, "ncclGroupEnd (connecting to the peers)", comms.front()->device());
+    }
   }
   for (std::size_t i = 0; i < comms.size() && status; ++i) status = comms[i]->wait(buffers[i].stream, "connecting to the peers");
-  release();
+  if (!status) {
+    // Pending work may wait for a peer that is gone: abort every communicator (its kernels end)
+    // and leave the buffers to process exit rather than synchronise with them.
+    for (auto* c : comms) c->abort();
+    return status;
+  }
+  for (std::size_t i = 0; i < comms.size(); ++i) {
+    cudaSetDevice(comms[i]->device());
+    cudaFree(buffers[i].send);
+    cudaFree(buffers[i].recv);
+    cudaStreamDestroy(buffers[i].stream);
+  }
   return status;
 }
 
@@ -288,13 +298,14 @@ core::Expected<std::vector<std::unique_ptr<Communicator>>> create_local_communic
   const ncclResult_t r = ncclCommInitAll(comms.data(), static_cast<int>(devices.size()), devices.data());
   if (r != ncclSuccess) return nccl_error(r, "ncclCommInitAll", devices[0]);
   std::vector<std::unique_ptr<Communicator>> out;
-  std::vector<Communicator*> raw;
+  std::vector<NcclCommunicator*> made;
   for (std::size_t i = 0; i < devices.size(); ++i) {
-    out.push_back(std::make_unique<NcclCommunicator>(comms[i], static_cast<int>(i), static_cast<int>(devices.size()),
-                                                     devices[i], options));
-    raw.push_back(out.back().get());
+    auto c = std::make_unique<NcclCommunicator>(comms[i], static_cast<int>(i), static_cast<int>(devices.size()),
+                                                devices[i], options);
+    made.push_back(c.get());
+    out.push_back(std::move(c));
   }
-  if (devices.size() > 1) HPSIM_TRY(connect_peers(raw));
+  if (devices.size() > 1) HPSIM_TRY(connect_peers(made));
   return out;
 }
 
@@ -342,12 +353,12 @@ core::Expected<std::unique_ptr<Communicator>> create_mpi_communicator(int local_
   if (ncclResult_t r = ncclCommInitRank(&comm, size, id, rank); r != ncclSuccess) {
     return nccl_error(r, "ncclCommInitRank", local_device);
   }
-  std::unique_ptr<Communicator> made = std::make_unique<NcclCommunicator>(comm, rank, size, local_device, options);
+  auto made = std::make_unique<NcclCommunicator>(comm, rank, size, local_device, options);
   if (size > 1) {
-    Communicator* raw[] = {made.get()};
-    HPSIM_TRY(connect_peers(raw));
+    NcclCommunicator* mine[] = {made.get()};
+    HPSIM_TRY(connect_peers(mine));
   }
-  return made;
+  return std::unique_ptr<Communicator>(std::move(made));
 #else
   (void)local_device;
   (void)options;
@@ -402,6 +413,9 @@ core::Status mpi_barrier() {
 
 core::Expected<std::vector<std::string>> mpi_all_gather(const std::string& mine) {
 #if HPSIM_HAVE_MPI
+  if (mine.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
+    return core::Error{core::ErrorCode::kInternal, "MPI all-gather of more than 2 GB from one rank"};
+  }
   int size = 0;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   const int my_len = static_cast<int>(mine.size());

@@ -13,6 +13,7 @@
 #include <string>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "../kernels/comm_checks.h"
 #include "hpsim/core/presets.h"
@@ -143,7 +144,9 @@ int launch_under_mpirun(const char* self, int argc, char** argv) {
     std::printf("skipped: no mpirun on PATH\n");
     return kSkip;
   }
-  std::string command = "mpirun -np " + std::to_string(kWorld) + " --allow-run-as-root " + std::string(self);
+  // Open MPI refuses root without this flag (other launchers do not know it).
+  const std::string as_root = ::geteuid() == 0 ? " --allow-run-as-root" : "";
+  std::string command = "mpirun -np " + std::to_string(kWorld) + as_root + " " + std::string(self);
   for (int i = 1; i < argc; ++i) command += std::string(" '") + argv[i] + "'";
   std::printf("%s\n", command.c_str());
   std::fflush(stdout);

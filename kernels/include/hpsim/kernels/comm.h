@@ -67,6 +67,8 @@ class Communicator {
 
   virtual const CommOptions& options() const = 0;
   virtual bool is_aborted() const = 0;
+  // Ends the communicator now: its pending kernels stop; later calls return an error.
+  virtual void abort() = 0;
 };
 
 // The NCCL version this build runs with, as "major.minor.patch".
