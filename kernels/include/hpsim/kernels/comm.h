@@ -13,7 +13,9 @@
 //
 // Nothing hangs forever: every collective is followed by wait(), which polls the stream and
 // NCCL's asynchronous error state; past the timeout it aborts the communicator and returns an
-// Error naming the collective and the ranks.
+// Error naming the collective and the ranks. The communicators connect every peer when they are
+// made (NCCL would otherwise do it on a collective's first use, blocking on the host until the
+// peers join, where no timeout reaches), so later calls only enqueue kernels.
 
 #include <chrono>
 #include <cstdint>
