@@ -157,6 +157,23 @@ std::int64_t arena_bytes_needed(const core::Scenario& scenario, core::Strategy s
 
 namespace {
 
+// The GPUs one process drives for a world of `world` ranks: options.devices, or 0 .. W-1.
+core::Expected<std::vector<int>> local_devices(const ExecOptions& options, int world, int visible) {
+  std::vector<int> devices = options.devices;
+  if (devices.empty()) {
+    devices.resize(static_cast<std::size_t>(world));
+    std::iota(devices.begin(), devices.end(), 0);
+  }
+  if (static_cast<int>(devices.size()) != world) {
+    return core::Error::field("devices", fmt::format("lists {} GPUs but parallel.num_ranks is {}", devices.size(), world));
+  }
+  if (visible < world) {
+    return core::Error{core::ErrorCode::kNoDevice,
+                       fmt::format("parallel.num_ranks is {} but only {} GPU(s) are visible", world, visible)};
+  }
+  return devices;
+}
+
 // Checks that every listed GPU has room for the layer's arena.
 core::Status check_fits(core::Strategy strategy, std::int64_t arena, std::span<const int> devices) {
   for (int d : devices) {
@@ -337,17 +354,9 @@ core::Expected<ExecResult> execute_layer(const core::Scenario& scenario_in, core
                                      devices[0], visible)};
     }
   } else {
-    if (devices.empty()) {
-      devices.resize(static_cast<std::size_t>(world));
-      std::iota(devices.begin(), devices.end(), 0);
-    }
-    if (static_cast<int>(devices.size()) != world) {
-      return core::Error::field("devices", fmt::format("lists {} GPUs but parallel.num_ranks is {}", devices.size(), world));
-    }
-    if (visible < world) {
-      return core::Error{core::ErrorCode::kNoDevice,
-                         fmt::format("parallel.num_ranks is {} but only {} GPU(s) are visible", world, visible)};
-    }
+    auto local = local_devices(options, world, visible);
+    if (!local) return local.error();
+    devices = std::move(*local);
   }
   // Validate shapes on the host before any allocation: a dry run runs every can_implement.
   {
@@ -415,18 +424,9 @@ core::Expected<NumericsReport> check_numerics(const core::Scenario& scenario_in,
   const int world = static_cast<int>(scenario.parallel.num_ranks);
   const int visible = kernels::visible_device_count();
   if (visible == 0) return core::Error{core::ErrorCode::kNoDevice, "the numerics check needs a GPU and none is visible"};
-  if (visible < world) {
-    return core::Error{core::ErrorCode::kNoDevice,
-                       fmt::format("parallel.num_ranks is {} but only {} GPU(s) are visible", world, visible)};
-  }
-  std::vector<int> devices = options.devices;
-  if (devices.empty()) {
-    devices.resize(static_cast<std::size_t>(world));
-    std::iota(devices.begin(), devices.end(), 0);
-  }
-  if (static_cast<int>(devices.size()) != world) {
-    return core::Error::field("devices", fmt::format("lists {} GPUs but parallel.num_ranks is {}", devices.size(), world));
-  }
+  auto local = local_devices(options, world, visible);
+  if (!local) return local.error();
+  const std::vector<int> devices = std::move(*local);
   // The same layer on one GPU: every rank's tokens, heads and experts, filled and routed as the
   // W ranks fill and route them.
   core::Scenario one_gpu = scenario;

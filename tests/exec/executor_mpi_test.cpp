@@ -7,8 +7,8 @@
 // counts that as skipped). Labels gpu and multigpu.
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 
@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "../kernels/comm_checks.h"
-#include "hpsim/core/presets.h"
 #include "hpsim/exec/executor.h"
 #include "hpsim/kernels/comm.h"
 #include "hpsim/model/plan_builder.h"
