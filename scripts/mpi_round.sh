@@ -22,7 +22,7 @@ ctest --test-dir build/gpu -L multigpu --output-on-failure 2>&1 | tee "$OUT/ctes
 ./build/gpu/tests/kernels/hpsim_comm_gpu_tests --gtest_filter='*TimesOut*' 2>&1 | grep -E "^rank|OK|FAILED" | tee -a "$OUT/mpi_round.log"
 ./build/gpu/tests/exec/hpsim_exec_gpu_tests --gtest_filter='*Numerics*:*OneGpu*' 2>&1 | grep -E "W = [0-9]|OK|FAILED" | tee -a "$OUT/mpi_round.log"
 log "the mpirun test's own output"
-./build/gpu/tests/exec/hpsim_exec_mpi_tests 2>&1 | grep -E "^\[  |layer, one process|mpirun|Failure|error" | tee -a "$OUT/mpi_round.log"
+./build/gpu/tests/exec/hpsim_exec_mpi_tests --gtest_color=no 2>&1 | grep -E "^\[  |layer, one process|mpirun|Failure|error" | tee -a "$OUT/mpi_round.log"
 HPSIM=./build/gpu/apps/hpsim/hpsim
 W=$(nvidia-smi -L | wc -l)
 $HPSIM presets --show paper-4.2b-h200x2 > "$OUT/base.json"
