@@ -1,5 +1,5 @@
-// HP expert MLP backward (expert_mlp.h). On Hopper the wgmma kernels of expert_mlp_bwd_sm90a.cu
-// run it; elsewhere (or with ExpertMlpAlgo::kMmaSync) two fused mma.sync kernels with
+// HP expert MLP backward (expert_mlp.h). On Hopper the fused wgmma kernel of
+// expert_mlp_bwd_sm90a.cu runs it (f a multiple of 128); elsewhere (or with ExpertMlpAlgo::kMmaSync) two fused mma.sync kernels with
 // recomputation:
 //  dX kernel   (per <= 128 rows of a segment, like the forward): per chunk of 32 hidden units
 //              S = X K_c^T, dA = dY V_c^T, dS = dA GELU'(S) (registers), dX += dS K_c.
@@ -306,6 +306,9 @@ core::Status launch(const ExpertMlpBackwardArgs& args, void* workspace, Stream s
   const Schedule rows_sched = carve_schedule(cursor, args.rows, segments, kRows);
   const Schedule wg_sched = carve_schedule(cursor, args.rows, segments, limits::mlp_wgrad_rows(args.rows, args.hidden));
   p.partial = reinterpret_cast<float*>(cursor);
+  cursor += limits::round_up(limits::schedule_max_slots(args.rows, wg_sched.tile_rows) * 2 * args.hidden * args.head_dim * 4,
+                             limits::kAlign);
+  p.dx_partial = reinterpret_cast<float*>(cursor);
   // The wgmma kernels divide pair indices by k in fp32 (exact below 2^24 pairs per head) and
   // take 128 hidden units per weight-gradient block.
   const bool wgmma_fits = args.num_tokens * args.top_k < (std::int64_t{1} << 24) && args.hidden % 128 == 0;
@@ -315,7 +318,7 @@ core::Status launch(const ExpertMlpBackwardArgs& args, void* workspace, Stream s
                        "ExpertMlpBackwardArgs: the wgmma backward takes num_tokens * top_k < 2^24 and hidden a multiple of 128"};
   if (args.algo == ExpertMlpAlgo::kAuto) use_wgmma = wgmma_fits && wgmma_supported();
   if (use_wgmma) {
-    HPSIM_CUDA_TRY(launch_expert_mlp_bwd_wgmma(p, rows_sched, wg_sched, stream));  // builds the schedules too
+    HPSIM_CUDA_TRY(launch_expert_mlp_bwd_wgmma(p, wg_sched, stream));  // builds its schedule too
   } else {
     HPSIM_TRY(launch_mma_sync(p, rows_sched, wg_sched, args.hidden, stream));
   }

@@ -17,11 +17,10 @@ bool wgmma_supported();
 // the first error.
 cudaError_t launch_expert_mlp_fwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, cudaStream_t stream);
 
-// Builds both schedules (rows_sched: 128-row items for dX; wg_sched: weight-gradient items, one
-// for every segment) and launches the dX and dW kernels; f must be a multiple of 128. The partial
-// sums of segments cut into several weight-gradient items are left in p.partial for
-// reduce_slots. Returns the first error.
-cudaError_t launch_expert_mlp_bwd_wgmma(const mlp::MlpParams& p, const Schedule& rows_sched, const Schedule& wg_sched,
-                                        cudaStream_t stream);
+// Builds `sched` (weight-gradient items, one for every segment, heavy first) and launches the
+// fused backward over it; f must be a multiple of 128 and p.dx_partial must hold
+// min(SMs, limits::kSms) x sched.tile_rows x h floats. The partial sums of segments cut into
+// several items are left in p.partial for reduce_slots. Returns the first error.
+cudaError_t launch_expert_mlp_bwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, cudaStream_t stream);
 
 }  // namespace hpsim::kernels::device

@@ -233,6 +233,7 @@ TEST(ExpertMlpBackwardGpu, WgmmaMatchesFloat64OnAwkwardSegments) {
   check_backward({2, 300, 4, 13, 256, 1, Routing::kUniform}, 5, ExpertMlpAlgo::kWgmma);
   check_backward({3, 123, 8, 40, 128, 4, Routing::kUniform}, 6, ExpertMlpAlgo::kWgmma);  // some experts empty
   check_backward({1, 77, 2, 5, 256, 8, Routing::kUniform}, 8, ExpertMlpAlgo::kWgmma);    // padded segments
+  check_backward({2, 301, 4, 7, 512, 1, Routing::kUniform}, 10, ExpertMlpAlgo::kWgmma);  // dX summed over four chunks
 }
 
 TEST(ExpertMlpBackwardGpu, WgmmaSplitsLongSegmentsDeterministically) {
