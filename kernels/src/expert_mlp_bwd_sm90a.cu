@@ -45,15 +45,18 @@ __device__ __forceinline__ std::uint64_t desc_add(std::uint64_t desc, std::uint3
 }
 
 // One warp: rows r0 .. r0 + 31 of a tile whose row r is grouped row row_begin + r (valid below
-// row_end); X through perm (the token's sub-token of head l) and dY in grouped order, each to
-// dst + off(r, c); rows past the end or with perm = -1 are zero. One perm load per lane, then two
-// rows per cp.async step (16 lanes x 16 bytes each).
-template <typename Off>
-__device__ __forceinline__ void gather_x_dy_32(const MlpParams& p, int row_begin, int row_end, int r0, int l, float inv_k,
-                                               __nv_bfloat16* dst_x, __nv_bfloat16* dst_dy, int lane, Off off) {
+// row_end). gather_token: the lane's row's token (perm / k), or -1 past the end or for perm = -1;
+// loaded before the tile's buffer is free, so the load's latency overlaps the wait.
+__device__ __forceinline__ int gather_token(const MlpParams& p, int row_begin, int row_end, int r0, float inv_k, int lane) {
   const int row = row_begin + r0 + lane;
   const int pair = row < row_end ? p.perm[row] : -1;
-  const int tok = pair >= 0 ? div_small(pair, p.k, inv_k) : -1;
+  return pair >= 0 ? div_small(pair, p.k, inv_k) : -1;
+}
+// Then X through the tokens (the sub-token of head l) and dY in grouped order, each to
+// dst + off(r, c); rows without a token are zero. Two rows per cp.async step (16 lanes x 16 bytes each).
+template <typename Off>
+__device__ __forceinline__ void gather_x_dy_32(const MlpParams& p, int tok, int row_begin, int r0, int l,
+                                               __nv_bfloat16* dst_x, __nv_bfloat16* dst_dy, int lane, Off off) {
   const int cc = lane % 16;
 #pragma unroll 4
   for (int half = 0; half < 16; ++half) {
@@ -185,9 +188,10 @@ __global__ void __launch_bounds__(kThreadsB, 1)
       for (int j = 0; j < (ntiles > 0 ? nchunks : 0); ++j)
         for (int t = 0; t < ntiles; ++t, ++tc) {
           const int b = tc & 1;
+          const int tok = gather_token(p, w.row_begin + t * kTile, w.row_end, 32 * (pw - 1), inv_k, lane);
           mbar_wait(empty_t + 8u * b, static_cast<std::uint32_t>(((tc >> 1) & 1) ^ 1));
           __nv_bfloat16* ts = tbufs + b * kTElems;
-          gather_x_dy_32(p, w.row_begin + t * kTile, w.row_end, 32 * (pw - 1), l, inv_k, ts, ts + 2 * kAtom, lane,
+          gather_x_dy_32(p, tok, w.row_begin + t * kTile, 32 * (pw - 1), l, ts, ts + 2 * kAtom, lane,
                          [](int r, int c) { return toff64(r, c); });
           cp_async_mbar_arrive(full_t + 8u * b);
         }
@@ -294,7 +298,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
           wgmma_m64n128k16_ss<0, 1>(dk, desc_add(desc_dsk, ks * 32), desc_add(desc_xn, ks * kStepBytes), 1);
         wgmma_commit();
         // The earlier chunks' dX of these rows (this thread wrote them), loaded while the
-        // products above run; dX then adds onto them.
+        // products above run (a wgmma fence waits for every load in flight); dX then adds onto them.
         float dx[32];
         float* part = scratch + static_cast<long long>(t * kTile + (warp % 4) * 16 + g8) * kH + 64 * wg + 2 * t4;
         if (j > 0) {
