@@ -306,9 +306,6 @@ core::Status launch(const ExpertMlpBackwardArgs& args, void* workspace, Stream s
   const Schedule rows_sched = carve_schedule(cursor, args.rows, segments, kRows);
   const Schedule wg_sched = carve_schedule(cursor, args.rows, segments, limits::mlp_wgrad_rows(args.rows, args.hidden));
   p.partial = reinterpret_cast<float*>(cursor);
-  cursor += limits::round_up(limits::schedule_max_slots(args.rows, wg_sched.tile_rows) * 2 * args.hidden * args.head_dim * 4,
-                             limits::kAlign);
-  p.dx_partial = reinterpret_cast<float*>(cursor);
   // The wgmma kernels divide pair indices by k in fp32 (exact below 2^24 pairs per head) and
   // take 128 hidden units per weight-gradient block.
   const bool wgmma_fits = args.num_tokens * args.top_k < (std::int64_t{1} << 24) && args.hidden % 128 == 0;

@@ -9,8 +9,8 @@
 //   A^T = GELU(S^T), dS^T = dA^T GELU'(S^T)   A^T as register operands, dS^T to shared memory
 //   dV_c += A^T dY, dK_c += dS^T X      wgmma m64n128k16 x 4 each (tiles N-major)
 //   dX[:, 64 wg ..] (+)= dS K_c[:, 64 wg ..]  wgmma m64n64k16 x 8 over both warpgroups' dS
-// dX is summed over the chunks in fp32 rows of the block's own scratch (p.dx_partial) and stored
-// as bf16 by the last chunk. S and dA are computed once per element (10 P h f FLOPs executed for
+// dX is summed over the chunks in device memory: the first chunk stores it, later ones add to it
+// in L2 (bf16 reductions in chunk order). S and dA are computed once per element (10 P h f FLOPs executed for
 // 8 useful). The X and dY tiles serve both as K-major operands (rows along N) and as N-major ones
 // (rows along K): the same 128-byte-swizzled bytes, two descriptors. Neither the activation nor
 // dS reaches device memory. Symbols as in expert_mlp.h. Compiled for sm_90a only.
@@ -101,6 +101,13 @@ __device__ __forceinline__ int next_unit(Barriers& bars, int u, int lane) {
   __syncwarp();
   if (lane == 0) mbar_arrive(smem_u32(&bars.empty_u[r]));
   return id;
+}
+
+__device__ __forceinline__ void store_or_add_bf16x2(__nv_bfloat16* at, std::uint32_t v, bool add) {
+  if (add)
+    asm volatile("red.global.add.noftz.bf16x2 [%0], %1;\n" ::"l"(at), "r"(v) : "memory");
+  else
+    *reinterpret_cast<std::uint32_t*>(at) = v;
 }
 
 __device__ __forceinline__ int toff64(int r, int c) { return (c >> 6) * kAtom + sw64(r, c & 63); }
@@ -206,7 +213,6 @@ __global__ void __launch_bounds__(kThreadsB, 1)
   const int g8 = lane / 4, t4 = lane % 4;
   const int frow = (warp % 4) * 16 + g8;  // accumulator rows frow and frow + 8
   const long long fh = static_cast<long long>(p.f) * kH;
-  float* scratch = p.dx_partial + static_cast<long long>(blockIdx.x) * sched.tile_rows * kH;
   const bool stores_gradients = warp % 4 == 0 && lane == 0;  // the thread that issues its warpgroup's TMA stores
   int pending = -1;  // that thread: the weight buffer whose gradient stores may still be reading it
   int gw = 0, tc = 0;
@@ -238,7 +244,6 @@ __global__ void __launch_bounds__(kThreadsB, 1)
       const std::uint64_t desc_k = wgmma_desc(kreg);
       const std::uint64_t desc_v = wgmma_desc_mn(vreg, 0);
       const std::uint64_t desc_kn = wgmma_desc_mn(wb + wg * 2 * kAtom, 0);  // K_c [128 f][h half wg] as dX's B
-      const bool last = j == nchunks - 1;
       mbar_wait(full_w + 8u * b, static_cast<std::uint32_t>((gw >> 1) & 1));
 
       float dk[64], dv[64];
@@ -297,48 +302,27 @@ __global__ void __launch_bounds__(kThreadsB, 1)
         for (int ks = 0; ks < kTile / 16; ++ks)
           wgmma_m64n128k16_ss<0, 1>(dk, desc_add(desc_dsk, ks * 32), desc_add(desc_xn, ks * kStepBytes), 1);
         wgmma_commit();
-        // The earlier chunks' dX of these rows (this thread wrote them), loaded while the
-        // products above run (a wgmma fence waits for every load in flight); dX then adds onto them.
         float dx[32];
-        float* part = scratch + static_cast<long long>(t * kTile + (warp % 4) * 16 + g8) * kH + 64 * wg + 2 * t4;
-        if (j > 0) {
 #pragma unroll
-          for (int i = 0; i < 8; ++i) {
-            const float2 lo = *reinterpret_cast<const float2*>(part + 8 * i);
-            const float2 hi = *reinterpret_cast<const float2*>(part + 8 * kH + 8 * i);
-            dx[4 * i + 0] = lo.x;
-            dx[4 * i + 1] = lo.y;
-            dx[4 * i + 2] = hi.x;
-            dx[4 * i + 3] = hi.y;
-          }
-        } else {
-#pragma unroll
-          for (int i = 0; i < 32; ++i) dx[i] = 0.0f;
-        }
+        for (int i = 0; i < 32; ++i) dx[i] = 0.0f;  // (an undefined accumulator would stay live across the loop)
         consumers_sync();  // the other warpgroup's hidden units of dS
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < kFc / 16; ++kk)
-          wgmma_m64n64k16_ss<1, 1>(dx, desc_add(desc_ds, kk * kStepBytes), desc_add(desc_kn, kk * kStepBytes), j > 0 || kk > 0);
+          wgmma_m64n64k16_ss<1, 1>(dx, desc_add(desc_ds, kk * kStepBytes), desc_add(desc_kn, kk * kStepBytes), kk > 0);
         wgmma_commit();
         wgmma_wait<0>();
         __syncwarp();
         if (lane == 0) mbar_arrive(empty_t + 8u * tb);
-        if (!last) {
+        // dX: the first chunk stores its products as bf16, later ones add theirs in L2 (a
+        // reduction without a return, issued by the same thread to the same address in chunk
+        // order, so the sum is deterministic).
+        const int r0 = w.row_begin + t * kTile + (warp % 4) * 16 + g8;
+        __nv_bfloat16* out = p.dxg + static_cast<long long>(r0) * kH + 64 * wg + 2 * t4;
 #pragma unroll
-          for (int i = 0; i < 8; ++i) {
-            *reinterpret_cast<float2*>(part + 8 * i) = make_float2(dx[4 * i + 0], dx[4 * i + 1]);
-            *reinterpret_cast<float2*>(part + 8 * kH + 8 * i) = make_float2(dx[4 * i + 2], dx[4 * i + 3]);
-          }
-        } else {
-          const int r0 = w.row_begin + t * kTile + (warp % 4) * 16 + g8;
-          __nv_bfloat16* out = p.dxg + static_cast<long long>(r0) * kH + 64 * wg + 2 * t4;
-#pragma unroll
-          for (int i = 0; i < 8; ++i) {
-            if (r0 < w.row_end) *reinterpret_cast<std::uint32_t*>(out + 8 * i) = pack_bf16x2(dx[4 * i + 0], dx[4 * i + 1]);
-            if (r0 + 8 < w.row_end)
-              *reinterpret_cast<std::uint32_t*>(out + 8 * kH + 8 * i) = pack_bf16x2(dx[4 * i + 2], dx[4 * i + 3]);
-          }
+        for (int i = 0; i < 8; ++i) {
+          if (r0 < w.row_end) store_or_add_bf16x2(out + 8 * i, pack_bf16x2(dx[4 * i + 0], dx[4 * i + 1]), j > 0);
+          if (r0 + 8 < w.row_end) store_or_add_bf16x2(out + 8 * kH + 8 * i, pack_bf16x2(dx[4 * i + 2], dx[4 * i + 3]), j > 0);
         }
       }
       // Both warpgroups' dX products have read all of K_c before either stages its gradients there.
@@ -405,7 +389,6 @@ cudaError_t launch_expert_mlp_bwd_wgmma(const mlp::MlpParams& p, const Schedule&
   if (e == cudaSuccess) e = build_schedules(p.offsets, ScheduleBuild{sched, /*item_for_empty=*/true, /*heavy_first=*/true}, nullptr, stream);
   if (e != cudaSuccess || sched.max_items == 0) return e;
   long long blocks = sched.max_items < sms ? sched.max_items : sms;
-  blocks = blocks < limits::kSms ? blocks : limits::kSms;  // the dX scratch holds kSms blocks' rows
   return launch_after(fused::expert_mlp_bwd_fused_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreadsB), fused::kSmemBytes, stream,
                       p, sched, map_k, map_vt, map_dk, map_dvt);
 }

@@ -18,8 +18,7 @@ bool wgmma_supported();
 cudaError_t launch_expert_mlp_fwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, cudaStream_t stream);
 
 // Builds `sched` (weight-gradient items, one for every segment, heavy first) and launches the
-// fused backward over it; f must be a multiple of 128 and p.dx_partial must hold
-// min(SMs, limits::kSms) x sched.tile_rows x h floats. The partial sums of segments cut into
+// fused backward over it; f must be a multiple of 128. The partial sums of segments cut into
 // several items are left in p.partial for reduce_slots. Returns the first error.
 cudaError_t launch_expert_mlp_bwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, cudaStream_t stream);
 

@@ -32,7 +32,6 @@ struct MlpParams {
   __nv_bfloat16* dwk = nullptr;       // [L][E][f][h]
   __nv_bfloat16* dwv = nullptr;       // [L][E][h][f]
   float* partial = nullptr;           // [slots][dK f*h | dV^T h*f] weight-gradient partial sums
-  float* dx_partial = nullptr;        // [kSms][wgrad rows][h] the fused wgmma backward's dX over the chunks
   int L = 0, N = 0, k = 0, E = 0, f = 0;
 };
 

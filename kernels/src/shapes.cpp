@@ -218,10 +218,8 @@ core::Status can_implement(const ExpertMlpBackwardArgs& a) {
 std::int64_t workspace_bytes(const ExpertMlpBackwardArgs& a) {
   const std::int64_t segments = a.num_heads * a.num_experts;
   const std::int64_t wgrad_rows = limits::mlp_wgrad_rows(a.rows, a.hidden);
-  // The wgmma backward sums dX over the 128-unit chunks of f in fp32 rows of each block's own.
-  const std::int64_t dx_scratch = a.hidden > 128 ? limits::kSms * wgrad_rows * a.head_dim * 4 : 0;
   return limits::schedule_bytes(a.rows, segments, limits::kMlpTileRows) + limits::schedule_bytes(a.rows, segments, wgrad_rows) +
-         round_up(limits::schedule_max_slots(a.rows, wgrad_rows) * 2 * a.hidden * a.head_dim * 4, kAlign) + dx_scratch;
+         round_up(limits::schedule_max_slots(a.rows, wgrad_rows) * 2 * a.hidden * a.head_dim * 4, kAlign);
 }
 
 // ---------------------------------------------------------------------------------------------
