@@ -60,10 +60,11 @@ KernelWork moe_kernel_work(KernelFamily family, const LayerShape& x, double R, c
       return {4 * tiles.padded_rows(kHpMlpFwdItemRows) * h * f,
               2 * R * h * s + saved * R * f * s + nonempty * 2 * h * f * s};
     case KernelFamily::kHpExpertMlpBwd:
-      // The dX kernel reads the non-empty segments' weights; the weight-gradient kernel reads them
-      // again and writes every segment's gradients (zeros for an empty one, whose weights it skips).
-      return {(4 + 2 * recompute) * tiles.padded_rows(kHpMlpDxItemRows) * h * f + 4 * P_dw * h * f,
-              3 * R * h * s + saved * R * f * s + (2 * nonempty + segments) * 2 * h * f * s + partials * h};
+      // One fused pass per weight-gradient item and 64-row tile: S (recomputed), dA, dX, dK and dV;
+      // it reads the non-empty segments' weights once and writes every segment's gradients (zeros
+      // for an empty one, whose weights it skips).
+      return {(8 + 2 * recompute) * P_dw * h * f,
+              3 * R * h * s + saved * R * f * s + (nonempty + segments) * 2 * h * f * s + partials * h};
     case KernelFamily::kHpCombineFwd: return {2 * R * h, R * h * s + R * fp32 + S * h * s};
     case KernelFamily::kHpCombineBwd: return {3 * R * h, S * h * s + 2 * R * h * s + R * slot_meta};
     case KernelFamily::kEpRouterFwd: return {2 * n * d * E, n * d * s + d * E * fp32 + n * k * slot_meta + E * 4, n * E * k};

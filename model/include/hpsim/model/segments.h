@@ -17,7 +17,6 @@ namespace hpsim::model {
 
 // Row tiles of the kernels (kernels/src/kernel_limits.h and the kernels' launchers).
 inline constexpr std::int64_t kHpMlpFwdItemRows = 192;     // HP wgmma forward: three 64-row warpgroups per item
-inline constexpr std::int64_t kHpMlpDxItemRows = 128;      // HP backward dX kernel
 inline constexpr std::int64_t kHpMlpWgradItemRows = 2048;  // HP weight-gradient items at most (an empty segment
                                                            // gets one; fewer rows at small row counts:
                                                            // hp_wgrad_item_rows)
