@@ -120,7 +120,8 @@ __device__ __forceinline__ int tiles_of(const WorkItem& w) { return (w.row_end -
 // t % 2. A unit of an empty segment reads no weights; its consumers store zero gradients. The
 // two consumer warpgroups meet once per tile (dX needs both halves of the chunk's dS) and once
 // per chunk (before the gradients are staged in the weight buffer that the other's dX read).
-// dX partial sums are written and read back by the same thread, so they need no barrier.
+// A row's dX is stored by the first chunk and added to by the later ones, by the same thread in
+// chunk order, so the sum needs no barrier and its order is fixed.
 __global__ void __launch_bounds__(kThreadsB, 1)
     expert_mlp_bwd_fused_kernel(MlpParams p, Schedule sched, const __grid_constant__ CUtensorMap map_k,
                                 const __grid_constant__ CUtensorMap map_vt, const __grid_constant__ CUtensorMap map_dk,

@@ -15,7 +15,8 @@
 // wgmma backward needs f a multiple of 128). Rows of y, dx_grouped and dy are in grouped order
 // ([rows][h]); padding rows (perm = -1) are written as zeros and dy's padding rows are ignored.
 // The weight gradients are summed over a segment's rows in a fixed order (fixed tiles, partial
-// sums added in slot order): bitwise reproducible. Experts without rows get zero gradients.
+// sums added in slot order): bitwise reproducible. On the wgmma path dX is summed over 128-unit
+// chunks of f in bf16, in chunk order (also reproducible). Experts without rows get zero gradients.
 
 #include <cstdint>
 
