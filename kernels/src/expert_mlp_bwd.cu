@@ -1,6 +1,6 @@
 // HP expert MLP backward (expert_mlp.h). On Hopper the fused wgmma kernel of
-// expert_mlp_bwd_sm90a.cu runs it (f a multiple of 128); elsewhere (or with ExpertMlpAlgo::kMmaSync) two fused mma.sync kernels with
-// recomputation:
+// expert_mlp_bwd_sm90a.cu runs it (f a multiple of 128); elsewhere (or with
+// ExpertMlpAlgo::kMmaSync) two fused mma.sync kernels with recomputation:
 //  dX kernel   (per <= 128 rows of a segment, like the forward): per chunk of 32 hidden units
 //              S = X K_c^T, dA = dY V_c^T, dS = dA GELU'(S) (registers), dX += dS K_c.
 //  dW kernel   (per <= mlp_wgrad_rows() rows of a segment x 128 or 64 hidden units): per 64-row tile
