@@ -47,7 +47,8 @@ __device__ __forceinline__ std::uint64_t desc_add(std::uint64_t desc, std::uint3
 // One warp: rows r0 .. r0 + 31 of a tile whose row r is grouped row row_begin + r (valid below
 // row_end). gather_token: the lane's row's token (perm / k), or -1 past the end or for perm = -1;
 // loaded before the tile's buffer is free, so the load's latency overlaps the wait.
-__device__ __forceinline__ int gather_token(const MlpParams& p, int row_begin, int row_end, int r0, float inv_k, int lane) {
+__device__ __forceinline__ int gather_token(const MlpParams& p, int row_begin, int row_end, int r0, float inv_k,
+                                            int lane) {
   const int row = row_begin + r0 + lane;
   const int pair = row < row_end ? p.perm[row] : -1;
   return pair >= 0 ? div_small(pair, p.k, inv_k) : -1;
@@ -78,7 +79,7 @@ constexpr int kWElems = 8 * kAtom;    // K_c [2 h halves][128 f][64] + V^T_c [2 
 constexpr int kWBufs = 2;
 constexpr int kTElems = 4 * kAtom;    // X tile [2 h halves][64 rows][64] + dY tile alike (32 KB)
 constexpr int kTBufs = 2;
-constexpr int kSElems = 2 * kAtom;    // dS^T of a tile [128 f][64 rows] (16 KB): warpgroup wg's rows at wg * kAtom
+constexpr int kSElems = 2 * kAtom;  // dS^T of a tile [128 f][64 rows] (16 KB): warpgroup wg's rows at wg * kAtom
 constexpr int kSBufs = 2;
 constexpr int kSmemBytes = (kWBufs * kWElems + kTBufs * kTElems + kSBufs * kSElems) * 2 + 1024;  // 225 KB
 constexpr int kURing = 4;
@@ -240,7 +241,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
     for (int j = 0; j < nchunks; ++j, ++gw) {
       const int b = gw & 1;
       __nv_bfloat16* wb = wbufs + b * kWElems;
-      __nv_bfloat16* kreg = wb + wg * kAtom;                  // this warpgroup's K_c rows, h half 0 (half 1 at + 2 atoms)
+      __nv_bfloat16* kreg = wb + wg * kAtom;  // this warpgroup's K_c rows, h half 0 (half 1 at + 2 atoms)
       __nv_bfloat16* vreg = wb + 4 * kAtom + wg * 2 * kAtom;  // this warpgroup's V^T_c columns [128 h][64]
       const std::uint64_t desc_k = wgmma_desc(kreg);
       const std::uint64_t desc_v = wgmma_desc_mn(vreg, 0);
@@ -266,7 +267,8 @@ __global__ void __launch_bounds__(kThreadsB, 1)
 #pragma unroll
           for (int kk = 0; kk < kH / 16; ++kk) {
             const std::uint32_t bo = (kk / 4) * kAtom * 2 + (kk % 4) * 32;
-            wgmma_m64n64k16_ss(s, desc_add(desc_k, (kk / 4) * 2 * kAtom * 2 + (kk % 4) * 32), desc_add(desc_x, bo), kk > 0);
+            wgmma_m64n64k16_ss(s, desc_add(desc_k, (kk / 4) * 2 * kAtom * 2 + (kk % 4) * 32), desc_add(desc_x, bo),
+                               kk > 0);
           }
 #pragma unroll
           for (int kk = 0; kk < kH / 16; ++kk) {
@@ -294,11 +296,12 @@ __global__ void __launch_bounds__(kThreadsB, 1)
         fence_proxy_async();  // this thread's dS stores before any wgmma reads them
         warpgroup_sync(wg);   // this warpgroup's dS^T complete for its own dK product
         const std::uint64_t desc_dyn = wgmma_desc_mn(ts + 2 * kAtom, kAtom * 2), desc_xn = wgmma_desc_mn(ts, kAtom * 2);
-        const std::uint64_t desc_ds = wgmma_desc_mn(ds, 0);    // dS: M = rows, K = all 128 hidden units
+        const std::uint64_t desc_ds = wgmma_desc_mn(ds, 0);          // dS: M = rows, K = all 128 hidden units
         const std::uint64_t desc_dsk = wgmma_desc(ds + wg * kAtom);  // this warpgroup's dS^T: M = its f, K = rows
         wgmma_fence();
 #pragma unroll
-        for (int ks = 0; ks < kTile / 16; ++ks) wgmma_m64n128k16_rs<1>(dv, pa[ks], desc_add(desc_dyn, ks * kStepBytes), 1);
+        for (int ks = 0; ks < kTile / 16; ++ks)
+          wgmma_m64n128k16_rs<1>(dv, pa[ks], desc_add(desc_dyn, ks * kStepBytes), 1);
 #pragma unroll
         for (int ks = 0; ks < kTile / 16; ++ks)
           wgmma_m64n128k16_ss<0, 1>(dk, desc_add(desc_dsk, ks * 32), desc_add(desc_xn, ks * kStepBytes), 1);
@@ -306,7 +309,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
         float dx[32];
 #pragma unroll
         for (int i = 0; i < 32; ++i) dx[i] = 0.0f;  // (an undefined accumulator would stay live across the loop)
-        consumers_sync();  // the other warpgroup's hidden units of dS
+        consumers_sync();                           // the other warpgroup's hidden units of dS
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < kFc / 16; ++kk)
@@ -323,7 +326,8 @@ __global__ void __launch_bounds__(kThreadsB, 1)
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
           if (r0 < w.row_end) store_or_add_bf16x2(out + 8 * i, pack_bf16x2(dx[4 * i + 0], dx[4 * i + 1]), j > 0);
-          if (r0 + 8 < w.row_end) store_or_add_bf16x2(out + 8 * kH + 8 * i, pack_bf16x2(dx[4 * i + 2], dx[4 * i + 3]), j > 0);
+          if (r0 + 8 < w.row_end)
+            store_or_add_bf16x2(out + 8 * kH + 8 * i, pack_bf16x2(dx[4 * i + 2], dx[4 * i + 3]), j > 0);
         }
       }
       // Both warpgroups' dX products have read all of K_c before either stages its gradients there.
@@ -331,13 +335,16 @@ __global__ void __launch_bounds__(kThreadsB, 1)
 
       const int fbase = j * kFc + wg * 64;
       if (w.slot >= 0) {
-        float* part_k = p.partial + static_cast<long long>(w.slot) * 2 * fh + static_cast<long long>(fbase + frow) * kH + 2 * t4;
-        float* part_v = p.partial + static_cast<long long>(w.slot) * 2 * fh + fh + static_cast<long long>(2 * t4) * p.f + fbase + frow;
+        float* part_k =
+            p.partial + static_cast<long long>(w.slot) * 2 * fh + static_cast<long long>(fbase + frow) * kH + 2 * t4;
+        float* part_v = p.partial + static_cast<long long>(w.slot) * 2 * fh + fh +
+                        static_cast<long long>(2 * t4) * p.f + fbase + frow;
 #pragma unroll
         for (int i = 0; i < 16; ++i)
 #pragma unroll
           for (int hh = 0; hh < 2; ++hh) {
-            *reinterpret_cast<float2*>(part_k + hh * 8 * kH + 8 * i) = make_float2(dk[4 * i + 2 * hh], dk[4 * i + 2 * hh + 1]);
+            *reinterpret_cast<float2*>(part_k + hh * 8 * kH + 8 * i) =
+                make_float2(dk[4 * i + 2 * hh], dk[4 * i + 2 * hh + 1]);
             float* at = part_v + static_cast<long long>(8 * i) * p.f + 8 * hh;
             at[0] = dv[4 * i + 2 * hh];
             at[p.f] = dv[4 * i + 2 * hh + 1];
@@ -376,22 +383,25 @@ __global__ void __launch_bounds__(kThreadsB, 1)
 
 cudaError_t launch_expert_mlp_bwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, cudaStream_t stream) {
   if (p.f % fused::kFc != 0) return cudaErrorInvalidValue;
-  cudaError_t e = cudaFuncSetAttribute(fused::expert_mlp_bwd_fused_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, fused::kSmemBytes);
+  cudaError_t e = cudaFuncSetAttribute(fused::expert_mlp_bwd_fused_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       fused::kSmemBytes);
   int device = 0, sms = 0;
   if (e == cudaSuccess) e = cudaGetDevice(&device);
   if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (e != cudaSuccess) return e;
   const long long segments = static_cast<long long>(p.L) * p.E;
   CUtensorMap map_k{}, map_vt{}, map_dk{}, map_dvt{};
-  e = make_map(&map_k, p.wk, segments * p.f, kH, 128);                      // K: [L E f][h], 128-row boxes
+  e = make_map(&map_k, p.wk, segments * p.f, kH, 128);                        // K: [L E f][h], 128-row boxes
   if (e == cudaSuccess) e = make_map(&map_vt, p.wv, segments * kH, p.f, kH);  // V^T: [L E h][f]
   if (e == cudaSuccess) e = make_map(&map_dk, p.dwk, segments * p.f, kH, 64);  // the gradients, 64-row boxes
   if (e == cudaSuccess) e = make_map(&map_dvt, p.dwv, segments * kH, p.f, kH);
-  if (e == cudaSuccess) e = build_schedules(p.offsets, ScheduleBuild{sched, /*item_for_empty=*/true, /*heavy_first=*/true}, nullptr, stream);
+  if (e == cudaSuccess)
+    e = build_schedules(p.offsets, ScheduleBuild{sched, /*item_for_empty=*/true, /*heavy_first=*/true}, nullptr,
+                        stream);
   if (e != cudaSuccess || sched.max_items == 0) return e;
   long long blocks = sched.max_items < sms ? sched.max_items : sms;
-  return launch_after(fused::expert_mlp_bwd_fused_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreadsB), fused::kSmemBytes, stream,
-                      p, sched, map_k, map_vt, map_dk, map_dvt);
+  return launch_after(fused::expert_mlp_bwd_fused_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreadsB),
+                      fused::kSmemBytes, stream, p, sched, map_k, map_vt, map_dk, map_dvt);
 }
 
 }  // namespace hpsim::kernels::device
