@@ -41,12 +41,15 @@ inline constexpr std::int64_t kDenseWorkspace = 32ll << 20;
 inline constexpr std::int64_t round_up(std::int64_t x, std::int64_t m) { return (x + m - 1) / m * m; }
 inline constexpr std::int64_t ceil_div(std::int64_t x, std::int64_t m) { return (x + m - 1) / m; }
 
-// Rows per HP weight-gradient work item for `rows` grouped rows and f = `hidden`. The dW kernel
-// hands out units (an item x 128 hidden units) dynamically, so its time is about the units' total
-// over the SMs unless one unit is longer than that: under skew a hot segment's units would keep a
-// few SMs busy long after the others finish. So an item holds at most half of one SM's share of
-// the unit rows, rounded up to 64-row tiles, within [kMlpWgradMinRows, kMlpWgradRows] (shorter
-// items mean more partial-sum slots to write and add: a quarter share measured slower). Depends on
+// Rows per HP weight-gradient work item for `rows` grouped rows and f = `hidden`. The backward
+// kernels hand out their work dynamically (the mma.sync dW kernel an item x 128 hidden units, the
+// fused wgmma kernel a whole item with all f / 128 of them), so their time is about the work's
+// total over the SMs unless one piece is longer than that: under skew a hot segment's items would
+// keep a few SMs busy long after the others finish. So an item holds at most half of one SM's share
+// of the (item x 128 hidden units) rows, rounded up to 64-row tiles, within [kMlpWgradMinRows,
+// kMlpWgradRows] (shorter items mean more partial-sum slots to write and add: a quarter share
+// measured slower, with the two-kernel wgmma backward). The fused kernel's item is f / 128 such
+// pieces, so at f = 256 up to a whole SM's share; the bound was not measured again for it. Depends on
 // the shape only, never on the routing, so the workspace bound holds; a segment of at most this
 // many rows is one item. The workspace (workspace_bytes) is sized for the same `rows` the launch
 // gets: it is not monotonic in rows (the tile grows in 64-row steps), so a workspace sized for
