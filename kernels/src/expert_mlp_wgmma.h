@@ -5,13 +5,11 @@
 
 #include "mlp_tile.cuh"
 #include "schedule.cuh"
+#include "wgmma_support.h"
 
 namespace hpsim::kernels::device {
 
 constexpr int kWgmmaRows = 192;  // rows per block (three warpgroups of 64 rows)
-
-// Whether the current device runs the sm_90a kernel (compute capability 9.0).
-bool wgmma_supported();
 
 // Builds `sched` (kWgmmaRows-row items) from p.offsets and launches the forward over it. Returns
 // the first error.

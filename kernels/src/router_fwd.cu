@@ -265,9 +265,10 @@ core::Status launch(const RouterForwardArgs& args, void* workspace, Stream strea
   p.dim = static_cast<int>(args.dim);
   p.E = static_cast<int>(args.num_experts);
   p.k = static_cast<int>(args.top_k);
-  if (args.algo == RouterAlgo::kBf16x3) {
+  if (args.algo == RouterAlgo::kBf16x3 || args.algo == RouterAlgo::kBf16x3MmaSync) {
     device::RouterTcParams q{p.x, p.weight, p.bias, p.topk_expert, p.topk_gate, p.counts, p.L, p.N, p.dim, p.E, p.k};
-    return device::launch_router_bf16x3(q, workspace, stream);
+    const bool wgmma = args.algo == RouterAlgo::kBf16x3 && device::wgmma_supported();
+    return device::launch_router_bf16x3(q, workspace, wgmma, stream);
   }
   if (p.k <= 2) return launch_ffma<2>(p, workspace, stream);
   if (p.k <= 4) return launch_ffma<4>(p, workspace, stream);

@@ -14,19 +14,9 @@
 #include "device_common.cuh"
 #include "hpsim/kernels/cuda_check.h"
 #include "router_select.cuh"
+#include "router_wgmma.h"
 
 namespace hpsim::kernels::device {
-
-struct RouterTcParams {
-  const __nv_bfloat16* x;
-  const float* weight;
-  const float* bias;
-  int* topk_expert;
-  float* topk_gate;
-  int* counts;
-  int L, N, dim, E, k;
-  const __nv_bfloat16* w_parts = nullptr;  // [3][L][E][dim], set by the launcher
-};
 
 namespace router_tc {
 
@@ -244,13 +234,18 @@ core::Status launch_kmax(const RouterTcParams& p, cudaStream_t stream) {
 
 }  // namespace router_tc
 
-// The weight parts live in the workspace: 3 * L * E * dim bf16.
-inline core::Status launch_router_bf16x3(RouterTcParams p, void* workspace, cudaStream_t stream) {
+// The weight parts live in the workspace: 3 * L * E * dim bf16. With `wgmma` (an sm_90a device)
+// the routing runs on the kernel of router_fwd_sm90a.cu, else on the mma.sync one above.
+inline core::Status launch_router_bf16x3(RouterTcParams p, void* workspace, bool wgmma, cudaStream_t stream) {
   const long long count = static_cast<long long>(p.L) * p.E * p.dim;
   auto* parts = static_cast<__nv_bfloat16*>(workspace);
   router_tc::split_weight_kernel<<<grid_1d(count, 256 * 4), 256, 0, stream>>>(p.weight, count, parts);
   HPSIM_CUDA_TRY_LAUNCH("split_weight_kernel");
   p.w_parts = parts;
+  if (wgmma) {
+    HPSIM_CUDA_TRY(launch_router_bf16x3_wgmma(p, stream));
+    return core::Status::ok();
+  }
   if (p.k <= 2) return router_tc::launch_kmax<2>(p, stream);
   if (p.k <= 4) return router_tc::launch_kmax<4>(p, stream);
   return router_tc::launch_kmax<8>(p, stream);

@@ -190,15 +190,20 @@ TEST(RouterForwardGpu, FfmaSplitsTheExpertsWhenTheTokensCannotFillTheGpu) {
   check_forward({4, 8448, 64, 300, 4, true, RouterAlgo::kFfma}, 7);
 }
 
-TEST(RouterForwardGpu, Bf16x3MatchesFloat64AndTheFfmaSelections) {
-  HPSIM_REQUIRE_GPUS(1);
-  check_forward({3, 777, 128, 100, 4, true, RouterAlgo::kBf16x3}, 5);
-  check_forward({2, 301, 128, 37, 8, true, RouterAlgo::kBf16x3}, 6);
-  check_forward({1, 200, 256, 130, 2, false, RouterAlgo::kBf16x3}, 7);
-  // Same data through both algorithms: the same experts (the test data has no near-ties here).
+// Both bf16x3 kernels: kBf16x3 runs the wgmma one on an sm_90a device (the mma.sync one elsewhere),
+// kBf16x3MmaSync the mma.sync one everywhere.
+void check_bf16x3(RouterAlgo algo) {
+  check_forward({3, 777, 128, 100, 4, true, algo}, 5);
+  check_forward({2, 301, 128, 37, 8, true, algo}, 6);
+  check_forward({1, 200, 256, 130, 2, false, algo}, 7);
+  check_forward({2, 300, 64, 64, 1, true, algo}, 9);     // one chunk of experts, dim of one atom
+  check_forward({1, 513, 192, 1000, 8, true, algo}, 10); // three atoms of dim, a partial last chunk
+  // More units than blocks: each block walks several, and the weight ring runs on across them.
+  check_forward({5, 8000, 128, 200, 4, true, algo}, 11);
+  // Same data through FFMA and this algorithm: the same experts (the test data has no near-ties here).
   RouterProblem p({4, 2048, 128, 768, 4, true, RouterAlgo::kFfma}, 8);
   const RouterOut ffma = p.run_gpu(RouterAlgo::kFfma);
-  const RouterOut tc = p.run_gpu(RouterAlgo::kBf16x3);
+  const RouterOut tc = p.run_gpu(algo);
   p.check(ffma);
   p.check(tc);
   std::int64_t differing = 0;  // tokens whose selected sets differ
@@ -210,6 +215,16 @@ TEST(RouterForwardGpu, Bf16x3MatchesFloat64AndTheFfmaSelections) {
     differing += a != b ? 1 : 0;
   }
   EXPECT_LE(differing, 2) << "bf16x3 and FFMA select different experts for " << differing << " of 8192 tokens";
+}
+
+TEST(RouterForwardGpu, Bf16x3MatchesFloat64AndTheFfmaSelections) {
+  HPSIM_REQUIRE_GPUS(1);
+  check_bf16x3(RouterAlgo::kBf16x3);
+}
+
+TEST(RouterForwardGpu, Bf16x3OnMmaSyncMatchesFloat64AndTheFfmaSelections) {
+  HPSIM_REQUIRE_GPUS(1);
+  check_bf16x3(RouterAlgo::kBf16x3MmaSync);
 }
 
 // ---------------------------------------------------------------------------------------------

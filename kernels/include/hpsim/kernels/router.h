@@ -30,7 +30,9 @@ namespace hpsim::kernels {
 
 enum class RouterAlgo {
   kFfma,    // plain fp32 FMA, scores tiled in registers
-  kBf16x3,  // tensor cores: x is exact in bf16, weight split into three bf16 parts (hi+mid+lo), fp32 accumulation
+  kBf16x3,  // tensor cores: x is exact in bf16, weight split into three bf16 parts (hi+mid+lo), fp32 accumulation;
+            // wgmma on sm_90a, mma.sync elsewhere
+  kBf16x3MmaSync,  // the same scores on mma.sync on every GPU (the sm_80 kernel, kept for comparison)
 };
 
 struct RouterForwardArgs {
@@ -66,7 +68,7 @@ struct RouterBackwardArgs {
   std::int64_t group_rows = 0;               // capacity of group_perm (grouping_rows_bound)
 };
 
-// Whether the bf16x3 algorithm takes this width (dim in {64, 128, 192, 256}); the fp32 one takes
+// Whether the bf16x3 algorithms take this width (dim in {64, 128, 192, 256}); the fp32 one takes
 // any multiple of 32.
 bool router_bf16x3_takes_dim(std::int64_t dim);
 

@@ -1,0 +1,321 @@
+// Router forward, bf16x3 scheme (router.h RouterAlgo::kBf16x3) on wgmma (sm_90a). The scores are
+// those of router_tc.cuh: x is exact in bf16, each fp32 weight is split into three bf16 parts
+// (hi + mid + lo), and score = x.lo + x.mid + x.hi, accumulated in fp32 (smallest part first).
+// A persistent block of two consumer warpgroups and a producer warpgroup takes units of 256 tokens of
+// one head; each warpgroup owns 128 of them (two m64 tiles) with their x rows resident in shared
+// memory. The producer streams the head's weight parts by TMA, one stage per 64 experts and 64
+// columns of dim (three 128-byte-swizzled [64][64] atoms, 24 KB), through a ring shared by both
+// warpgroups and running on across units. Per chunk of 64 experts a warpgroup issues
+// 3 parts x dim/16 k-steps x 2 tiles of wgmma m64n64k16 (A = x, B = weight part, both from shared
+// memory) and then selects from its accumulators in registers: the scores never leave them. While
+// one warpgroup selects, the other's products keep the tensor pipe busy.
+//
+// Selection, per thread (4 tokens x 16 experts of each chunk, the wgmma accumulator layout): a
+// sorted list of the best KMAX (biased score, expert) per token, and a threshold below which no
+// score can reach the token's top KMAX (the best of the four lists' KMAX-th entries, shared by the
+// quad of threads that holds the token). A token's 16 scores are tested against it only when their
+// maximum passes. At the end of a unit the four lists of each token are merged as in the other
+// router kernels (router_select.cuh). Compiled for sm_90a only.
+#include <cfloat>
+
+#include "router_select.cuh"
+#include "router_wgmma.h"
+#include "sm90.cuh"
+
+namespace hpsim::kernels::device {
+namespace {
+
+constexpr int kGroupsR = 2;                       // consumer warpgroups
+constexpr int kGroupTokens = 128;                 // tokens per consumer warpgroup (two m64 tiles)
+constexpr int kUnitTokens = kGroupsR * kGroupTokens;  // 256
+constexpr int kChunkE = 64;                       // experts per chunk (wgmma N)
+constexpr int kThreadsR = kGroupsR * 128 + 128;   // + the producer warpgroup (one thread issues the loads)
+constexpr int kStageBytesR = 3 * kAtom * 2;       // the three parts of 64 experts x 64 columns: 24 KB
+constexpr int kMaxStagesR = 8;
+constexpr int kSmemCapR = 227 * 1024;             // the opt-in shared memory of an sm_90 block
+
+// Bytes of a warpgroup's region: its x rows (128 x dim bf16) and, at the end of a unit, its tokens'
+// four candidate lists (128 x 4 x KMAX x (float, int)). A multiple of 1024 (atom alignment).
+constexpr int region_bytes(int dim, int kmax) {
+  const int x = kGroupTokens * dim * 2, lists = kGroupTokens * 4 * kmax * 8;
+  return x > lists ? x : lists;
+}
+
+constexpr int kQueueBytes = 16 * kGroupsR * 128 * 8;  // a 16-entry candidate queue per consumer thread: 32 KB
+
+struct RouterBarriers {
+  std::uint64_t full[kMaxStagesR];   // stage filled (TMA bytes)
+  std::uint64_t empty[kMaxStagesR];  // stage released by the 8 consumer warps
+};
+
+using router_select::kNoExpert;
+
+// A candidate of this thread is inserted into its list in ascending expert order (chunk after
+// chunk, column after column), so an equal score never displaces an entry: "better" is ">".
+template <int KMAX>
+__device__ __forceinline__ void insert_ascending(float (&lv)[KMAX], int (&li)[KMAX], float v, int e) {
+#pragma unroll
+  for (int j = 0; j < KMAX; ++j) {
+    const bool better = v > lv[j];
+    const float tv = lv[j];
+    const int te = li[j];
+    lv[j] = better ? v : tv;
+    li[j] = better ? e : te;
+    v = better ? tv : v;
+    e = better ? te : e;
+  }
+}
+
+// One chunk's selection for one token row of this thread: its 16 biased scores v (column j is
+// expert e_lane + 8 (j / 2) + j % 2; experts past E are -inf). Scores at or above the threshold are
+// appended (predicated stores, no branch per score) to the thread's queue in shared memory
+// (entry n at queue[n * kQueueStride]), then inserted: the warp runs as many insertions as its
+// busiest lane has candidates, where a branch per score would run one for every score that any
+// lane passes.
+constexpr int kQueueStride = kGroupsR * 128;  // entries of one queue slot, one per consumer thread
+template <int KMAX>
+__device__ __forceinline__ void select_row(const float (&v)[16], float (&lv)[KMAX], int (&li)[KMAX], float& thr, int e_lane,
+                                           float2* queue) {
+  float vmax = v[0];
+#pragma unroll
+  for (int j = 1; j < 16; ++j) vmax = fmaxf(vmax, v[j]);
+  if (vmax < thr) return;
+  int cnt = 0;
+#pragma unroll
+  for (int j = 0; j < 16; ++j) {
+    const bool pass = v[j] >= thr;
+    if (pass) queue[cnt * kQueueStride] = make_float2(v[j], __int_as_float(e_lane + 8 * (j / 2) + (j % 2)));
+    cnt += pass ? 1 : 0;
+  }
+  for (int n = 0; n < cnt; ++n) {
+    const float2 c = queue[n * kQueueStride];
+    insert_ascending<KMAX>(lv, li, c.x, __float_as_int(c.y));
+  }
+  thr = fmaxf(thr, lv[KMAX - 1]);
+}
+
+// Block b walks units b, b + gridDim.x, ... (unit u: head u / tiles, tokens 256 (u % tiles) ..);
+// stage g of the walk (chunk g / katoms of its unit, columns 64 (g % katoms) ..) uses ring slot
+// g % stages.
+template <int KMAX, int KATOMS>
+__global__ void __launch_bounds__(kThreadsR, 1)
+    router_bf16x3_wgmma_kernel(RouterTcParams p, int stages, const __grid_constant__ CUtensorMap map_w) {
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  __shared__ RouterBarriers bars;
+  const std::uint32_t misalign = smem_u32(smem_raw) & 1023u;
+  unsigned char* base = smem_raw + (misalign ? 1024u - misalign : 0u);
+  const int region = region_bytes(p.dim, KMAX);
+  float2* queues = reinterpret_cast<float2*>(base + kGroupsR * region);  // [16][kQueueStride]
+  unsigned char* stage_mem = base + kGroupsR * region + kQueueBytes;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  constexpr int katoms = KATOMS;  // dim / 64: the k loop unrolls, so no wgmma fence is needed inside it
+  const int tiles = (p.N + kUnitTokens - 1) / kUnitTokens;
+  const int units = p.L * tiles;
+  const int nchunks = (p.E + kChunkE - 1) / kChunkE;
+  const int first = static_cast<int>(blockIdx.x), stride = static_cast<int>(gridDim.x);
+  if (first >= units) return;
+  const int nloc = (units - 1 - first) / stride + 1;
+  const std::uint32_t full = smem_u32(bars.full), empty = smem_u32(bars.empty);
+  if (tid == 0) {
+    init_ring(full, empty, stages, 1, kGroupsR * 4);
+    fence_barrier_init();
+  }
+  __syncthreads();
+
+  // Launched at 168 registers per thread (three warps per scheduler); the producer gives registers
+  // back so that the consumers can hold accumulators (64), lists (up to 64) and the chunk's scores
+  // and biases (32): 2 x 232 + 40 <= 3 x 168.
+  if (warp >= kGroupsR * 4) {  // ---- producer warpgroup: one thread issues the TMA loads ----
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+    if (warp != kGroupsR * 4 || lane != 0) return;
+    std::uint64_t policy = 0;  // every unit of a head reads its parts again: keep them in L2
+    asm volatile("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n" : "=l"(policy));
+    const int part_rows = p.L * p.E;
+    int g = 0;
+    for (int q = 0; q < nloc; ++q) {
+      const int l = (first + q * stride) / tiles;
+      for (int c = 0; c < nchunks; ++c)
+        for (int ka = 0; ka < katoms; ++ka, ++g) {
+          const int st = g % stages;
+          mbar_wait(empty + 8u * st, static_cast<std::uint32_t>(((g / stages) & 1) ^ 1));
+          const std::uint32_t bar = full + 8u * st;
+          const std::uint32_t dst = smem_u32(stage_mem) + static_cast<std::uint32_t>(st * kStageBytesR);
+          mbar_expect_tx(bar, kStageBytesR);
+#pragma unroll
+          for (int part = 0; part < 3; ++part)
+            tma_load_2d(dst + part * kAtom * 2, &map_w, bar, ka * 64, part * part_rows + l * p.E + c * kChunkE, policy);
+        }
+    }
+    return;
+  }
+
+  // ---- consumer warpgroups ----
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+  const int wg = warpgroup_index(), ltid = tid % 128, wwarp = warp % 4;
+  const int g8 = lane / 4, tq = lane % 4;
+  unsigned char* my_region = base + wg * region;
+  __nv_bfloat16* xs = reinterpret_cast<__nv_bfloat16*>(my_region);  // [tile 2][katoms][64][64] atoms
+  const std::uint64_t desc_x0 = wgmma_desc(xs);
+  const std::uint64_t desc_s0 = wgmma_desc(stage_mem);
+  int g = 0;
+  for (int q = 0; q < nloc; ++q) {
+    const int u = first + q * stride;
+    const int l = u / tiles;
+    const int t0 = (u % tiles) * kUnitTokens + wg * kGroupTokens;
+    {  // this warpgroup's x rows (missing tokens zero)
+      const int per_row = p.dim / 8;
+      for (int c = ltid; c < kGroupTokens * per_row; c += 128) {
+        const int r = c / per_row, col = (c % per_row) * 8;
+        const int t = t0 + r;
+        const __nv_bfloat16* src = p.x + (static_cast<long long>(t < p.N ? t : 0) * p.L + l) * p.dim + col;
+        cp_async16(smem_u32(xs + ((r / 64) * katoms + col / 64) * kAtom + sw64(r % 64, col % 64)), src, t < p.N);
+      }
+      cp_async_commit();
+      cp_async_wait<0>();
+      fence_proxy_async();  // cp.async wrote them (generic proxy); wgmma reads them (async proxy)
+      warpgroup_sync(wg);
+    }
+
+    float lv[4][KMAX];
+    int li[4][KMAX];
+    float thr[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      thr[i] = -FLT_MAX;
+#pragma unroll
+      for (int j = 0; j < KMAX; ++j) {
+        lv[i][j] = -FLT_MAX;
+        li[i][j] = kNoExpert;
+      }
+    }
+    const float* bias_l = p.bias != nullptr ? p.bias + static_cast<long long>(l) * p.E : nullptr;
+
+    for (int c = 0; c < nchunks; ++c, g += katoms) {
+      float acc[2][32];  // written by the chunk's first products (scale-d false), so never zeroed
+      wgmma_fence();
+#pragma unroll
+      for (int ka = 0; ka < katoms; ++ka) {
+        const int st = (g + ka) % stages;
+        mbar_wait(full + 8u * st, static_cast<std::uint32_t>(((g + ka) / stages) & 1));
+        const std::uint64_t desc_s = desc_s0 + static_cast<std::uint64_t>((st * kStageBytesR) >> 4);
+#pragma unroll
+        for (int part = 2; part >= 0; --part)  // smallest part first
+#pragma unroll
+          for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+            for (int mt = 0; mt < 2; ++mt) {
+              const std::uint64_t da = desc_x0 + static_cast<std::uint64_t>((((mt * katoms + ka) * kAtom) * 2 + kk * 32) >> 4);
+              const std::uint64_t db = desc_s + static_cast<std::uint64_t>((part * kAtom * 2 + kk * 32) >> 4);
+              if (ka == 0 && part == 2 && kk == 0)
+                wgmma_m64n64k16_ss_first(acc[mt], da, db);
+              else
+                wgmma_m64n64k16_ss(acc[mt], da, db, 1);
+            }
+        wgmma_commit();
+        if (ka > 0) {  // the products of stage ka - 1 have read it: release it
+          wgmma_wait<1>();
+          __syncwarp();
+          if (lane == 0) mbar_arrive(empty + 8u * ((g + ka - 1) % stages));
+        }
+      }
+      // The chunk's biases (experts past E: -inf, never selected) load while the products run.
+      const int e_lane = c * kChunkE + 2 * tq;
+      float b[16];
+#pragma unroll
+      for (int j = 0; j < 16; ++j) {
+        const int e = e_lane + 8 * (j / 2) + (j % 2);
+        b[j] = e < p.E ? (bias_l != nullptr ? __ldg(bias_l + e) : 0.0f) : -INFINITY;
+      }
+      wgmma_wait<0>();
+      __syncwarp();
+      if (lane == 0) mbar_arrive(empty + 8u * ((g + katoms - 1) % stages));  // this warp is done with the chunk
+
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int rh = 0; rh < 2; ++rh) {
+          float v[16];
+#pragma unroll
+          for (int j = 0; j < 16; ++j) v[j] = acc[mt][4 * (j / 2) + 2 * rh + (j % 2)] + b[j];
+          select_row<KMAX>(v, lv[mt * 2 + rh], li[mt * 2 + rh], thr[mt * 2 + rh], e_lane, queues + tid);
+        }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {  // the quad's best KMAX-th score bounds the token's KMAX-th from below
+        float th = fmaxf(thr[i], lv[i][KMAX - 1]);
+        th = fmaxf(th, __shfl_xor_sync(0xffffffffu, th, 1));
+        th = fmaxf(th, __shfl_xor_sync(0xffffffffu, th, 2));
+        thr[i] = th;
+      }
+    }
+
+    // Merge the four lists of each token (the quad's threads) through the warpgroup's region.
+    warpgroup_sync(wg);  // every warp's products have read x
+    float* cand_v = reinterpret_cast<float*>(my_region);  // [128][4][KMAX]
+    int* cand_e = reinterpret_cast<int*>(cand_v + kGroupTokens * 4 * KMAX);
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+      for (int rh = 0; rh < 2; ++rh)
+#pragma unroll
+        for (int j = 0; j < KMAX; ++j) {
+          const int token = mt * 64 + wwarp * 16 + rh * 8 + g8;
+          const int at = (token * 4 + tq) * KMAX + j;
+          cand_v[at] = lv[mt * 2 + rh][j];
+          cand_e[at] = li[mt * 2 + rh][j];
+        }
+    warpgroup_sync(wg);
+    const int t = t0 + ltid;
+    if (t < p.N) {
+      float sel_v[KMAX];
+      int sel_e[KMAX];
+      router_select::merge_sorted_lists<KMAX, 4>(cand_v + ltid * 4 * KMAX, cand_e + ltid * 4 * KMAX, 4, KMAX, sel_v, sel_e);
+      router_select::finish_token<KMAX>(p, l, t, sel_v, sel_e);
+    }
+    warpgroup_sync(wg);  // the lists are read before the next unit's x rows land
+  }
+}
+
+template <int KMAX, int KATOMS>
+cudaError_t launch_kmax(const RouterTcParams& p, const CUtensorMap& map_w, cudaStream_t stream) {
+  const int regions = kGroupsR * region_bytes(p.dim, KMAX) + kQueueBytes;
+  int stages = (kSmemCapR - 1024 - regions) / kStageBytesR;  // dim 256: 2, dim 128: 5
+  stages = stages > kMaxStagesR ? kMaxStagesR : stages;
+  if (stages < 2) return cudaErrorInvalidConfiguration;
+  const int smem = regions + stages * kStageBytesR + 1024;  // + alignment slack
+  cudaError_t e = cudaFuncSetAttribute(router_bf16x3_wgmma_kernel<KMAX, KATOMS>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  int device = 0, sms = 0;
+  if (e == cudaSuccess) e = cudaGetDevice(&device);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (e != cudaSuccess) return e;
+  const long long units = static_cast<long long>(p.L) * ((p.N + kUnitTokens - 1) / kUnitTokens);
+  const long long blocks = units < sms ? units : sms;
+  router_bf16x3_wgmma_kernel<KMAX, KATOMS><<<static_cast<unsigned>(blocks), kThreadsR, smem, stream>>>(p, stages, map_w);
+  return cudaGetLastError();
+}
+
+template <int KATOMS>
+cudaError_t launch_dim(const RouterTcParams& p, const CUtensorMap& map_w, cudaStream_t stream) {
+  if (p.k <= 2) return launch_kmax<2, KATOMS>(p, map_w, stream);
+  if (p.k <= 4) return launch_kmax<4, KATOMS>(p, map_w, stream);
+  return launch_kmax<8, KATOMS>(p, map_w, stream);
+}
+
+}  // namespace
+
+cudaError_t launch_router_bf16x3_wgmma(const RouterTcParams& p, cudaStream_t stream) {
+  if (p.N == 0) return cudaSuccess;
+  CUtensorMap map_w{};
+  // The parts as one [3 L E][dim] matrix; rows past a head's E are masked in the selection (and past
+  // the last part zero-filled by TMA).
+  const cudaError_t e = make_map(&map_w, p.w_parts, 3LL * p.L * p.E, p.dim, 64);
+  if (e != cudaSuccess) return e;
+  switch (p.dim) {
+    case 64: return launch_dim<1>(p, map_w, stream);
+    case 128: return launch_dim<2>(p, map_w, stream);
+    case 192: return launch_dim<3>(p, map_w, stream);
+    case 256: return launch_dim<4>(p, map_w, stream);
+    default: return cudaErrorInvalidValue;  // router_bf16x3_takes_dim() rules the others out
+  }
+}
+
+}  // namespace hpsim::kernels::device
