@@ -7,15 +7,19 @@
 // columns of dim (three 128-byte-swizzled [64][64] atoms, 24 KB), through a ring shared by both
 // warpgroups and running on across units. Per chunk of 64 experts a warpgroup issues
 // 3 parts x dim/16 k-steps x 2 tiles of wgmma m64n64k16 (A = x, B = weight part, both from shared
-// memory) and then selects from its accumulators in registers: the scores never leave them. While
-// one warpgroup selects, the other's products keep the tensor pipe busy.
+// memory) and then selects from its accumulators in registers: the scores never leave them. For
+// dim <= 128 the two warpgroups take turns to issue (named barriers), so that one warpgroup's
+// products run while the other selects instead of both products and both selections coinciding.
 //
 // Selection, per thread (4 tokens x 16 experts of each chunk, the wgmma accumulator layout): a
 // sorted list of the best KMAX (biased score, expert) per token, and a threshold below which no
 // score can reach the token's top KMAX (the best of the four lists' KMAX-th entries, shared by the
-// quad of threads that holds the token). A token's 16 scores are tested against it only when their
-// maximum passes. At the end of a unit the four lists of each token are merged as in the other
-// router kernels (router_select.cuh). Compiled for sm_90a only.
+// quad of threads that holds the token). Per token and chunk, the scores at or above it are
+// appended to a queue in shared memory by predicated stores and then inserted; the warp runs as
+// many insertions as its busiest lane needs (a branch per score ran one for every score any of its
+// 32 lanes passed: 540 us against 248 us at the 4.2B shape, docs/kernels.md). At the end of a unit
+// the four lists of each token are merged as in the other router kernels (router_select.cuh).
+// Compiled for sm_90a only.
 #include <cfloat>
 
 #include "router_select.cuh"
@@ -94,6 +98,11 @@ __device__ __forceinline__ void select_row(const float (&v)[16], float (&lv)[KMA
   thr = fmaxf(thr, lv[KMAX - 1]);
 }
 
+// Named barriers 3 and 4 order the two consumer warpgroups' products (1 and 2 are warpgroup_sync):
+// warpgroup w waits on 3 + w before issuing and, once issued, arrives on the other's.
+__device__ __forceinline__ void named_sync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
+__device__ __forceinline__ void named_arrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
+
 // Block b walks units b, b + gridDim.x, ... (unit u: head u / tiles, tokens 256 (u % tiles) ..);
 // stage g of the walk (chunk g / katoms of its unit, columns 64 (g % katoms) ..) uses ring slot
 // g % stages.
@@ -109,6 +118,9 @@ __global__ void __launch_bounds__(kThreadsR, 1)
   unsigned char* stage_mem = base + kGroupsR * region + kQueueBytes;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   constexpr int katoms = KATOMS;  // dim / 64: the k loop unrolls, so no wgmma fence is needed inside it
+  // The warpgroups take turns to issue a chunk's products where the ring holds two chunks' stages
+  // (dim <= 128: 4 or more); with fewer, both must hold stages of one chunk at once.
+  constexpr bool pingpong = KATOMS <= 2;
   const int tiles = (p.N + kUnitTokens - 1) / kUnitTokens;
   const int units = p.L * tiles;
   const int nchunks = (p.E + kChunkE - 1) / kChunkE;
@@ -137,7 +149,9 @@ __global__ void __launch_bounds__(kThreadsR, 1)
       for (int c = 0; c < nchunks; ++c)
         for (int ka = 0; ka < katoms; ++ka, ++g) {
           const int st = g % stages;
-          mbar_wait(empty + 8u * st, static_cast<std::uint32_t>(((g / stages) & 1) ^ 1));
+          // The producer is mostly ahead: it backs off instead of taking issue slots from the
+          // consumer warps of its scheduler.
+          while (!mbar_try_wait(empty + 8u * st, static_cast<std::uint32_t>(((g / stages) & 1) ^ 1))) __nanosleep(64);
           const std::uint32_t bar = full + 8u * st;
           const std::uint32_t dst = smem_u32(stage_mem) + static_cast<std::uint32_t>(st * kStageBytesR);
           mbar_expect_tx(bar, kStageBytesR);
@@ -158,6 +172,8 @@ __global__ void __launch_bounds__(kThreadsR, 1)
   const std::uint64_t desc_x0 = wgmma_desc(xs);
   const std::uint64_t desc_s0 = wgmma_desc(stage_mem);
   int g = 0;
+  if constexpr (pingpong)
+    if (wg == 1) named_arrive(3);  // warpgroup 0 issues first
   for (int q = 0; q < nloc; ++q) {
     const int u = first + q * stride;
     const int l = u / tiles;
@@ -192,6 +208,7 @@ __global__ void __launch_bounds__(kThreadsR, 1)
 
     for (int c = 0; c < nchunks; ++c, g += katoms) {
       float acc[2][32];  // written by the chunk's first products (scale-d false), so never zeroed
+      if constexpr (pingpong) named_sync(3 + wg);  // this warpgroup's turn to issue (the other one has issued)
       wgmma_fence();
 #pragma unroll
       for (int ka = 0; ka < katoms; ++ka) {
@@ -218,6 +235,10 @@ __global__ void __launch_bounds__(kThreadsR, 1)
           if (lane == 0) mbar_arrive(empty + 8u * ((g + ka - 1) % stages));
         }
       }
+      // The other warpgroup's turn: its products run after these, and its selection overlaps them.
+      // Its last turn of the block needs no signal.
+      if constexpr (pingpong)
+        if (!(wg == 1 && q == nloc - 1 && c == nchunks - 1)) named_arrive(3 + (wg ^ 1));
       // The chunk's biases (experts past E: -inf, never selected) load while the products run.
       const int e_lane = c * kChunkE + 2 * tq;
       float b[16];
