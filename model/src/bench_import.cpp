@@ -21,7 +21,7 @@ struct Mapping {
   KernelFamily family;
 };
 
-// The default algorithm of every family the layers run; the rest (the FFMA router, the mma.sync
+// The default algorithm of every family the layers run; the rest (the FFMA and mma.sync routers, the mma.sync
 // MLPs, cuBLAS's grouped GEMM, whole layers, ceilings) measure something the layers do not call.
 constexpr std::array<Mapping, 18> kMappings = {{
     {"hp_w_in_fwd", KernelFamily::kHpWIn},
