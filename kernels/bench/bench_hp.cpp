@@ -212,7 +212,8 @@ const std::string& verified(const char* family, const Shape& s) {
   std::string r;
   if (fam == "hp_router_fwd_ffma") r = verify_router_fwd(L, N, kHeadDim, E, k, RouterAlgo::kFfma);
   else if (fam == "hp_router_fwd_bf16x3") r = verify_router_fwd(L, N, kHeadDim, E, k, RouterAlgo::kBf16x3);
-  else if (fam == "hp_router_fwd_bf16x3_mmasync") r = verify_router_fwd(L, N, kHeadDim, E, k, RouterAlgo::kBf16x3MmaSync);
+  else if (fam == "hp_router_fwd_bf16x3_mmasync")
+    r = verify_router_fwd(L, N, kHeadDim, E, k, RouterAlgo::kBf16x3MmaSync);
   else if (fam == "hp_router_bwd") r = verify_router_bwd(L, N, kHeadDim, E, k);
   else if (fam == "hp_grouping") r = verify_grouping(L, N, k, E, zipf);
   else if (fam == "hp_expert_mlp_fwd") r = verify_mlp(L, N, k, E, f, zipf, false, ExpertMlpAlgo::kAuto);
@@ -295,8 +296,9 @@ core::Status layer_backward(Fixture& fx, cudaStream_t st) {
 void register_shape(const Shape& s, bool with_layer) {
   add_case(s, "hp_router_fwd_ffma", router_fwd_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.router_fwd(RouterAlgo::kFfma), fx.ws.get(), st); });
   add_case(s, "hp_router_fwd_bf16x3", router_fwd_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.router_fwd(RouterAlgo::kBf16x3), fx.ws.get(), st); });
-  add_case(s, "hp_router_fwd_bf16x3_mmasync", router_fwd_work,
-           [](Fixture& fx, cudaStream_t st) { return launch(fx.router_fwd(RouterAlgo::kBf16x3MmaSync), fx.ws.get(), st); });
+  add_case(s, "hp_router_fwd_bf16x3_mmasync", router_fwd_work, [](Fixture& fx, cudaStream_t st) {
+    return launch(fx.router_fwd(RouterAlgo::kBf16x3MmaSync), fx.ws.get(), st);
+  });
   add_case(s, "hp_router_bwd", router_bwd_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.router_bwd(), fx.ws.get(), st); });
   add_case(s, "hp_grouping", grouping_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.grouping(), fx.ws.get(), st); });
   add_case(s, "hp_expert_mlp_fwd", mlp_fwd_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.mlp_fwd(), fx.ws.get(), st); });

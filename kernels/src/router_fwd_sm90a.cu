@@ -29,14 +29,14 @@
 namespace hpsim::kernels::device {
 namespace {
 
-constexpr int kGroupsR = 2;                       // consumer warpgroups
-constexpr int kGroupTokens = 128;                 // tokens per consumer warpgroup (two m64 tiles)
+constexpr int kGroupsR = 2;                           // consumer warpgroups
+constexpr int kGroupTokens = 128;                     // tokens per consumer warpgroup (two m64 tiles)
 constexpr int kUnitTokens = kGroupsR * kGroupTokens;  // 256
-constexpr int kChunkE = 64;                       // experts per chunk (wgmma N)
-constexpr int kThreadsR = kGroupsR * 128 + 128;   // + the producer warpgroup (one thread issues the loads)
-constexpr int kStageBytesR = 3 * kAtom * 2;       // the three parts of 64 experts x 64 columns: 24 KB
+constexpr int kChunkE = 64;                           // experts per chunk (wgmma N)
+constexpr int kThreadsR = kGroupsR * 128 + 128;       // + the producer warpgroup (one thread issues the loads)
+constexpr int kStageBytesR = 3 * kAtom * 2;           // the three parts of 64 experts x 64 columns: 24 KB
 constexpr int kMaxStagesR = 8;
-constexpr int kSmemCapR = 227 * 1024;             // the opt-in shared memory of an sm_90 block
+constexpr int kSmemCapR = 227 * 1024;  // the opt-in shared memory of an sm_90 block
 
 // Bytes of a warpgroup's region: its x rows (128 x dim bf16) and, at the end of a unit, its tokens'
 // four candidate lists (128 x 4 x KMAX x (float, int)). A multiple of 1024 (atom alignment).
@@ -78,8 +78,8 @@ __device__ __forceinline__ void insert_ascending(float (&lv)[KMAX], int (&li)[KM
 // lane passes.
 constexpr int kQueueStride = kGroupsR * 128;  // entries of one queue slot, one per consumer thread
 template <int KMAX>
-__device__ __forceinline__ void select_row(const float (&v)[16], float (&lv)[KMAX], int (&li)[KMAX], float& thr, int e_lane,
-                                           float2* queue) {
+__device__ __forceinline__ void select_row(const float (&v)[16], float (&lv)[KMAX], int (&li)[KMAX], float& thr,
+                                           int e_lane, float2* queue) {
   float vmax = v[0];
 #pragma unroll
   for (int j = 1; j < 16; ++j) vmax = fmaxf(vmax, v[j]);
@@ -221,7 +221,8 @@ __global__ void __launch_bounds__(kThreadsR, 1)
           for (int kk = 0; kk < 4; ++kk)
 #pragma unroll
             for (int mt = 0; mt < 2; ++mt) {
-              const std::uint64_t da = desc_x0 + static_cast<std::uint64_t>((((mt * katoms + ka) * kAtom) * 2 + kk * 32) >> 4);
+              const std::uint64_t da =
+                  desc_x0 + static_cast<std::uint64_t>((((mt * katoms + ka) * kAtom) * 2 + kk * 32) >> 4);
               const std::uint64_t db = desc_s + static_cast<std::uint64_t>((part * kAtom * 2 + kk * 32) >> 4);
               if (ka == 0 && part == 2 && kk == 0)
                 wgmma_m64n64k16_ss_first(acc[mt], da, db);
@@ -270,7 +271,7 @@ __global__ void __launch_bounds__(kThreadsR, 1)
     }
 
     // Merge the four lists of each token (the quad's threads) through the warpgroup's region.
-    warpgroup_sync(wg);  // every warp's products have read x
+    warpgroup_sync(wg);                                   // every warp's products have read x
     float* cand_v = reinterpret_cast<float*>(my_region);  // [128][4][KMAX]
     int* cand_e = reinterpret_cast<int*>(cand_v + kGroupTokens * 4 * KMAX);
 #pragma unroll
@@ -289,7 +290,8 @@ __global__ void __launch_bounds__(kThreadsR, 1)
     if (t < p.N) {
       float sel_v[KMAX];
       int sel_e[KMAX];
-      router_select::merge_sorted_lists<KMAX, 4>(cand_v + ltid * 4 * KMAX, cand_e + ltid * 4 * KMAX, 4, KMAX, sel_v, sel_e);
+      router_select::merge_sorted_lists<KMAX, 4>(cand_v + ltid * 4 * KMAX, cand_e + ltid * 4 * KMAX, 4, KMAX, sel_v,
+                                                 sel_e);
       router_select::finish_token<KMAX>(p, l, t, sel_v, sel_e);
     }
     warpgroup_sync(wg);  // the lists are read before the next unit's x rows land
@@ -303,14 +305,16 @@ cudaError_t launch_kmax(const RouterTcParams& p, const CUtensorMap& map_w, cudaS
   stages = stages > kMaxStagesR ? kMaxStagesR : stages;
   if (stages < 2) return cudaErrorInvalidConfiguration;
   const int smem = regions + stages * kStageBytesR + 1024;  // + alignment slack
-  cudaError_t e = cudaFuncSetAttribute(router_bf16x3_wgmma_kernel<KMAX, KATOMS>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+  cudaError_t e =
+      cudaFuncSetAttribute(router_bf16x3_wgmma_kernel<KMAX, KATOMS>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   int device = 0, sms = 0;
   if (e == cudaSuccess) e = cudaGetDevice(&device);
   if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (e != cudaSuccess) return e;
   const long long units = static_cast<long long>(p.L) * ((p.N + kUnitTokens - 1) / kUnitTokens);
   const long long blocks = units < sms ? units : sms;
-  router_bf16x3_wgmma_kernel<KMAX, KATOMS><<<static_cast<unsigned>(blocks), kThreadsR, smem, stream>>>(p, stages, map_w);
+  router_bf16x3_wgmma_kernel<KMAX, KATOMS>
+      <<<static_cast<unsigned>(blocks), kThreadsR, smem, stream>>>(p, stages, map_w);
   return cudaGetLastError();
 }
 
@@ -331,11 +335,16 @@ cudaError_t launch_router_bf16x3_wgmma(const RouterTcParams& p, cudaStream_t str
   const cudaError_t e = make_map(&map_w, p.w_parts, 3LL * p.L * p.E, p.dim, 64);
   if (e != cudaSuccess) return e;
   switch (p.dim) {
-    case 64: return launch_dim<1>(p, map_w, stream);
-    case 128: return launch_dim<2>(p, map_w, stream);
-    case 192: return launch_dim<3>(p, map_w, stream);
-    case 256: return launch_dim<4>(p, map_w, stream);
-    default: return cudaErrorInvalidValue;  // router_bf16x3_takes_dim() rules the others out
+    case 64:
+      return launch_dim<1>(p, map_w, stream);
+    case 128:
+      return launch_dim<2>(p, map_w, stream);
+    case 192:
+      return launch_dim<3>(p, map_w, stream);
+    case 256:
+      return launch_dim<4>(p, map_w, stream);
+    default:
+      return cudaErrorInvalidValue;  // router_bf16x3_takes_dim() rules the others out
   }
 }
 

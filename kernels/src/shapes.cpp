@@ -82,7 +82,8 @@ core::Status can_implement(const RouterForwardArgs& a) {
 }
 
 std::int64_t workspace_bytes(const RouterForwardArgs& a) {
-  if (a.algo == RouterAlgo::kBf16x3 || a.algo == RouterAlgo::kBf16x3MmaSync) return round_up(3 * a.num_heads * a.num_experts * a.dim * 2, kAlign);
+  if (a.algo == RouterAlgo::kBf16x3 || a.algo == RouterAlgo::kBf16x3MmaSync)
+    return round_up(3 * a.num_heads * a.num_experts * a.dim * 2, kAlign);
   // FFMA with split experts: every split's top-k (value, expert) per token.
   const std::int64_t splits = limits::router_splits(a.num_heads, a.num_tokens, a.num_experts, a.top_k);
   return splits > 1 ? round_up(a.num_heads * a.num_tokens * splits * a.top_k * 8, kAlign) : 0;

@@ -196,8 +196,8 @@ void check_bf16x3(RouterAlgo algo) {
   check_forward({3, 777, 128, 100, 4, true, algo}, 5);
   check_forward({2, 301, 128, 37, 8, true, algo}, 6);
   check_forward({1, 200, 256, 130, 2, false, algo}, 7);
-  check_forward({2, 300, 64, 64, 1, true, algo}, 9);     // one chunk of experts, dim of one atom
-  check_forward({1, 513, 192, 1000, 8, true, algo}, 10); // three atoms of dim, a partial last chunk
+  check_forward({2, 300, 64, 64, 1, true, algo}, 9);      // one chunk of experts, dim of one atom
+  check_forward({1, 513, 192, 1000, 8, true, algo}, 10);  // three atoms of dim, a partial last chunk
   // More units than blocks: each block walks several, and the weight ring runs on across them.
   check_forward({5, 8000, 128, 200, 4, true, algo}, 11);
   // Same data through FFMA and this algorithm: the same experts (the test data has no near-ties here).
