@@ -27,14 +27,8 @@ constexpr int kThreads = 256;
 constexpr int kXStride = kTokens + 4;  // xs[k][token], padded rows
 constexpr int kWStride = kChunk + 4;   // ws[k][expert], padded rows
 
-struct Params {
-  const __nv_bfloat16* x;
-  const float* weight;
-  const float* bias;
-  int* topk_expert;
-  float* topk_gate;
-  int* counts;
-  int L, N, dim, E, k;
+// The bf16x3 kernels' parameters (w_parts unused) and the FFMA kernel's own.
+struct Params : device::RouterTcParams {
   int cps, splits;  // expert chunks per split, splits (blockIdx.z)
   float* cand_v;    // splits > 1: [L][N][splits][k] each split's top-k (biased score, expert)
   int* cand_e;
@@ -266,7 +260,7 @@ core::Status launch(const RouterForwardArgs& args, void* workspace, Stream strea
   p.E = static_cast<int>(args.num_experts);
   p.k = static_cast<int>(args.top_k);
   if (args.algo == RouterAlgo::kBf16x3 || args.algo == RouterAlgo::kBf16x3MmaSync) {
-    device::RouterTcParams q{p.x, p.weight, p.bias, p.topk_expert, p.topk_gate, p.counts, p.L, p.N, p.dim, p.E, p.k};
+    const device::RouterTcParams q = p;
     const bool wgmma = args.algo == RouterAlgo::kBf16x3 && device::wgmma_supported();
     return device::launch_router_bf16x3(q, workspace, wgmma, stream);
   }

@@ -274,17 +274,8 @@ __global__ void __launch_bounds__(kThreadsR, 1)
     warpgroup_sync(wg);                                   // every warp's products have read x
     float* cand_v = reinterpret_cast<float*>(my_region);  // [128][4][KMAX]
     int* cand_e = reinterpret_cast<int*>(cand_v + kGroupTokens * 4 * KMAX);
-#pragma unroll
-    for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-      for (int rh = 0; rh < 2; ++rh)
-#pragma unroll
-        for (int j = 0; j < KMAX; ++j) {
-          const int token = mt * 64 + wwarp * 16 + rh * 8 + g8;
-          const int at = (token * 4 + tq) * KMAX + j;
-          cand_v[at] = lv[mt * 2 + rh][j];
-          cand_e[at] = li[mt * 2 + rh][j];
-        }
+    router_select::store_quad_lists<KMAX>(cand_v, cand_e, lv, li, tq,
+                                          [&](int mt, int rh) { return mt * 64 + wwarp * 16 + rh * 8 + g8; });
     warpgroup_sync(wg);
     const int t = t0 + ltid;
     if (t < p.N) {

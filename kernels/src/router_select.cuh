@@ -62,6 +62,24 @@ __device__ __forceinline__ void merge_sorted_lists(const float* cv, const int* c
   }
 }
 
+// Stores a thread's sorted lists of its four token rows (row 2 mt + rh, the mma accumulator layout)
+// as list tq of each token's four in candidate arrays [token][4][KMAX]; token_of(mt, rh) names the
+// token. The four lists of a token are then merged by merge_sorted_lists<KMAX, 4>.
+template <int KMAX, typename TokenOf>
+__device__ __forceinline__ void store_quad_lists(float* cand_v, int* cand_e, const float (&lv)[4][KMAX],
+                                                 const int (&li)[4][KMAX], int tq, TokenOf token_of) {
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int rh = 0; rh < 2; ++rh)
+#pragma unroll
+      for (int j = 0; j < KMAX; ++j) {
+        const int at = (token_of(mt, rh) * 4 + tq) * KMAX + j;
+        cand_v[at] = lv[mt * 2 + rh][j];
+        cand_e[at] = li[mt * 2 + rh][j];
+      }
+}
+
 // Softmax over the k clean scores (biased minus bias) of token t of head l; writes its slots and
 // counts them. P: either kernel's parameters (bias, topk_expert, topk_gate, counts, N, E, k).
 template <int KMAX, typename P>

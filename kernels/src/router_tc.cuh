@@ -199,17 +199,8 @@ __global__ void __launch_bounds__(kThreads, 2) router_bf16x3_kernel(RouterTcPara
   // Merge the 4 lists of each token (the 4 threads of a quad).
   float* cand_v = reinterpret_cast<float*>(smem_raw);  // [128][4][KMAX]
   int* cand_e = reinterpret_cast<int*>(cand_v + kTokens * 4 * KMAX);
-#pragma unroll
-  for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-    for (int rh = 0; rh < 2; ++rh)
-#pragma unroll
-      for (int q = 0; q < KMAX; ++q) {
-        const int token = warp * 32 + mt * 16 + rh * 8 + g;
-        const int at = (token * 4 + tq) * KMAX + q;
-        cand_v[at] = lv[mt * 2 + rh][q];
-        cand_e[at] = li[mt * 2 + rh][q];
-      }
+  router_select::store_quad_lists<KMAX>(cand_v, cand_e, lv, li, tq,
+                                        [&](int mt, int rh) { return warp * 32 + mt * 16 + rh * 8 + g; });
   __syncthreads();
   const int t = t0 + tid;
   if (t < p.N) {
