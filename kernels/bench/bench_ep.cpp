@@ -47,6 +47,10 @@ struct Shape {
   }
 };
 
+// EP's router as the layer runs it (exec/src/layer_common.h router_algo_for): bf16x3 on the
+// wgmma kernel where it runs at d, else plain fp32.
+RouterAlgo ep_router_algo() { return router_bf16x3_runs(kD) ? RouterAlgo::kBf16x3 : RouterAlgo::kFfma; }
+
 struct Fixture {
   Shape s;
   std::vector<std::int32_t> local_offsets_host;
@@ -122,8 +126,10 @@ struct Fixture {
   Fixture(const Fixture&) = delete;
   Fixture& operator=(const Fixture&) = delete;
 
-  RouterForwardArgs router_fwd() const {
+  // The layer's router (bf16x3 where it runs at d, else fp32), or the one named.
+  RouterForwardArgs router_fwd(RouterAlgo algo = ep_router_algo()) const {
     RouterForwardArgs a;
+    a.algo = algo;
     a.x = x.get();
     a.weight = rw.get();
     a.topk_expert = topk_r.get();
@@ -175,7 +181,8 @@ struct Fixture {
   }
   std::int64_t max_workspace() const {
     std::int64_t m = 0;
-    for (std::int64_t b : {workspace_bytes(router_fwd()), workspace_bytes(router_bwd()), workspace_bytes(permute()),
+    for (std::int64_t b : {workspace_bytes(router_fwd()), workspace_bytes(router_fwd(RouterAlgo::kFfma)),
+                           workspace_bytes(router_bwd()), workspace_bytes(permute()),
                            workspace_bytes(mlp_fwd()), workspace_bytes(mlp_bwd())})
       m = std::max(m, b);
     return m;
@@ -235,7 +242,8 @@ const std::string& verified(const char* family, const Shape& s) {
   const std::string fam = family;
   const std::int64_t n = 384, E = s.cfg.E, k = s.cfg.k, f = s.cfg.f;
   std::string r;
-  if (fam == "ep_router_fwd") r = verify_router_fwd(1, n, kD, E, k, RouterAlgo::kFfma);
+  if (fam == "ep_router_fwd") r = verify_router_fwd(1, n, kD, E, k, ep_router_algo());
+  else if (fam == "ep_router_fwd_ffma") r = verify_router_fwd(1, n, kD, E, k, RouterAlgo::kFfma);
   else if (fam == "ep_router_bwd") r = verify_router_bwd(1, n, kD, E, k);
   else if (fam == "ep_permute") r = verify_permute(n, kD, k, E, s.W);
   else if (fam == "ep_grouped_mlp_fwd" || fam == "ep_grouped_mlp_fwd_cublas") r = verify_grouped_mlp(8, 700, kD, f, false);
@@ -277,6 +285,8 @@ Work unpermute_bwd_work(const Shape& s) {
 
 void register_shape(const Shape& s) {
   add_case(s, "ep_router_fwd", router_fwd_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.router_fwd(), fx.ws.get(), st); });
+  add_case(s, "ep_router_fwd_ffma", router_fwd_work,
+           [](Fixture& fx, cudaStream_t st) { return launch(fx.router_fwd(RouterAlgo::kFfma), fx.ws.get(), st); });
   add_case(s, "ep_router_bwd", router_bwd_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.router_bwd(), fx.ws.get(), st); });
   add_case(s, "ep_permute", permute_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.permute(), fx.ws.get(), st); });
   add_case(s, "ep_grouped_mlp_fwd", mlp_fwd_work, [](Fixture& fx, cudaStream_t st) { return launch(fx.mlp_fwd(), fx.ws.get(), st); });

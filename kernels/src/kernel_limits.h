@@ -85,6 +85,32 @@ inline constexpr std::int64_t router_splits(std::int64_t heads, std::int64_t tok
   return ceil_div(ceil_div(experts, kRouterChunk), router_chunks_per_split(heads, tokens, experts, top_k));
 }
 
+// bf16x3 router on wgmma: units of 256 tokens of one head; when they cannot fill the GPU each unit's
+// 64-expert chunks are split between blocks (at most kRouterMaxSplits, for the merge kernel),
+// as many splits as fit in one wave. Returns the chunks per split.
+inline constexpr std::int64_t router_wgmma_chunks_per_split(std::int64_t heads, std::int64_t tokens, std::int64_t experts) {
+  const std::int64_t units = heads * ceil_div(tokens, 256), chunks = ceil_div(experts, 64);
+  if (units < 1 || chunks < 1) return chunks < 1 ? 1 : chunks;
+  std::int64_t splits = units >= kSms ? 1 : kSms / units;
+  splits = splits > kRouterMaxSplits ? kRouterMaxSplits : splits;
+  splits = splits > chunks ? chunks : splits;
+  return ceil_div(chunks, splits < 1 ? 1 : splits);
+}
+inline constexpr std::int64_t router_wgmma_splits(std::int64_t heads, std::int64_t tokens, std::int64_t experts) {
+  return ceil_div(ceil_div(experts, 64), router_wgmma_chunks_per_split(heads, tokens, experts));
+}
+
+// bf16x3 router workspace: the weight parts, then (wgmma, split experts) every split's top-k
+// (value, expert) per token.
+inline constexpr std::int64_t router_bf16x3_parts_bytes(std::int64_t heads, std::int64_t experts, std::int64_t dim) {
+  return round_up(3 * heads * experts * dim * 2, kAlign);
+}
+inline constexpr std::int64_t router_wgmma_cand_bytes(std::int64_t heads, std::int64_t tokens, std::int64_t experts,
+                                                      std::int64_t top_k) {
+  const std::int64_t splits = router_wgmma_splits(heads, tokens, experts);
+  return splits > 1 ? round_up(heads * tokens * splits * top_k * 8, kAlign) : 0;
+}
+
 // A segment schedule (schedule.cuh): work items of at most `tile_rows` rows per segment.
 //   [counters: 5 x int32, padded to kAlign][items: max_items x 16 bytes][slots: segments x int2]
 //   [split: max_split x int32]

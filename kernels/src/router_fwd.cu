@@ -219,6 +219,19 @@ __global__ void __launch_bounds__(256) router_split_merge_kernel(Params p) {
   finish_token<KMAX>(p, static_cast<int>(id / p.N), static_cast<int>(id % p.N), sel_v, sel_e);
 }
 
+// The final top-k of every token from p.splits lists of p.k (either kernel's splits).
+core::Status launch_split_merge(const Params& p, cudaStream_t stream) {
+  const unsigned blocks = device::grid_1d(static_cast<long long>(p.L) * p.N, 256);
+  if (p.k <= 2)
+    router_split_merge_kernel<2><<<blocks, 256, 0, stream>>>(p);
+  else if (p.k <= 4)
+    router_split_merge_kernel<4><<<blocks, 256, 0, stream>>>(p);
+  else
+    router_split_merge_kernel<8><<<blocks, 256, 0, stream>>>(p);
+  HPSIM_CUDA_TRY_LAUNCH("router_split_merge_kernel");
+  return core::Status::ok();
+}
+
 template <int KMAX>
 core::Status launch_ffma(Params p, void* workspace, cudaStream_t stream) {
   const int stage_bytes = 2 * kStep * (kXStride + kWStride) * 4;
@@ -232,14 +245,15 @@ core::Status launch_ffma(Params p, void* workspace, cudaStream_t stream) {
   const dim3 grid((p.N + kTokens - 1) / kTokens, p.L, p.splits);
   router_ffma_kernel<KMAX><<<grid, kThreads, smem, stream>>>(p);
   HPSIM_CUDA_TRY_LAUNCH("router_ffma_kernel");
-  if (p.splits > 1) {
-    router_split_merge_kernel<KMAX><<<device::grid_1d(static_cast<long long>(p.L) * p.N, 256), 256, 0, stream>>>(p);
-    HPSIM_CUDA_TRY_LAUNCH("router_split_merge_kernel");
-  }
+  if (p.splits > 1) return launch_split_merge(p, stream);
   return core::Status::ok();
 }
 
 }  // namespace
+
+bool router_bf16x3_runs(std::int64_t dim) {
+  return router_bf16x3_takes_dim(dim) || (dim % 64 == 0 && dim > 256 && device::wgmma_supported());
+}
 
 core::Status launch(const RouterForwardArgs& args, void* workspace, Stream stream_handle) {
   HPSIM_TRY(can_implement(args));
@@ -260,9 +274,29 @@ core::Status launch(const RouterForwardArgs& args, void* workspace, Stream strea
   p.E = static_cast<int>(args.num_experts);
   p.k = static_cast<int>(args.top_k);
   if (args.algo == RouterAlgo::kBf16x3 || args.algo == RouterAlgo::kBf16x3MmaSync) {
-    const device::RouterTcParams q = p;
     const bool wgmma = args.algo == RouterAlgo::kBf16x3 && device::wgmma_supported();
-    return device::launch_router_bf16x3(q, workspace, wgmma, stream);
+    if (!wgmma && p.dim > 256)
+      return core::Error{core::ErrorCode::kUnsupported,
+                         fmt::format("RouterForwardArgs.dim: the bf16x3 algorithm takes dim > 256 only on its wgmma "
+                                     "kernel, which needs an sm_90 GPU (got dim {})",
+                                     p.dim)};
+    HPSIM_TRY(device::split_weight_parts(p, workspace, stream));
+    if (!wgmma) return device::launch_router_bf16x3_mma(p, stream);
+    // The splits' candidates after the parts (workspace_bytes() counts them).
+    device::RouterSplit split;
+    split.chunks_per_split = static_cast<int>(limits::router_wgmma_chunks_per_split(p.L, p.N, p.E));
+    split.splits = static_cast<int>(limits::router_wgmma_splits(p.L, p.N, p.E));
+    if (split.splits > 1) {
+      char* after_parts = static_cast<char*>(workspace) + limits::router_bf16x3_parts_bytes(p.L, p.E, p.dim);
+      split.cand_v = reinterpret_cast<float*>(after_parts);
+      split.cand_e = reinterpret_cast<int*>(split.cand_v + static_cast<long long>(p.L) * p.N * split.splits * p.k);
+    }
+    HPSIM_CUDA_TRY(device::launch_router_bf16x3_wgmma(p, split, stream));
+    if (split.splits == 1) return core::Status::ok();
+    p.splits = split.splits;
+    p.cand_v = split.cand_v;
+    p.cand_e = split.cand_e;
+    return launch_split_merge(p, stream);
   }
   if (p.k <= 2) return launch_ffma<2>(p, workspace, stream);
   if (p.k <= 4) return launch_ffma<4>(p, workspace, stream);

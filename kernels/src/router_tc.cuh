@@ -225,18 +225,19 @@ core::Status launch_kmax(const RouterTcParams& p, cudaStream_t stream) {
 
 }  // namespace router_tc
 
-// The weight parts live in the workspace: 3 * L * E * dim bf16. With `wgmma` (an sm_90a device)
-// the routing runs on the kernel of router_fwd_sm90a.cu, else on the mma.sync one above.
-inline core::Status launch_router_bf16x3(RouterTcParams p, void* workspace, bool wgmma, cudaStream_t stream) {
+// Splits the fp32 weights into their three bf16 parts at the start of the workspace (3 * L * E * dim
+// bf16) and points p.w_parts at them.
+inline core::Status split_weight_parts(RouterTcParams& p, void* workspace, cudaStream_t stream) {
   const long long count = static_cast<long long>(p.L) * p.E * p.dim;
   auto* parts = static_cast<__nv_bfloat16*>(workspace);
   router_tc::split_weight_kernel<<<grid_1d(count, 256 * 4), 256, 0, stream>>>(p.weight, count, parts);
   HPSIM_CUDA_TRY_LAUNCH("split_weight_kernel");
   p.w_parts = parts;
-  if (wgmma) {
-    HPSIM_CUDA_TRY(launch_router_bf16x3_wgmma(p, stream));
-    return core::Status::ok();
-  }
+  return core::Status::ok();
+}
+
+// Routes with the mma.sync kernel from p.w_parts (dim <= 256).
+inline core::Status launch_router_bf16x3_mma(const RouterTcParams& p, cudaStream_t stream) {
   if (p.k <= 2) return router_tc::launch_kmax<2>(p, stream);
   if (p.k <= 4) return router_tc::launch_kmax<4>(p, stream);
   return router_tc::launch_kmax<8>(p, stream);

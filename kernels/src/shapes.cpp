@@ -75,15 +75,20 @@ core::Status can_implement(const RouterForwardArgs& a) {
   HPSIM_TRY(check_top_k_limit("RouterForwardArgs", a.top_k));
   HPSIM_KERNEL_LIMIT(a.dim % 32 == 0, "RouterForwardArgs", "dim", "must be a multiple of 32 (got {})", a.dim);
   HPSIM_KERNEL_LIMIT(a.num_heads <= 65535, "RouterForwardArgs", "num_heads", "must be <= 65535 (got {})", a.num_heads);
-  if (a.algo == RouterAlgo::kBf16x3 || a.algo == RouterAlgo::kBf16x3MmaSync)
+  if (a.algo == RouterAlgo::kBf16x3MmaSync)
     HPSIM_KERNEL_LIMIT(router_bf16x3_takes_dim(a.dim), "RouterForwardArgs", "dim",
-                       "the bf16x3 algorithm takes dim in {{64, 128, 192, 256}} (got {})", a.dim);
+                       "the bf16x3 algorithm on mma.sync takes dim in {{64, 128, 192, 256}} (got {})", a.dim);
+  if (a.algo == RouterAlgo::kBf16x3)  // dim > 256: the wgmma kernel only (launch says so elsewhere)
+    HPSIM_KERNEL_LIMIT(a.dim % 64 == 0, "RouterForwardArgs", "dim",
+                       "the bf16x3 algorithm takes a multiple of 64 (got {})", a.dim);
   return core::Status::ok();
 }
 
 std::int64_t workspace_bytes(const RouterForwardArgs& a) {
-  if (a.algo == RouterAlgo::kBf16x3 || a.algo == RouterAlgo::kBf16x3MmaSync)
-    return round_up(3 * a.num_heads * a.num_experts * a.dim * 2, kAlign);
+  if (a.algo == RouterAlgo::kBf16x3MmaSync) return limits::router_bf16x3_parts_bytes(a.num_heads, a.num_experts, a.dim);
+  if (a.algo == RouterAlgo::kBf16x3)  // the wgmma kernel's split candidates counted on every device
+    return limits::router_bf16x3_parts_bytes(a.num_heads, a.num_experts, a.dim) +
+           limits::router_wgmma_cand_bytes(a.num_heads, a.num_tokens, a.num_experts, a.top_k);
   // FFMA with split experts: every split's top-k (value, expert) per token.
   const std::int64_t splits = limits::router_splits(a.num_heads, a.num_tokens, a.num_experts, a.top_k);
   return splits > 1 ? round_up(a.num_heads * a.num_tokens * splits * a.top_k * 8, kAlign) : 0;

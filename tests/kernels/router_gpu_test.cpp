@@ -190,6 +190,20 @@ TEST(RouterForwardGpu, FfmaSplitsTheExpertsWhenTheTokensCannotFillTheGpu) {
   check_forward({4, 8448, 64, 300, 4, true, RouterAlgo::kFfma}, 7);
 }
 
+// Tokens whose selected expert sets (k slots each) differ between two runs.
+std::int64_t differing_selections(const RouterOut& a, const RouterOut& b, std::int64_t k) {
+  std::int64_t differing = 0;
+  for (std::size_t t = 0; t < a.idx.size() / static_cast<std::size_t>(k); ++t) {
+    const auto from = static_cast<std::ptrdiff_t>(t) * k;
+    std::vector<std::int32_t> x(a.idx.begin() + from, a.idx.begin() + from + k);
+    std::vector<std::int32_t> y(b.idx.begin() + from, b.idx.begin() + from + k);
+    std::sort(x.begin(), x.end());
+    std::sort(y.begin(), y.end());
+    differing += x != y ? 1 : 0;
+  }
+  return differing;
+}
+
 // Both bf16x3 kernels: kBf16x3 runs the wgmma one on an sm_90a device (the mma.sync one elsewhere),
 // kBf16x3MmaSync the mma.sync one everywhere.
 void check_bf16x3(RouterAlgo algo) {
@@ -200,20 +214,20 @@ void check_bf16x3(RouterAlgo algo) {
   check_forward({1, 513, 192, 1000, 8, true, algo}, 10);  // three atoms of dim, a partial last chunk
   // More units than blocks: each block walks several, and the weight ring runs on across them.
   check_forward({5, 8000, 128, 200, 4, true, algo}, 11);
+  if (algo == RouterAlgo::kBf16x3 && router_bf16x3_runs(1024)) {
+    // The wgmma kernel above 256: x streamed with the weights; EP's width, and the experts split
+    // between blocks when the tokens cannot fill the GPU (6 and 5 splits here, 1 for the first).
+    check_forward({1, 513, 1024, 64, 6, true, algo}, 12);
+    check_forward({1, 300, 512, 700, 8, true, algo}, 13);
+    check_forward({1, 4000, 384, 300, 4, false, algo}, 14);
+  }
   // Same data through FFMA and this algorithm: the same experts (the test data has no near-ties here).
   RouterProblem p({4, 2048, 128, 768, 4, true, RouterAlgo::kFfma}, 8);
   const RouterOut ffma = p.run_gpu(RouterAlgo::kFfma);
   const RouterOut tc = p.run_gpu(algo);
   p.check(ffma);
   p.check(tc);
-  std::int64_t differing = 0;  // tokens whose selected sets differ
-  for (std::size_t lt = 0; lt < ffma.idx.size() / 4; ++lt) {
-    std::vector<std::int32_t> a(ffma.idx.begin() + static_cast<std::ptrdiff_t>(lt * 4), ffma.idx.begin() + static_cast<std::ptrdiff_t>(lt * 4 + 4));
-    std::vector<std::int32_t> b(tc.idx.begin() + static_cast<std::ptrdiff_t>(lt * 4), tc.idx.begin() + static_cast<std::ptrdiff_t>(lt * 4 + 4));
-    std::sort(a.begin(), a.end());
-    std::sort(b.begin(), b.end());
-    differing += a != b ? 1 : 0;
-  }
+  const std::int64_t differing = differing_selections(ffma, tc, 4);
   EXPECT_LE(differing, 2) << "bf16x3 and FFMA select different experts for " << differing << " of 8192 tokens";
 }
 
@@ -225,6 +239,32 @@ TEST(RouterForwardGpu, Bf16x3MatchesFloat64AndTheFfmaSelections) {
 TEST(RouterForwardGpu, Bf16x3OnMmaSyncMatchesFloat64AndTheFfmaSelections) {
   HPSIM_REQUIRE_GPUS(1);
   check_bf16x3(RouterAlgo::kBf16x3MmaSync);
+}
+
+TEST(RouterForwardGpu, Bf16x3AtEpWidthMatchesTheFfmaSelections) {
+  HPSIM_REQUIRE_GPUS(1);
+  RouterForwardArgs a;
+  a.num_heads = 1;
+  a.num_tokens = 300;
+  a.dim = 512;
+  a.num_experts = 700;
+  a.top_k = 8;
+  a.algo = RouterAlgo::kBf16x3;
+  // The weight parts (3 x 700 x 512 bf16) and 6 splits' top-8 of 300 tokens (8 bytes each).
+  EXPECT_EQ(workspace_bytes(a), 2150400 + 115200);
+  a.algo = RouterAlgo::kBf16x3MmaSync;
+  EXPECT_EQ(workspace_bytes(a), 2150400);
+  a.dim = 1024;
+  EXPECT_FALSE(can_implement(a).ok());  // the mma.sync kernel keeps x resident: dim <= 256
+  if (!router_bf16x3_runs(1024)) GTEST_SKIP() << "no sm_90 GPU: the wgmma router does not run here";
+  // EP's router (d = 1024, one head) on the same data through FFMA and bf16x3.
+  RouterProblem p({1, 4096, 1024, 768, 4, true, RouterAlgo::kFfma}, 15);
+  const RouterOut ffma = p.run_gpu(RouterAlgo::kFfma);
+  const RouterOut tc = p.run_gpu(RouterAlgo::kBf16x3);
+  p.check(ffma);
+  p.check(tc);
+  const std::int64_t differing = differing_selections(ffma, tc, 4);
+  EXPECT_LE(differing, 2) << "bf16x3 and FFMA select different experts for " << differing << " of 4096 tokens";
 }
 
 // ---------------------------------------------------------------------------------------------

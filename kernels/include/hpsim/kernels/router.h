@@ -31,7 +31,7 @@ namespace hpsim::kernels {
 enum class RouterAlgo {
   kFfma,    // plain fp32 FMA, scores tiled in registers
   kBf16x3,  // tensor cores: x is exact in bf16, weight split into three bf16 parts (hi+mid+lo), fp32 accumulation;
-            // wgmma on sm_90a, mma.sync elsewhere
+            // wgmma on sm_90a (any dim, a multiple of 64), mma.sync elsewhere (dim <= 256)
   kBf16x3MmaSync,  // the same scores on mma.sync on every GPU (the sm_80 kernel, kept for comparison)
 };
 
@@ -68,9 +68,13 @@ struct RouterBackwardArgs {
   std::int64_t group_rows = 0;               // capacity of group_perm (grouping_rows_bound)
 };
 
-// Whether the bf16x3 algorithms take this width (dim in {64, 128, 192, 256}); the fp32 one takes
-// any multiple of 32.
+// Whether both bf16x3 kernels take this width (dim in {64, 128, 192, 256}): the mma.sync one
+// (kBf16x3MmaSync, and kBf16x3 off sm_90) keeps x resident and takes no other; the wgmma one
+// (kBf16x3 on sm_90) takes any multiple of 64, streaming x with the weights above 256. The fp32
+// one takes any multiple of 32.
 bool router_bf16x3_takes_dim(std::int64_t dim);
+// Whether kBf16x3 runs at this width on the current device (the GPU build only).
+bool router_bf16x3_runs(std::int64_t dim);
 
 core::Status can_implement(const RouterForwardArgs& args);
 std::int64_t workspace_bytes(const RouterForwardArgs& args);
