@@ -255,7 +255,19 @@ TEST(RouterForwardGpu, Bf16x3AtEpWidthMatchesTheFfmaSelections) {
   a.algo = RouterAlgo::kBf16x3MmaSync;
   EXPECT_EQ(workspace_bytes(a), 2150400);
   a.dim = 1024;
-  EXPECT_FALSE(can_implement(a).ok());  // the mma.sync kernel keeps x resident: dim <= 256
+  const std::vector<Bf16> x1(1);  // never read: can_implement checks only that operands are given
+  const std::vector<float> w1(1);
+  std::vector<std::int32_t> e1(1);
+  std::vector<float> g1(1);
+  a.x = x1.data();
+  a.weight = w1.data();
+  a.topk_expert = e1.data();
+  a.topk_gate = g1.data();
+  const core::Status mma = can_implement(a);  // the mma.sync kernel keeps x resident: dim <= 256
+  EXPECT_FALSE(mma.is_ok());
+  EXPECT_NE(mma.error().message.find("RouterForwardArgs.dim"), std::string::npos) << mma.error().message;
+  a.algo = RouterAlgo::kBf16x3;
+  EXPECT_TRUE(can_implement(a).is_ok());
   if (!router_bf16x3_runs(1024)) GTEST_SKIP() << "no sm_90 GPU: the wgmma router does not run here";
   // EP's router (d = 1024, one head) on the same data through FFMA and bf16x3.
   RouterProblem p({1, 4096, 1024, 768, 4, true, RouterAlgo::kFfma}, 15);
