@@ -181,9 +181,9 @@ struct Fixture {
   }
   std::int64_t max_workspace() const {
     std::int64_t m = 0;
-    for (std::int64_t b : {workspace_bytes(router_fwd()), workspace_bytes(router_fwd(RouterAlgo::kFfma)),
-                           workspace_bytes(router_bwd()), workspace_bytes(permute()),
-                           workspace_bytes(mlp_fwd()), workspace_bytes(mlp_bwd())})
+    for (std::int64_t b :
+         {workspace_bytes(router_fwd()), workspace_bytes(router_fwd(RouterAlgo::kFfma)), workspace_bytes(router_bwd()),
+          workspace_bytes(permute()), workspace_bytes(mlp_fwd()), workspace_bytes(mlp_bwd())})
       m = std::max(m, b);
     return m;
   }
@@ -242,8 +242,10 @@ const std::string& verified(const char* family, const Shape& s) {
   const std::string fam = family;
   const std::int64_t n = 384, E = s.cfg.E, k = s.cfg.k, f = s.cfg.f;
   std::string r;
-  if (fam == "ep_router_fwd") r = verify_router_fwd(1, n, kD, E, k, ep_router_algo());
-  else if (fam == "ep_router_fwd_ffma") r = verify_router_fwd(1, n, kD, E, k, RouterAlgo::kFfma);
+  if (fam == "ep_router_fwd")
+    r = verify_router_fwd(1, n, kD, E, k, ep_router_algo());
+  else if (fam == "ep_router_fwd_ffma")
+    r = verify_router_fwd(1, n, kD, E, k, RouterAlgo::kFfma);
   else if (fam == "ep_router_bwd") r = verify_router_bwd(1, n, kD, E, k);
   else if (fam == "ep_permute") r = verify_permute(n, kD, k, E, s.W);
   else if (fam == "ep_grouped_mlp_fwd" || fam == "ep_grouped_mlp_fwd_cublas") r = verify_grouped_mlp(8, 700, kD, f, false);

@@ -88,7 +88,8 @@ inline constexpr std::int64_t router_splits(std::int64_t heads, std::int64_t tok
 // bf16x3 router on wgmma: units of 256 tokens of one head; when they cannot fill the GPU each unit's
 // 64-expert chunks are split between blocks (at most kRouterMaxSplits, for the merge kernel),
 // as many splits as fit in one wave. Returns the chunks per split.
-inline constexpr std::int64_t router_wgmma_chunks_per_split(std::int64_t heads, std::int64_t tokens, std::int64_t experts) {
+inline constexpr std::int64_t router_wgmma_chunks_per_split(std::int64_t heads, std::int64_t tokens,
+                                                            std::int64_t experts) {
   const std::int64_t units = heads * ceil_div(tokens, 256), chunks = ceil_div(experts, 64);
   if (units < 1 || chunks < 1) return chunks < 1 ? 1 : chunks;
   std::int64_t splits = units >= kSms ? 1 : kSms / units;
