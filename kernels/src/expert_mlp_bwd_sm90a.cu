@@ -129,7 +129,8 @@ __global__ void __launch_bounds__(kThreadsB, 1)
                                 const __grid_constant__ CUtensorMap map_dvt) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   __shared__ Barriers bars;
-  __nv_bfloat16* base = reinterpret_cast<__nv_bfloat16*>(align_1024(smem_raw));
+  const std::uint32_t misalign = smem_u32(smem_raw) & 1023u;
+  __nv_bfloat16* base = reinterpret_cast<__nv_bfloat16*>(smem_raw + (misalign ? 1024u - misalign : 0u));
   __nv_bfloat16* wbufs = base;
   __nv_bfloat16* tbufs = base + kWBufs * kWElems;
   __nv_bfloat16* sbufs = tbufs + kTBufs * kTElems;

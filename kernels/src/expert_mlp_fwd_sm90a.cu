@@ -49,7 +49,8 @@ __global__ void __launch_bounds__(kThreadsW, 1)
                                 const __grid_constant__ CUtensorMap map_vt) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   __shared__ Barriers bars;
-  __nv_bfloat16* base = reinterpret_cast<__nv_bfloat16*>(align_1024(smem_raw));
+  const std::uint32_t misalign = smem_u32(smem_raw) & 1023u;
+  __nv_bfloat16* base = reinterpret_cast<__nv_bfloat16*>(smem_raw + (misalign ? 1024u - misalign : 0u));
   __nv_bfloat16* xbufs = base;                       // [2][2][kRowsW][64]: per buffer h 0-63, then h 64-127
   __nv_bfloat16* stages = base + kXBufs * kXElems;   // kStagesW x (K chunk 2 atoms, V^T chunk 2 atoms)
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
