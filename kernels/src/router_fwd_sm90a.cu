@@ -144,8 +144,8 @@ __device__ __forceinline__ void quad_merge(float (&lv)[KMAX], int (&li)[KMAX]) {
 }
 
 // Box (c0, c1, c2) of a 3-D tensor map into shared memory at `dst`, completing on `bar`.
-__device__ __forceinline__ void tma_load_3d(std::uint32_t dst, const CUtensorMap* map, std::uint32_t bar, int c0,
-                                            int c1, int c2, std::uint64_t policy) {
+__device__ __forceinline__ void tma_load_3d(std::uint32_t dst, const CUtensorMap* map, std::uint32_t bar, int c0, int c1,
+                                            int c2, std::uint64_t policy) {
   asm volatile(
       "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1, {%3, %4, "
       "%5}], [%2], %6;\n" ::"r"(dst),
@@ -154,9 +154,9 @@ __device__ __forceinline__ void tma_load_3d(std::uint32_t dst, const CUtensorMap
 }
 
 struct WalkParams {
-  int stages;       // ring slots
-  int splits, cps;  // expert splits and chunks per split (1 and all chunks: no split)
-  float* cand_v;    // splits > 1: [L][N][splits][k] each split's top-k (biased score, expert)
+  int stages;            // ring slots
+  int splits, cps;       // expert splits and chunks per split (1 and all chunks: no split)
+  float* cand_v;         // splits > 1: [L][N][splits][k] each split's top-k (biased score, expert)
   int* cand_e;
 };
 
@@ -170,7 +170,8 @@ __global__ void __launch_bounds__(kThreadsR, 1)
                                const __grid_constant__ CUtensorMap map_x) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   __shared__ RouterBarriers bars;
-  unsigned char* base = align_1024(smem_raw);
+  const std::uint32_t misalign = smem_u32(smem_raw) & 1023u;
+  unsigned char* base = smem_raw + (misalign ? 1024u - misalign : 0u);
   const int region = region_bytes(p.dim, KMAX, STREAM);
   float2* queues = reinterpret_cast<float2*>(base + kGroupsR * region);  // [16][kQueueStride]
   unsigned char* stage_mem = base + kGroupsR * region + kQueueBytes;
@@ -227,8 +228,7 @@ __global__ void __launch_bounds__(kThreadsR, 1)
           mbar_expect_tx(bar, kStageBytes);
 #pragma unroll
           for (int part = 0; part < 3; ++part)
-            tma_load_2d(dst + part * kAtom * 2, &map_w, bar, ka * 64, part * part_rows + it.l * p.E + c * kChunkE,
-                        policy);
+            tma_load_2d(dst + part * kAtom * 2, &map_w, bar, ka * 64, part * part_rows + it.l * p.E + c * kChunkE, policy);
           if constexpr (STREAM) {
 #pragma unroll
             for (int tile = 0; tile < 4; ++tile)  // tokens t0 + 64 tile .., tile = 2 wg + mt (past N: zero)
@@ -430,8 +430,8 @@ cudaError_t launch_kmax(const RouterTcParams& p, WalkParams wp, const CUtensorMa
 }
 
 template <int KATOMS, bool STREAM>
-cudaError_t launch_dim(const RouterTcParams& p, const WalkParams& wp, const CUtensorMap& map_w,
-                       const CUtensorMap& map_x, cudaStream_t stream) {
+cudaError_t launch_dim(const RouterTcParams& p, const WalkParams& wp, const CUtensorMap& map_w, const CUtensorMap& map_x,
+                       cudaStream_t stream) {
   if (p.k <= 2) return launch_kmax<2, KATOMS, STREAM>(p, wp, map_w, map_x, stream);
   if (p.k <= 4) return launch_kmax<4, KATOMS, STREAM>(p, wp, map_w, map_x, stream);
   return launch_kmax<8, KATOMS, STREAM>(p, wp, map_w, map_x, stream);
@@ -442,13 +442,12 @@ cudaError_t launch_dim(const RouterTcParams& p, const WalkParams& wp, const CUte
 cudaError_t make_x_map(CUtensorMap* map, const RouterTcParams& p) {
   const EncodeTiled encode = encode_tiled();
   if (encode == nullptr) return cudaErrorNotSupported;
-  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(p.dim), static_cast<cuuint64_t>(p.L),
-                              static_cast<cuuint64_t>(p.N)};
+  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(p.dim), static_cast<cuuint64_t>(p.L), static_cast<cuuint64_t>(p.N)};
   const cuuint64_t strides[2] = {static_cast<cuuint64_t>(p.dim) * 2, static_cast<cuuint64_t>(p.L) * p.dim * 2};
   const cuuint32_t box[3] = {64, 1, 64};
   const cuuint32_t elem_strides[3] = {1, 1, 1};
-  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<__nv_bfloat16*>(p.x), dims, strides,
-                            box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+  const CUresult r = encode(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<__nv_bfloat16*>(p.x), dims, strides, box,
+                            elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                             CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }

@@ -15,13 +15,6 @@ constexpr int kAtom = 64 * 64;  // elements of one [64][64] 128-byte-swizzle ato
 // Element offset of (r, c) in a swizzled tile of 64-element rows (atoms stacked along rows).
 __device__ __forceinline__ int sw64(int r, int c) { return r * 64 + ((((c >> 3) ^ (r & 7))) << 3) + (c & 7); }
 
-// The first 1024-byte-aligned address of dynamic shared memory at `raw` (128-byte swizzle atoms
-// must start at 1024-byte boundaries; the launchers add 1024 bytes of slack).
-__device__ __forceinline__ unsigned char* align_1024(unsigned char* raw) {
-  const std::uint32_t misalign = smem_u32(raw) & 1023u;
-  return raw + (misalign ? 1024u - misalign : 0u);
-}
-
 // The calling thread's warpgroup, broadcast from lane 0 so that the compiler knows it is the same
 // across the warp: wgmma descriptors derived from it then live in uniform registers, instead of
 // being rebuilt in vector registers and moved over (R2UR) before every wgmma.
