@@ -106,10 +106,14 @@ inline constexpr std::int64_t router_wgmma_splits(std::int64_t heads, std::int64
 inline constexpr std::int64_t router_bf16x3_parts_bytes(std::int64_t heads, std::int64_t experts, std::int64_t dim) {
   return round_up(3 * heads * experts * dim * 2, kAlign);
 }
+// Either router's split candidates: every split's top-k (value, expert) per token, none unsplit.
+inline constexpr std::int64_t router_split_lists_bytes(std::int64_t heads, std::int64_t tokens, std::int64_t splits,
+                                                       std::int64_t top_k) {
+  return splits > 1 ? round_up(heads * tokens * splits * top_k * 8, kAlign) : 0;
+}
 inline constexpr std::int64_t router_wgmma_cand_bytes(std::int64_t heads, std::int64_t tokens, std::int64_t experts,
                                                       std::int64_t top_k) {
-  const std::int64_t splits = router_wgmma_splits(heads, tokens, experts);
-  return splits > 1 ? round_up(heads * tokens * splits * top_k * 8, kAlign) : 0;
+  return router_split_lists_bytes(heads, tokens, router_wgmma_splits(heads, tokens, experts), top_k);
 }
 
 // A segment schedule (schedule.cuh): work items of at most `tile_rows` rows per segment.

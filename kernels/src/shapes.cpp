@@ -90,8 +90,9 @@ std::int64_t workspace_bytes(const RouterForwardArgs& a) {
     return limits::router_bf16x3_parts_bytes(a.num_heads, a.num_experts, a.dim) +
            limits::router_wgmma_cand_bytes(a.num_heads, a.num_tokens, a.num_experts, a.top_k);
   // FFMA with split experts: every split's top-k (value, expert) per token.
-  const std::int64_t splits = limits::router_splits(a.num_heads, a.num_tokens, a.num_experts, a.top_k);
-  return splits > 1 ? round_up(a.num_heads * a.num_tokens * splits * a.top_k * 8, kAlign) : 0;
+  return limits::router_split_lists_bytes(a.num_heads, a.num_tokens,
+                                          limits::router_splits(a.num_heads, a.num_tokens, a.num_experts, a.top_k),
+                                          a.top_k);
 }
 
 core::Status check_shape(const RouterBackwardArgs& a) {
