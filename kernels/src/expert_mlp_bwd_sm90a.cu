@@ -257,6 +257,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
         fence_proxy_async();
         const __nv_bfloat16* ts = tbufs + tb * kTElems;
         const std::uint64_t desc_x = wgmma_desc(ts), desc_dy = wgmma_desc(ts + 2 * kAtom);
+        const std::uint64_t desc_dyn = wgmma_desc_mn(ts + 2 * kAtom, kAtom * 2), desc_xn = wgmma_desc_mn(ts, kAtom * 2);
         // A^T as A operands in registers; dS^T of this warpgroup's hidden units straight into the
         // tile's dS buffer ([128 f][64 rows], swizzled), pair by pair, so few registers are live.
         __nv_bfloat16* ds = sbufs + tb * kSElems;
@@ -284,24 +285,25 @@ __global__ void __launch_bounds__(kThreadsB, 1)
           __syncwarp();
           wgmma_wait<0>();
           __nv_bfloat16* dsw = ds + wg * kAtom;
+          // k16 step by k16 step: A^T and dS^T of 16 rows, then that step's dV product, so the
+          // tensor pipe works on dV while the later steps' pointwise values are formed.
 #pragma unroll
-          for (int ks = 0; ks < 4; ++ks)
+          for (int ks = 0; ks < 4; ++ks) {
 #pragma unroll
             for (int q = 0; q < 4; ++q) {  // A fragment q of k16 step ks: rows frow (+8), columns 16 ks + 2 t4 (+8)
               const int i = 8 * ks + 2 * q;
               const std::uint32_t dsv = dgelu_bf16x2<true>(s[i], s[i + 1], da[i], da[i + 1], &pa[ks][q]);
               *reinterpret_cast<std::uint32_t*>(dsw + sw64(frow + 8 * (q & 1), 16 * ks + 8 * (q >> 1) + 2 * t4)) = dsv;
             }
+            wgmma_fence();
+            wgmma_m64n128k16_rs<1>(dv, pa[ks], desc_add(desc_dyn, ks * kStepBytes), 1);
+          }
         }
         fence_proxy_async();  // this thread's dS stores before any wgmma reads them
         warpgroup_sync(wg);   // this warpgroup's dS^T complete for its own dK product
-        const std::uint64_t desc_dyn = wgmma_desc_mn(ts + 2 * kAtom, kAtom * 2), desc_xn = wgmma_desc_mn(ts, kAtom * 2);
         const std::uint64_t desc_ds = wgmma_desc_mn(ds, 0);          // dS: M = rows, K = all 128 hidden units
         const std::uint64_t desc_dsk = wgmma_desc(ds + wg * kAtom);  // this warpgroup's dS^T: M = its f, K = rows
         wgmma_fence();
-#pragma unroll
-        for (int ks = 0; ks < kTile / 16; ++ks)
-          wgmma_m64n128k16_rs<1>(dv, pa[ks], desc_add(desc_dyn, ks * kStepBytes), 1);
 #pragma unroll
         for (int ks = 0; ks < kTile / 16; ++ks)
           wgmma_m64n128k16_ss<0, 1>(dk, desc_add(desc_dsk, ks * 32), desc_add(desc_xn, ks * kStepBytes), 1);
