@@ -154,10 +154,8 @@ __device__ __forceinline__ void tma_load_3d(std::uint32_t dst, const CUtensorMap
 }
 
 struct WalkParams {
-  int stages;            // ring slots
-  int splits, cps;       // expert splits and chunks per split (1 and all chunks: no split)
-  float* cand_v;         // splits > 1: [L][N][splits][k] each split's top-k (biased score, expert)
-  int* cand_e;
+  int stages;          // ring slots
+  RouterSplit split;   // expert splits (1 and all chunks: no split) and, above one, their lists
 };
 
 // Block b walks items b, b + gridDim.x, ... (item w: unit w / splits and its expert chunks of split
@@ -184,7 +182,7 @@ __global__ void __launch_bounds__(kThreadsR, 1)
   constexpr bool pingpong = !STREAM && KATOMS <= 2;
   const int stages = wp.stages;
   const int tiles = (p.N + kUnitTokens - 1) / kUnitTokens;
-  const int items = p.L * tiles * wp.splits;
+  const int items = p.L * tiles * wp.split.splits;
   const int nchunks = (p.E + kChunkE - 1) / kChunkE;
   const int first = static_cast<int>(blockIdx.x), stride = static_cast<int>(gridDim.x);
   if (first >= items) return;
@@ -194,8 +192,8 @@ __global__ void __launch_bounds__(kThreadsR, 1)
     int l, t0, split, c_begin, c_end;
   };
   const auto item = [&](int q) {
-    const int w = first + q * stride, u = w / wp.splits, split = w % wp.splits;
-    const int c_begin = split * wp.cps, c_end = min(nchunks, c_begin + wp.cps);
+    const int w = first + q * stride, u = w / wp.split.splits, split = w % wp.split.splits;
+    const int c_begin = split * wp.split.chunks_per_split, c_end = min(nchunks, c_begin + wp.split.chunks_per_split);
     return Item{u / tiles, (u % tiles) * kUnitTokens, split, c_begin, c_end};
   };
   const std::uint32_t full = smem_u32(bars.full), empty = smem_u32(bars.empty);
@@ -251,16 +249,16 @@ __global__ void __launch_bounds__(kThreadsR, 1)
   const auto row_token = [&](int mt, int rh) { return mt * 64 + wwarp * 16 + rh * 8 + g8; };
   // The selected (biased score, expert) of token t of head l: the routing, or split's candidates.
   const auto emit = [&](int l, int t, int split, const float(&sel_v)[KMAX], const int(&sel_e)[KMAX]) {
-    if (wp.splits == 1) {
+    if (wp.split.splits == 1) {
       router_select::finish_token<KMAX>(p, l, t, sel_v, sel_e);
       return;
     }
-    const long long at = ((static_cast<long long>(l) * p.N + t) * wp.splits + split) * p.k;
+    const long long at = ((static_cast<long long>(l) * p.N + t) * wp.split.splits + split) * p.k;
 #pragma unroll
     for (int j = 0; j < KMAX; ++j)
       if (j < p.k) {
-        wp.cand_v[at + j] = sel_v[j];
-        wp.cand_e[at + j] = sel_e[j];
+        wp.split.cand_v[at + j] = sel_v[j];
+        wp.split.cand_e[at + j] = sel_e[j];
       }
   };
   int g = 0;
@@ -423,7 +421,7 @@ cudaError_t launch_kmax(const RouterTcParams& p, WalkParams wp, const CUtensorMa
   if (e == cudaSuccess) e = cudaGetDevice(&device);
   if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (e != cudaSuccess) return e;
-  const long long items = static_cast<long long>(p.L) * ((p.N + kUnitTokens - 1) / kUnitTokens) * wp.splits;
+  const long long items = static_cast<long long>(p.L) * ((p.N + kUnitTokens - 1) / kUnitTokens) * wp.split.splits;
   const long long blocks = items < sms ? items : sms;
   kernel<<<static_cast<unsigned>(blocks), kThreadsR, smem, stream>>>(p, wp, map_w, map_x);
   return cudaGetLastError();
@@ -461,7 +459,7 @@ cudaError_t launch_router_bf16x3_wgmma(const RouterTcParams& p, const RouterSpli
   // the last part zero-filled by TMA).
   cudaError_t e = make_map(&map_w, p.w_parts, 3LL * p.L * p.E, p.dim, 64);
   if (e != cudaSuccess) return e;
-  const WalkParams wp{0, split.splits, split.chunks_per_split, split.cand_v, split.cand_e};
+  const WalkParams wp{0, split};
   switch (p.dim) {
     case 64:
       return launch_dim<1, false>(p, wp, map_w, map_x, stream);
