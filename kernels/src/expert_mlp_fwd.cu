@@ -85,7 +85,7 @@ core::Status launch(const ExpertMlpForwardArgs& args, void* workspace, Stream st
   if (args.algo == ExpertMlpAlgo::kAuto) use_wgmma = small_enough && wgmma_supported();
   if (use_wgmma) {
     const Schedule sched = carve_schedule(cursor, args.rows, args.num_heads * args.num_experts, kWgmmaRows);
-    HPSIM_CUDA_TRY(launch_expert_mlp_fwd_wgmma(p, sched, stream));  // builds the schedule too
+    HPSIM_CUDA_TRY(launch_expert_mlp_fwd_wgmma(p, sched, args.rows, stream));  // builds the schedule too
     return core::Status::ok();
   }
   const Schedule sched = carve_schedule(cursor, args.rows, args.num_heads * args.num_experts, kRows);

@@ -46,7 +46,8 @@ struct Barriers {
 // consumers can hold their accumulators (64 + 32 + 16 fragments) in 152: 3 x 152 + 56 = 4 x 128.
 __global__ void __launch_bounds__(kThreadsW, 1)
     expert_mlp_fwd_wgmma_kernel(MlpParams p, Schedule sched, const __grid_constant__ CUtensorMap map_k,
-                                const __grid_constant__ CUtensorMap map_vt) {
+                                const __grid_constant__ CUtensorMap map_vt, const __grid_constant__ CUtensorMap map_y,
+                                const __grid_constant__ CUtensorMap map_y8) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   __shared__ Barriers bars;
   const std::uint32_t misalign = smem_u32(smem_raw) & 1023u;
@@ -127,6 +128,7 @@ __global__ void __launch_bounds__(kThreadsW, 1)
   const std::uint64_t desc_stage0 = wgmma_desc(stages);
   WorkItem nxt = sched.items[first];
   int g = 0;
+  int pending_x = -1;  // the first warp of the warpgroup: the X buffer its Y stores may still be reading
   for (int q = 0; q < nloc; ++q) {
     const WorkItem cur = nxt;
     if (q + 1 < nloc) nxt = sched.items[first + (q + 1) * stride];
@@ -162,6 +164,13 @@ __global__ void __launch_bounds__(kThreadsW, 1)
           wgmma_m64n64k16_ss(s, desc_x + static_cast<std::uint64_t>(((kk / 4) * kGroups * kAtom * 2 + (kk % 4) * 32) >> 4),
                              desc_k + static_cast<std::uint64_t>(((kk / 4) * kAtom * 2 + (kk % 4) * 32) >> 4), 1);
         wgmma_commit();
+        if (pending_x >= 0) {  // the previous item's Y stores have left its buffer: release it
+          if (lane == 0) {
+            bulk_wait_read();
+            mbar_arrive(empty_x + 8u * pending_x);
+          }
+          pending_x = -1;
+        }
         wgmma_wait<0>();  // S of chunk j, and Y of chunk j - 1 before it
       }
       __syncwarp();
@@ -189,12 +198,43 @@ __global__ void __launch_bounds__(kThreadsW, 1)
     if (lane == 0) mbar_arrive(empty_w + 8u * prev_st);
 
     // Epilogue: stage this warpgroup's Y rows as bf16 in its own rows of the X buffer (its S
-    // products are done; the other warpgroups read only their own rows), then 16-byte stores.
-    if (active)
-      store_accumulator_rows(y, xs, [](int r, int c) { return xoff(r, c); }, wg, warp, lane, ltid, rows, p.y, cur.row_begin);
+    // products are done; the other warpgroups read only their own rows), then store them by TMA
+    // (a 64-row box, or 8-row boxes) and the last rows % 8 by 16-byte stores, so the warpgroup
+    // goes on to the next item while the stores drain. The first warp releases the buffer once
+    // the TMA stores have read it (behind the next item's first S product), the others at once.
+    const int valid = active ? min(64, rows - 64 * wg) : 0;
+    if (active) {
+      const auto off = [](int r, int c) { return xoff(r, c); };
+      stage_accumulator_rows(y, xs, off, 64 * wg, warp, lane);
+      fence_proxy_async();  // the staged rows before the TMA stores read them
+    }
+    warpgroup_sync(wg);
+    const int valid8 = valid & ~7;
+    if (ltid == 0 && valid8 > 0) {
+      const int row0 = cur.row_begin + 64 * wg;
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const __nv_bfloat16* src = xs + hh * kGroups * kAtom + 64 * wg * 64;
+        if (valid8 == 64) {
+          tma_store_2d(&map_y, smem_u32(src), 64 * hh, row0);
+        } else {
+          for (int r8 = 0; r8 < valid8; r8 += 8) tma_store_2d(&map_y8, smem_u32(src + r8 * 64), 64 * hh, row0 + r8);
+        }
+      }
+      bulk_commit();
+    }
+    if (ltid < (valid - valid8) * 16) {
+      const int r = 64 * wg + valid8 + ltid / 16, col = (ltid % 16) * 8;
+      *reinterpret_cast<uint4*>(p.y + static_cast<long long>(cur.row_begin + r) * kH + col) =
+          *reinterpret_cast<const uint4*>(xs + xoff(r, col));
+    }
     __syncwarp();
-    if (lane == 0) mbar_arrive(empty_x + 8u * b);  // this warp is done with the buffer
+    if (warp % 4 == 0 && valid8 > 0)
+      pending_x = b;
+    else if (lane == 0)
+      mbar_arrive(empty_x + 8u * b);  // this warp is done with the buffer
   }
+  if (pending_x >= 0 && lane == 0) bulk_wait_read();  // shared memory stays until the last stores have read it
 }
 
 }  // namespace
@@ -207,7 +247,8 @@ bool wgmma_supported() {
   return major == 9 && minor == 0;
 }
 
-cudaError_t launch_expert_mlp_fwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, cudaStream_t stream) {
+cudaError_t launch_expert_mlp_fwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, long long rows,
+                                        cudaStream_t stream) {
   // Host work first (attributes, tensor maps), so the device does not wait for it between the
   // schedule build and the kernel.
   const cudaError_t attr =  // per device: not cached
@@ -217,18 +258,20 @@ cudaError_t launch_expert_mlp_fwd_wgmma(const mlp::MlpParams& p, const Schedule&
   cudaError_t e = cudaGetDevice(&device);
   if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (e != cudaSuccess) return e;
-  CUtensorMap map_k{}, map_vt{};
+  CUtensorMap map_k{}, map_vt{}, map_y{}, map_y8{};
   const long long segments = static_cast<long long>(p.L) * p.E;
   if (sched.max_items > 0) {
     e = make_map(&map_k, p.wk, segments * p.f, kH, 64);  // K: [L E f][h]
     if (e == cudaSuccess) e = make_map(&map_vt, p.wv, segments * kH, p.f, kH);  // V^T: [L E h][f]
+    if (e == cudaSuccess) e = make_map(&map_y, p.y, rows, kH, 64);              // Y: [rows][h], 64-row boxes
+    if (e == cudaSuccess) e = make_map(&map_y8, p.y, rows, kH, 8);              // and 8-row boxes
     if (e != cudaSuccess) return e;
   }
   e = build_schedule(p.offsets, sched, /*item_for_empty=*/false, stream);
   if (e != cudaSuccess || sched.max_items == 0) return e;
   const long long blocks = sched.max_items < sms ? sched.max_items : sms;
-  return launch_after(expert_mlp_fwd_wgmma_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreadsW), kSmemBytes, stream, p,
-                      sched, map_k, map_vt);
+  return launch_after(expert_mlp_fwd_wgmma_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreadsW), kSmemBytes,
+                      stream, p, sched, map_k, map_vt, map_y, map_y8);
 }
 
 }  // namespace hpsim::kernels::device

@@ -11,9 +11,10 @@ namespace hpsim::kernels::device {
 
 constexpr int kWgmmaRows = 192;  // rows per block (three warpgroups of 64 rows)
 
-// Builds `sched` (kWgmmaRows-row items) from p.offsets and launches the forward over it. Returns
-// the first error.
-cudaError_t launch_expert_mlp_fwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, cudaStream_t stream);
+// Builds `sched` (kWgmmaRows-row items) from p.offsets and launches the forward over it; `rows` is
+// the capacity of p.y. Returns the first error.
+cudaError_t launch_expert_mlp_fwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, long long rows,
+                                        cudaStream_t stream);
 
 // Builds `sched` (weight-gradient items, one for every segment, heavy first) and launches the
 // fused backward over it; f must be a multiple of 128. The partial sums of segments cut into

@@ -159,29 +159,17 @@ __device__ __forceinline__ void load_weight_chunk(std::uint32_t stages, int g, s
   tma_load_2d(kb + 2 * kAtom * 2, map_vt, bar, j * 64, segment * kHeadRows, policy);
 }
 
-// Writes a warpgroup's m64n128 fp32 accumulator (rows 64 wg .. 64 wg + 63 of the block's tile;
-// warp = the global warp index, ltid = the thread's index in its warpgroup) as bf16 rows
-// out[(row_begin + r) * 128 ...] for r < rows: staged in the warpgroup's own rows of a swizzled
-// shared tile (element offset off(r, c)), then 16-byte stores.
+// Writes a warpgroup's m64n128 fp32 accumulator (rows 16 (warp % 4) .. of its 64, at rows
+// row0 + ... of a swizzled shared tile; element offset off(r, c)) as bf16.
 template <typename Off>
-__device__ __forceinline__ void store_accumulator_rows(const float (&acc)[64], __nv_bfloat16* tile, Off off, int wg, int warp,
-                                                       int lane, int ltid, int rows, __nv_bfloat16* out, int row_begin) {
-  constexpr int kCols = 128;
-  const int g8 = lane / 4, t = lane % 4;
+__device__ __forceinline__ void stage_accumulator_rows(const float (&acc)[64], __nv_bfloat16* tile, Off off, int row0,
+                                                       int warp, int lane) {
+  const int g8 = lane / 4, t = lane % 4, r = row0 + (warp % 4) * 16 + g8;
 #pragma unroll
   for (int i = 0; i < 16; ++i) {
     const int col = i * 8 + 2 * t;
-    *reinterpret_cast<std::uint32_t*>(tile + off(warp * 16 + g8, col)) = pack_bf16x2(acc[4 * i + 0], acc[4 * i + 1]);
-    *reinterpret_cast<std::uint32_t*>(tile + off(warp * 16 + g8 + 8, col)) = pack_bf16x2(acc[4 * i + 2], acc[4 * i + 3]);
-  }
-  warpgroup_sync(wg);
-#pragma unroll
-  for (int i = 0; i < (64 * kCols / 8) / 128; ++i) {  // 8
-    const int c = ltid + i * 128;
-    const int r = wg * 64 + c / 16, col = (c % 16) * 8;
-    if (r < rows)
-      *reinterpret_cast<uint4*>(out + static_cast<long long>(row_begin + r) * kCols + col) =
-          *reinterpret_cast<const uint4*>(tile + off(r, col));
+    *reinterpret_cast<std::uint32_t*>(tile + off(r, col)) = pack_bf16x2(acc[4 * i + 0], acc[4 * i + 1]);
+    *reinterpret_cast<std::uint32_t*>(tile + off(r + 8, col)) = pack_bf16x2(acc[4 * i + 2], acc[4 * i + 3]);
   }
 }
 
