@@ -9,8 +9,8 @@
 //   S = X K_c^T      wgmma m64n64k16 x 8, A and B from shared memory
 //   P = GELU(S)      in registers, repacked as the A operand of the next wgmma
 //   Y += P V_c       wgmma m64n128k16 x 4, A from registers, B from shared memory
-// The rows x f activation never leaves registers. Symbols as in expert_mlp.h. Compiled for
-// sm_90a only (wgmma).
+// The rows x f activation never leaves registers; Y is staged in shared memory and stored by TMA.
+// Symbols as in expert_mlp.h. Compiled for sm_90a only (wgmma).
 #include "expert_mlp_wgmma.h"
 #include "sm90.cuh"
 

@@ -159,8 +159,9 @@ __device__ __forceinline__ void load_weight_chunk(std::uint32_t stages, int g, s
   tma_load_2d(kb + 2 * kAtom * 2, map_vt, bar, j * 64, segment * kHeadRows, policy);
 }
 
-// Writes a warpgroup's m64n128 fp32 accumulator (rows 16 (warp % 4) .. of its 64, at rows
-// row0 + ... of a swizzled shared tile; element offset off(r, c)) as bf16.
+// Writes a warpgroup's m64n128 fp32 accumulator as bf16 to rows row0 .. row0 + 63 of a swizzled
+// shared tile (element offset off(r, c)); the warp's place in its warpgroup (warp % 4) picks its
+// 16 of those rows.
 template <typename Off>
 __device__ __forceinline__ void stage_accumulator_rows(const float (&acc)[64], __nv_bfloat16* tile, Off off, int row0,
                                                        int warp, int lane) {
