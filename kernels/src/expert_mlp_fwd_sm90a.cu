@@ -9,8 +9,9 @@
 //   S = X K_c^T      wgmma m64n64k16 x 8, A and B from shared memory
 //   P = GELU(S)      in registers, repacked as the A operand of the next wgmma
 //   Y += P V_c       wgmma m64n128k16 x 4, A from registers, B from shared memory
-// The rows x f activation never leaves registers; Y is staged in shared memory and stored by TMA.
-// Symbols as in expert_mlp.h. Compiled for sm_90a only (wgmma).
+// The rows x f activation never leaves registers; Y is staged in shared memory and stored by TMA
+// (a warpgroup's last rows % 8 by its threads). Symbols as in expert_mlp.h. Compiled for sm_90a
+// only (wgmma).
 #include "expert_mlp_wgmma.h"
 #include "sm90.cuh"
 
@@ -249,6 +250,7 @@ bool wgmma_supported() {
 
 cudaError_t launch_expert_mlp_fwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, long long rows,
                                         cudaStream_t stream) {
+  if (rows == 0) return cudaSuccess;  // no grouped rows, nothing to store (and no tensor map spans zero rows)
   // Host work first (attributes, tensor maps), so the device does not wait for it between the
   // schedule build and the kernel.
   const cudaError_t attr =  // per device: not cached

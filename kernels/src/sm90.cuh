@@ -1,7 +1,7 @@
 #pragma once
 // Hopper (sm_90a) building blocks of the wgmma expert MLP kernels (expert_mlp_fwd_sm90a.cu,
 // expert_mlp_bwd_sm90a.cu): 128-byte-swizzled tile offsets, the bf16x2 GELU, mbarriers, TMA loads
-// and the tensor maps they read. Compile for sm_90a only. Private.
+// and stores and the tensor maps they use. Compile for sm_90a only. Private.
 #include <cuda.h>
 #include <cuda_bf16.h>
 
@@ -99,8 +99,9 @@ __device__ __forceinline__ void tma_load_2d(std::uint32_t dst, const CUtensorMap
       : "memory");
 }
 
-// Shared memory at `src` (the layout tma_load_2d writes) into box (c0, c1) of a tensor map, as
-// one bulk group of this thread; bulk_wait_read() waits until the group has read its source.
+// Shared memory at `src` (the layout tma_load_2d writes) into box (c0, c1) of a tensor map, in
+// this thread's open bulk group (bulk_commit() closes it); bulk_wait_read() waits until every
+// committed group has read its source.
 __device__ __forceinline__ void tma_store_2d(const CUtensorMap* map, std::uint32_t src, int c0, int c1) {
   asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%2, %3}], [%1];\n" ::"l"(
                    reinterpret_cast<std::uint64_t>(map)),
@@ -194,8 +195,9 @@ inline EncodeTiled encode_tiled() {
   return fn;
 }
 
-// A row-major bf16 matrix [rows][cols] read in boxes of 64 columns (128 bytes, the swizzle span)
-// by `box_rows` rows, 128-byte swizzled in shared memory (the layout sw64() and wgmma_desc() use).
+// A row-major bf16 matrix [rows][cols] (rows > 0) read or written in boxes of 64 columns (128
+// bytes, the swizzle span) by `box_rows` rows, 128-byte swizzled in shared memory (the layout
+// sw64() and wgmma_desc() use).
 inline cudaError_t make_map(CUtensorMap* map, const __nv_bfloat16* ptr, long long rows, long long cols, int box_rows) {
   const EncodeTiled encode = encode_tiled();
   if (encode == nullptr) return cudaErrorNotSupported;
