@@ -105,7 +105,7 @@ Status EpLayer::allocate(Allocator& alloc, RankContext* ctx) {
     HPSIM_ALLOC(d_gate_, float, slots, kS, "gate gradient");
     HPSIM_ALLOC(d_score_, float, slots, kS, "score gradient");
   }
-  router_fwd_ = {x_, router_w_, bias_, topk_, gates_, counts_, 1, n_, d_, E_, k_, router_algo_for(d_)};
+  router_fwd_ = {x_, router_w_, bias_, topk_, gates_, counts_, 1, n_, d_, E_, k_, kernels::layer_router_algo(d_)};
   permute_ = {x_, topk_, send_, p_offsets_, p_perm_, p_inverse_, p_counts_, rank_counts_, n_, d_, k_, E_, world_};
   unpermute_ = {ret_, p_inverse_, gates_, y_, 1, n_, k_, d_};
   if (backward_) {

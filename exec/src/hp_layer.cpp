@@ -102,7 +102,8 @@ Status HpLayer::build_args(RankContext* ctx) {
   const std::int64_t Hh = H_ * h_;
   w_in_fwd_ = {dense, x_, w_in_, xs_, n_, d_, Hh};
   w_out_fwd_ = {dense, packed_, w_out_, y_, n_, Hh, d_};
-  router_fwd_ = {x_heads_, router_w_, bias_, topk_, gates_, counts_, L_, N_, h_, E_, k_, router_algo_for(h_)};
+  const kernels::RouterAlgo router_algo = kernels::layer_router_algo(h_);
+  router_fwd_ = {x_heads_, router_w_, bias_, topk_, gates_, counts_, L_, N_, h_, E_, k_, router_algo};
   grouping_ = {topk_, offsets_, perm_, inverse_, nullptr, L_, N_, k_, E_, 1};
   mlp_fwd_ = {x_heads_, offsets_, perm_, w_k_, w_v_, y_grouped_, L_, N_, k_, E_, h_, f_, rows_};
   combine_fwd_ = {y_grouped_, inverse_, gates_, out_, L_, N_, k_, h_};

@@ -26,13 +26,6 @@ using core::Phase;
 using core::Status;
 using kernels::Bf16;
 
-// The router the layers run: the error-compensated tensor-core scheme (bf16x3) where it runs at
-// that width on this device (it selects the same experts as plain fp32 on the kernels' test data
-// and is 2-4 times as fast, docs/kernels.md; EP's d = 1024 needs the sm_90 kernel), else plain fp32.
-inline kernels::RouterAlgo router_algo_for(std::int64_t dim) {
-  return kernels::router_bf16x3_runs(dim) ? kernels::RouterAlgo::kBf16x3 : kernels::RouterAlgo::kFfma;
-}
-
 // Short names of the memory parts, for the allocation lists of the layers.
 inline constexpr MemTag kW = MemTag::kWeights;
 inline constexpr MemTag kG = MemTag::kGradients;

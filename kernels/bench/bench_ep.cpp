@@ -47,10 +47,6 @@ struct Shape {
   }
 };
 
-// EP's router as the layer runs it (exec/src/layer_common.h router_algo_for): bf16x3 on the
-// wgmma kernel where it runs at d, else plain fp32.
-RouterAlgo ep_router_algo() { return router_bf16x3_runs(kD) ? RouterAlgo::kBf16x3 : RouterAlgo::kFfma; }
-
 struct Fixture {
   Shape s;
   std::vector<std::int32_t> local_offsets_host;
@@ -127,7 +123,7 @@ struct Fixture {
   Fixture& operator=(const Fixture&) = delete;
 
   // The layer's router (bf16x3 where it runs at d, else fp32), or the one named.
-  RouterForwardArgs router_fwd(RouterAlgo algo = ep_router_algo()) const {
+  RouterForwardArgs router_fwd(RouterAlgo algo = layer_router_algo(kD)) const {
     RouterForwardArgs a;
     a.algo = algo;
     a.x = x.get();
@@ -243,7 +239,7 @@ const std::string& verified(const char* family, const Shape& s) {
   const std::int64_t n = 384, E = s.cfg.E, k = s.cfg.k, f = s.cfg.f;
   std::string r;
   if (fam == "ep_router_fwd")
-    r = verify_router_fwd(1, n, kD, E, k, ep_router_algo());
+    r = verify_router_fwd(1, n, kD, E, k, layer_router_algo(kD));
   else if (fam == "ep_router_fwd_ffma")
     r = verify_router_fwd(1, n, kD, E, k, RouterAlgo::kFfma);
   else if (fam == "ep_router_bwd") r = verify_router_bwd(1, n, kD, E, k);

@@ -75,6 +75,12 @@ struct RouterBackwardArgs {
 bool router_bf16x3_takes_dim(std::int64_t dim);
 // Whether kBf16x3 runs at this width on the current device (the GPU build only).
 bool router_bf16x3_runs(std::int64_t dim);
+// The router the layers run at this width: bf16x3 where it runs on the current device (it selects
+// the same experts as plain fp32 on the kernels' test data and is 2-4 times as fast,
+// docs/kernels.md; EP's d = 1024 needs the sm_90 kernel), else plain fp32 (the GPU build only).
+inline RouterAlgo layer_router_algo(std::int64_t dim) {
+  return router_bf16x3_runs(dim) ? RouterAlgo::kBf16x3 : RouterAlgo::kFfma;
+}
 
 core::Status can_implement(const RouterForwardArgs& args);
 std::int64_t workspace_bytes(const RouterForwardArgs& args);
