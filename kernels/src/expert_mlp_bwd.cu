@@ -315,7 +315,7 @@ core::Status launch(const ExpertMlpBackwardArgs& args, void* workspace, Stream s
                        "ExpertMlpBackwardArgs: the wgmma backward takes num_tokens * top_k < 2^24 and hidden a multiple of 128"};
   if (args.algo == ExpertMlpAlgo::kAuto) use_wgmma = wgmma_fits && wgmma_supported();
   if (use_wgmma) {
-    HPSIM_CUDA_TRY(launch_expert_mlp_bwd_wgmma(p, wg_sched, stream));  // builds its schedule too
+    HPSIM_CUDA_TRY(launch_expert_mlp_bwd_wgmma(p, wg_sched, args.rows, stream));  // builds its schedule too
   } else {
     HPSIM_TRY(launch_mma_sync(p, rows_sched, wg_sched, args.hidden, stream));
   }

@@ -104,11 +104,15 @@ __device__ __forceinline__ int next_unit(Barriers& bars, int u, int lane) {
   return id;
 }
 
-__device__ __forceinline__ void store_or_add_bf16x2(__nv_bfloat16* at, std::uint32_t v, bool add) {
-  if (add)
-    asm volatile("red.global.add.noftz.bf16x2 [%0], %1;\n" ::"l"(at), "r"(v) : "memory");
-  else
-    *reinterpret_cast<std::uint32_t*>(at) = v;
+// Eight bf16 at `at`: stored, or added in L2 (reductions without a return).
+__device__ __forceinline__ void store_or_add_bf16x8(__nv_bfloat16* at, const uint4& v, bool add) {
+  if (add) {
+    const std::uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) asm volatile("red.global.add.noftz.bf16x2 [%0], %1;\n" ::"l"(at + 2 * i), "r"(w[i]) : "memory");
+  } else {
+    *reinterpret_cast<uint4*>(at) = v;
+  }
 }
 
 __device__ __forceinline__ int toff64(int r, int c) { return (c >> 6) * kAtom + sw64(r, c & 63); }
@@ -126,7 +130,8 @@ __device__ __forceinline__ int tiles_of(const WorkItem& w) { return (w.row_end -
 __global__ void __launch_bounds__(kThreadsB, 1)
     expert_mlp_bwd_fused_kernel(MlpParams p, Schedule sched, const __grid_constant__ CUtensorMap map_k,
                                 const __grid_constant__ CUtensorMap map_vt, const __grid_constant__ CUtensorMap map_dk,
-                                const __grid_constant__ CUtensorMap map_dvt) {
+                                const __grid_constant__ CUtensorMap map_dvt, const __grid_constant__ CUtensorMap map_dx,
+                                const __grid_constant__ CUtensorMap map_dx8) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   __shared__ Barriers bars;
   const std::uint32_t misalign = smem_u32(smem_raw) & 1023u;
@@ -277,9 +282,10 @@ __global__ void __launch_bounds__(kThreadsB, 1)
             wgmma_m64n64k16_ss<1, 0>(da, desc_add(desc_v, kk * kStepBytes), desc_add(desc_dy, bo), kk > 0);
           }
           wgmma_commit();
-          if (pending >= 0) {  // the previous chunk's gradients have left its weight buffer
+          if (stores_gradients) {  // the previous tile's dX has left its dS buffer (written again next tile, after
+                                   // a warpgroup barrier), and the previous chunk's gradients their weight buffer
             bulk_wait_read();
-            mbar_arrive(empty_w + 8u * pending);
+            if (pending >= 0) mbar_arrive(empty_w + 8u * pending);
             pending = -1;
           }
           __syncwarp();
@@ -320,16 +326,53 @@ __global__ void __launch_bounds__(kThreadsB, 1)
         wgmma_wait<0>();
         __syncwarp();
         if (lane == 0) mbar_arrive(empty_t + 8u * tb);
-        // dX: the first chunk stores its products as bf16, later ones add theirs in L2 (a
-        // reduction without a return, issued by the same thread to the same address in chunk
-        // order, so the sum is deterministic).
-        const int r0 = w.row_begin + t * kTile + (warp % 4) * 16 + g8;
-        __nv_bfloat16* out = p.dxg + static_cast<long long>(r0) * kH + 64 * wg + 2 * t4;
+        // dX leaves through shared memory: each warpgroup stages its h half of the tile's dX in its
+        // own half of the tile's dS buffer (once both warpgroups' dX products, which read both
+        // halves, are done: the barrier), then one thread stores it by TMA (a 64-row box, or
+        // 8-row boxes; the last rows % 8 by 16-byte stores of the threads). The first chunk stores,
+        // later ones add in L2 (TMA reductions), each once the previous chunk's writes to the tile
+        // have completed, so the sum's order is fixed.
+        consumers_sync();
+        __nv_bfloat16* dxs = ds + wg * kAtom;
+        {
+          const int r = (warp % 4) * 16 + g8;
 #pragma unroll
-        for (int i = 0; i < 8; ++i) {
-          if (r0 < w.row_end) store_or_add_bf16x2(out + 8 * i, pack_bf16x2(dx[4 * i + 0], dx[4 * i + 1]), j > 0);
-          if (r0 + 8 < w.row_end)
-            store_or_add_bf16x2(out + 8 * kH + 8 * i, pack_bf16x2(dx[4 * i + 2], dx[4 * i + 3]), j > 0);
+          for (int i = 0; i < 8; ++i) {
+            *reinterpret_cast<std::uint32_t*>(dxs + sw64(r, 8 * i + 2 * t4)) = pack_bf16x2(dx[4 * i + 0], dx[4 * i + 1]);
+            *reinterpret_cast<std::uint32_t*>(dxs + sw64(r + 8, 8 * i + 2 * t4)) = pack_bf16x2(dx[4 * i + 2], dx[4 * i + 3]);
+          }
+        }
+        fence_proxy_async();  // the staged rows before the TMA stores read them
+        warpgroup_sync(wg);
+        const int row0 = w.row_begin + t * kTile;
+        const int valid = min(kTile, w.row_end - row0), valid8 = valid & ~7;
+        if (stores_gradients) {
+          if (j > 0) {  // chunk j - 1's writes to this tile are complete (they are older than the last group unless
+                        // the item has one tile)
+            if (ntiles == 1)
+              bulk_wait<0>();
+            else
+              bulk_wait<1>();
+          }
+          if (valid8 == kTile) {
+            if (j == 0)
+              tma_store_2d(&map_dx, smem_u32(dxs), 64 * wg, row0);
+            else
+              tma_add_2d(&map_dx, smem_u32(dxs), 64 * wg, row0);
+          } else {
+            for (int r8 = 0; r8 < valid8; r8 += 8) {
+              if (j == 0)
+                tma_store_2d(&map_dx8, smem_u32(dxs + r8 * 64), 64 * wg, row0 + r8);
+              else
+                tma_add_2d(&map_dx8, smem_u32(dxs + r8 * 64), 64 * wg, row0 + r8);
+            }
+          }
+          bulk_commit();  // a group every tile (possibly empty), so the waits above count tiles
+        }
+        if (ltid < (valid - valid8) * 8) {  // the same thread for a row in every chunk: its store, then its adds
+          const int r = valid8 + ltid / 8, c = (ltid % 8) * 8;
+          store_or_add_bf16x8(p.dxg + static_cast<long long>(row0 + r) * kH + 64 * wg + c,
+                              *reinterpret_cast<const uint4*>(dxs + sw64(r, c)), j > 0);
         }
       }
       // Both warpgroups' dX products have read all of K_c before either stages its gradients there.
@@ -376,14 +419,15 @@ __global__ void __launch_bounds__(kThreadsB, 1)
       if (lane == 0 && pending != b) mbar_arrive(empty_w + 8u * b);
     }
   }
-  if (pending >= 0) bulk_wait_read();  // shared memory stays until the last stores have read it
+  if (stores_gradients) bulk_wait_read();  // shared memory stays until the last stores have read it
 }
 
 }  // namespace fused
 
 }  // namespace
 
-cudaError_t launch_expert_mlp_bwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, cudaStream_t stream) {
+cudaError_t launch_expert_mlp_bwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, long long rows,
+                                        cudaStream_t stream) {
   if (p.f % fused::kFc != 0) return cudaErrorInvalidValue;
   cudaError_t e = cudaFuncSetAttribute(fused::expert_mlp_bwd_fused_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        fused::kSmemBytes);
@@ -392,18 +436,20 @@ cudaError_t launch_expert_mlp_bwd_wgmma(const mlp::MlpParams& p, const Schedule&
   if (e == cudaSuccess) e = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (e != cudaSuccess) return e;
   const long long segments = static_cast<long long>(p.L) * p.E;
-  CUtensorMap map_k{}, map_vt{}, map_dk{}, map_dvt{};
+  CUtensorMap map_k{}, map_vt{}, map_dk{}, map_dvt{}, map_dx{}, map_dx8{};
   e = make_map(&map_k, p.wk, segments * p.f, kH, 128);                        // K: [L E f][h], 128-row boxes
   if (e == cudaSuccess) e = make_map(&map_vt, p.wv, segments * kH, p.f, kH);  // V^T: [L E h][f]
   if (e == cudaSuccess) e = make_map(&map_dk, p.dwk, segments * p.f, kH, 64);  // the gradients, 64-row boxes
   if (e == cudaSuccess) e = make_map(&map_dvt, p.dwv, segments * kH, p.f, kH);
+  if (e == cudaSuccess && rows > 0) e = make_map(&map_dx, p.dxg, rows, kH, 64);  // dX: [rows][h], 64-row boxes
+  if (e == cudaSuccess && rows > 0) e = make_map(&map_dx8, p.dxg, rows, kH, 8);  // and 8-row boxes (no tile without rows)
   if (e == cudaSuccess)
     e = build_schedules(p.offsets, ScheduleBuild{sched, /*item_for_empty=*/true, /*heavy_first=*/true}, nullptr,
                         stream);
   if (e != cudaSuccess || sched.max_items == 0) return e;
   long long blocks = sched.max_items < sms ? sched.max_items : sms;
   return launch_after(fused::expert_mlp_bwd_fused_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreadsB),
-                      fused::kSmemBytes, stream, p, sched, map_k, map_vt, map_dk, map_dvt);
+                      fused::kSmemBytes, stream, p, sched, map_k, map_vt, map_dk, map_dvt, map_dx, map_dx8);
 }
 
 }  // namespace hpsim::kernels::device

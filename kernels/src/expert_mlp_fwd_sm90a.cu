@@ -144,6 +144,24 @@ __global__ void __launch_bounds__(kThreadsW, 1)
     float y[64];
 #pragma unroll
     for (int i = 0; i < 64; ++i) y[i] = 0.0f;
+    if (!active) {  // no rows of this item: pass the weight chunks on without tensor work
+      if (pending_x >= 0) {
+        if (lane == 0) {
+          bulk_wait_read();
+          mbar_arrive(empty_x + 8u * pending_x);
+        }
+        pending_x = -1;
+      }
+      for (int j = 0; j < nchunks; ++j, ++g) {
+        const int st = g % kStagesW;
+        mbar_wait(full_w + 8u * st, static_cast<std::uint32_t>((g / kStagesW) & 1));
+        __syncwarp();
+        if (lane == 0) mbar_arrive(empty_w + 8u * st);
+      }
+      __syncwarp();
+      if (lane == 0) mbar_arrive(empty_x + 8u * b);
+      continue;
+    }
     std::uint32_t pa[4][4];  // GELU(S) of the chunk whose Y product is in flight (read by wgmma)
 
     // Y += P V_c of chunk j - 1 stays in flight while S of chunk j is issued behind it; the

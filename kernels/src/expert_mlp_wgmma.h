@@ -18,7 +18,9 @@ cudaError_t launch_expert_mlp_fwd_wgmma(const mlp::MlpParams& p, const Schedule&
 
 // Builds `sched` (weight-gradient items, one for every segment, heavy first) and launches the
 // fused backward over it; f must be a multiple of 128. The partial sums of segments cut into
-// several items are left in p.partial for reduce_slots. Returns the first error.
-cudaError_t launch_expert_mlp_bwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, cudaStream_t stream);
+// several items are left in p.partial for reduce_slots; `rows` is the capacity of p.dxg. Returns
+// the first error.
+cudaError_t launch_expert_mlp_bwd_wgmma(const mlp::MlpParams& p, const Schedule& sched, long long rows,
+                                        cudaStream_t stream);
 
 }  // namespace hpsim::kernels::device
