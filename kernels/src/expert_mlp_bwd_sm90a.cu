@@ -219,6 +219,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
   const int wg = warpgroup_index(), ltid = tid % 128;
   const int g8 = lane / 4, t4 = lane % 4;
   const int frow = (warp % 4) * 16 + g8;  // accumulator rows frow and frow + 8
+  const int srow = stmatrix_row(warp, lane), scol = stmatrix_col(lane);  // this lane's stmatrix address
   const long long fh = static_cast<long long>(p.f) * kH;
   const bool stores_gradients = warp % 4 == 0 && lane == 0;  // the thread that issues its warpgroup's TMA stores
   int pending = -1;  // that thread: the weight buffer whose gradient stores may still be reading it
@@ -295,12 +296,13 @@ __global__ void __launch_bounds__(kThreadsB, 1)
           // tensor pipe works on dV while the later steps' pointwise values are formed.
 #pragma unroll
           for (int ks = 0; ks < 4; ++ks) {
+            std::uint32_t dsv[4];
 #pragma unroll
             for (int q = 0; q < 4; ++q) {  // A fragment q of k16 step ks: rows frow (+8), columns 16 ks + 2 t4 (+8)
               const int i = 8 * ks + 2 * q;
-              const std::uint32_t dsv = dgelu_bf16x2<true>(s[i], s[i + 1], da[i], da[i + 1], &pa[ks][q]);
-              *reinterpret_cast<std::uint32_t*>(dsw + sw64(frow + 8 * (q & 1), 16 * ks + 8 * (q >> 1) + 2 * t4)) = dsv;
+              dsv[q] = dgelu_bf16x2<true>(s[i], s[i + 1], da[i], da[i + 1], &pa[ks][q]);
             }
+            stmatrix_x4(smem_u32(dsw + sw64(srow, 16 * ks + scol)), dsv[0], dsv[1], dsv[2], dsv[3]);
             wgmma_fence();
             wgmma_m64n128k16_rs<1>(dv, pa[ks], desc_add(desc_dyn, ks * kStepBytes), 1);
           }
@@ -334,14 +336,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
         // have completed, so the sum's order is fixed.
         consumers_sync();
         __nv_bfloat16* dxs = ds + wg * kAtom;
-        {
-          const int r = (warp % 4) * 16 + g8;
-#pragma unroll
-          for (int i = 0; i < 8; ++i) {
-            *reinterpret_cast<std::uint32_t*>(dxs + sw64(r, 8 * i + 2 * t4)) = pack_bf16x2(dx[4 * i + 0], dx[4 * i + 1]);
-            *reinterpret_cast<std::uint32_t*>(dxs + sw64(r + 8, 8 * i + 2 * t4)) = pack_bf16x2(dx[4 * i + 2], dx[4 * i + 3]);
-          }
-        }
+        stage_accumulator_rows(dx, dxs, [](int r, int c) { return sw64(r, c); }, 0, warp, lane);
         fence_proxy_async();  // the staged rows before the TMA stores read them
         warpgroup_sync(wg);
         const int row0 = w.row_begin + t * kTile;
@@ -395,16 +390,15 @@ __global__ void __launch_bounds__(kThreadsB, 1)
             at[p.f] = dv[4 * i + 2 * hh + 1];
           }
       } else {
+        // dK as [f][h] (two 64-column halves), dV^T as [h][f]: the accumulator's 8x8 matrices
+        // stored as they are, and transposed.
+        stage_accumulator_rows(dk, kreg, [](int r, int c) { return (c >> 6) * 2 * kAtom + sw64(r, c & 63); }, 0, warp,
+                               lane);
 #pragma unroll
-        for (int i = 0; i < 16; ++i)
-#pragma unroll
-          for (int hh = 0; hh < 2; ++hh) {
-            const int fr = frow + 8 * hh, h = 8 * i + 2 * t4;
-            *reinterpret_cast<std::uint32_t*>(kreg + (h >> 6) * 2 * kAtom + sw64(fr, h & 63)) =
-                pack_bf16x2(dk[4 * i + 2 * hh], dk[4 * i + 2 * hh + 1]);
-            vreg[sw64(h, fr)] = __float2bfloat16_rn(dv[4 * i + 2 * hh]);
-            vreg[sw64(h + 1, fr)] = __float2bfloat16_rn(dv[4 * i + 2 * hh + 1]);
-          }
+        for (int i = 0; i < 16; i += 2)
+          stmatrix_x4_trans(smem_u32(vreg + sw64(8 * i + scol + (srow & 7), (warp % 4) * 16 + (srow & 8))),
+                            pack_bf16x2(dv[4 * i + 0], dv[4 * i + 1]), pack_bf16x2(dv[4 * i + 2], dv[4 * i + 3]),
+                            pack_bf16x2(dv[4 * i + 4], dv[4 * i + 5]), pack_bf16x2(dv[4 * i + 6], dv[4 * i + 7]));
         fence_proxy_async();
         warpgroup_sync(wg);
         if (stores_gradients) {  // the buffer is released once the stores have read it (next chunk)

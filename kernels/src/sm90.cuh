@@ -173,19 +173,39 @@ __device__ __forceinline__ void load_weight_chunk(std::uint32_t stages, int g, s
   tma_load_2d(kb + 2 * kAtom * 2, map_vt, bar, j * 64, segment * kHeadRows, policy);
 }
 
-// Writes a warpgroup's m64n128 fp32 accumulator as bf16 to rows row0 .. row0 + 63 of a swizzled
-// shared tile (element offset off(r, c)); the warp's place in its warpgroup (warp % 4) picks its
-// 16 of those rows.
-template <typename Off>
-__device__ __forceinline__ void stage_accumulator_rows(const float (&acc)[64], __nv_bfloat16* tile, Off off, int row0,
+// Four 8x8 bf16 matrices to shared memory (stmatrix): lanes 8 m .. 8 m + 7 give the addresses of
+// matrix m's eight rows (16 contiguous bytes each), and every thread's register m holds its two
+// elements of matrix m in the accumulator fragment layout (row lane / 4, columns 2 (lane % 4) + 0, 1).
+// The transposing form stores each matrix transposed: the addresses are then of its columns.
+__device__ __forceinline__ void stmatrix_x4(std::uint32_t addr, std::uint32_t r0, std::uint32_t r1, std::uint32_t r2,
+                                            std::uint32_t r3) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r0), "r"(r1),
+               "r"(r2), "r"(r3)
+               : "memory");
+}
+__device__ __forceinline__ void stmatrix_x4_trans(std::uint32_t addr, std::uint32_t r0, std::uint32_t r1, std::uint32_t r2,
+                                                  std::uint32_t r3) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r0), "r"(r1),
+               "r"(r2), "r"(r3)
+               : "memory");
+}
+// The row (within a warpgroup's 64) and column offset whose address this lane gives when a warp
+// stores its 16 accumulator rows x 16 columns as four matrices: (rows 0-7, 8-15) x (columns 0-7, 8-15).
+__device__ __forceinline__ int stmatrix_row(int warp, int lane) { return (warp % 4) * 16 + ((lane >> 3) & 1) * 8 + (lane & 7); }
+__device__ __forceinline__ int stmatrix_col(int lane) { return (lane >> 4) * 8; }
+
+// Writes a warpgroup's m64nN fp32 accumulator (Regs = N / 2 floats per thread) as bf16
+// to rows row0 .. row0 + 63 of a swizzled shared tile (element offset off(r, c)); the warp's place
+// in its warpgroup (warp % 4) picks its 16 of those rows. One stmatrix per 16 columns.
+template <int Regs, typename Off>
+__device__ __forceinline__ void stage_accumulator_rows(const float (&acc)[Regs], __nv_bfloat16* tile, Off off, int row0,
                                                        int warp, int lane) {
-  const int g8 = lane / 4, t = lane % 4, r = row0 + (warp % 4) * 16 + g8;
+  const int r = row0 + stmatrix_row(warp, lane), c = stmatrix_col(lane);
 #pragma unroll
-  for (int i = 0; i < 16; ++i) {
-    const int col = i * 8 + 2 * t;
-    *reinterpret_cast<std::uint32_t*>(tile + off(r, col)) = pack_bf16x2(acc[4 * i + 0], acc[4 * i + 1]);
-    *reinterpret_cast<std::uint32_t*>(tile + off(r + 8, col)) = pack_bf16x2(acc[4 * i + 2], acc[4 * i + 3]);
-  }
+  for (int i = 0; i < Regs / 4; i += 2)
+    stmatrix_x4(smem_u32(tile + off(r, 8 * i + c)), pack_bf16x2(acc[4 * i + 0], acc[4 * i + 1]),
+                pack_bf16x2(acc[4 * i + 2], acc[4 * i + 3]), pack_bf16x2(acc[4 * i + 4], acc[4 * i + 5]),
+                pack_bf16x2(acc[4 * i + 6], acc[4 * i + 7]));
 }
 
 }  // namespace
