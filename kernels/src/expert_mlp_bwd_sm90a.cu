@@ -9,9 +9,10 @@
 //   A^T = GELU(S^T), dS^T = dA^T GELU'(S^T)   A^T as register operands, dS^T to shared memory
 //   dV_c += A^T dY, dK_c += dS^T X      wgmma m64n128k16 x 4 each (tiles N-major)
 //   dX[:, 64 wg ..] (+)= dS K_c[:, 64 wg ..]  wgmma m64n64k16 x 8 over both warpgroups' dS
-// dX is summed over the chunks in device memory: the first chunk stores it, later ones add to it
-// in L2 (bf16 reductions in chunk order). S and dA are computed once per element (10 P h f FLOPs executed for
-// 8 useful). The X and dY tiles serve both as K-major operands (rows along N) and as N-major ones
+// dX is staged in the tile's dS buffer and summed over the chunks in device memory: the first
+// chunk stores it by TMA, later ones add to it in L2 by TMA reductions (bf16, in chunk order).
+// dS, dX and the gradients reach shared memory by stmatrix. S and dA are computed once per element
+// (10 P h f FLOPs executed for 8 useful). The X and dY tiles serve both as K-major operands (rows along N) and as N-major ones
 // (rows along K): the same 128-byte-swizzled bytes, two descriptors. Neither the activation nor
 // dS reaches device memory. Symbols as in expert_mlp.h. Compiled for sm_90a only.
 #include "expert_mlp_wgmma.h"
@@ -123,10 +124,11 @@ __device__ __forceinline__ int tiles_of(const WorkItem& w) { return (w.row_end -
 // order; a static assignment would leave a long tail when routing is skewed. The g-th weight
 // chunk of a block uses weight buffer g % 2, the t-th tile of its walk tile buffer and dS buffer
 // t % 2. A unit of an empty segment reads no weights; its consumers store zero gradients. The
-// two consumer warpgroups meet once per tile (dX needs both halves of the chunk's dS) and once
-// per chunk (before the gradients are staged in the weight buffer that the other's dX read).
-// A row's dX is stored by the first chunk and added to by the later ones, by the same thread in
-// chunk order, so the sum needs no barrier and its order is fixed.
+// two consumer warpgroups meet twice per tile (dX needs both halves of the chunk's dS; then dX
+// is staged in dS's halves, once both dX products have read them) and once per chunk (before the
+// gradients are staged in the weight buffer that the other's dX read). A tile's dX is stored by
+// the first chunk and added to by the later ones, by the same thread in chunk order, each only
+// after that thread has seen the previous chunk's writes complete, so the order of the sum is fixed.
 __global__ void __launch_bounds__(kThreadsB, 1)
     expert_mlp_bwd_fused_kernel(MlpParams p, Schedule sched, const __grid_constant__ CUtensorMap map_k,
                                 const __grid_constant__ CUtensorMap map_vt, const __grid_constant__ CUtensorMap map_dk,

@@ -1,6 +1,6 @@
 #pragma once
 // Hopper (sm_90a) building blocks of the wgmma expert MLP kernels (expert_mlp_fwd_sm90a.cu,
-// expert_mlp_bwd_sm90a.cu): 128-byte-swizzled tile offsets, the bf16x2 GELU, mbarriers, TMA loads
+// expert_mlp_bwd_sm90a.cu): 128-byte-swizzled tile offsets, the bf16x2 GELU, mbarriers, stmatrix, TMA loads
 // and stores and the tensor maps they use. Compile for sm_90a only. Private.
 #include <cuda.h>
 #include <cuda_bf16.h>
