@@ -9,12 +9,12 @@
 //   A^T = GELU(S^T), dS^T = dA^T GELU'(S^T)   A^T as register operands, dS^T to shared memory
 //   dV_c += A^T dY, dK_c += dS^T X      wgmma m64n128k16 x 4 each (tiles N-major)
 //   dX[:, 64 wg ..] (+)= dS K_c[:, 64 wg ..]  wgmma m64n64k16 x 8 over both warpgroups' dS
-// dX is staged in the tile's dS buffer and summed over the chunks in device memory: the first
+// dX is staged in the previous tile's dS buffer and summed over the chunks in device memory: the first
 // chunk stores it by TMA, later ones add to it in L2 by TMA reductions (bf16, in chunk order).
 // dS, dX and the gradients reach shared memory by stmatrix. S and dA are computed once per element
-// (10 P h f FLOPs executed for 8 useful). The X and dY tiles serve both as K-major operands (rows along N) and as N-major ones
-// (rows along K): the same 128-byte-swizzled bytes, two descriptors. Neither the activation nor
-// dS reaches device memory. Symbols as in expert_mlp.h. Compiled for sm_90a only.
+// (10 P h f FLOPs executed for 8 useful). The X and dY tiles serve both as K-major operands (rows along N) and as
+// N-major ones (rows along K): the same 128-byte-swizzled bytes, two descriptors. Neither the activation nor dS reaches
+// device memory. Symbols as in expert_mlp.h. Compiled for sm_90a only.
 #include "expert_mlp_wgmma.h"
 #include "kernel_limits.h"
 #include "sm90.cuh"
@@ -110,7 +110,8 @@ __device__ __forceinline__ void store_or_add_bf16x8(__nv_bfloat16* at, const uin
   if (add) {
     const std::uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-    for (int i = 0; i < 4; ++i) asm volatile("red.global.add.noftz.bf16x2 [%0], %1;\n" ::"l"(at + 2 * i), "r"(w[i]) : "memory");
+    for (int i = 0; i < 4; ++i)
+      asm volatile("red.global.add.noftz.bf16x2 [%0], %1;\n" ::"l"(at + 2 * i), "r"(w[i]) : "memory");
   } else {
     *reinterpret_cast<uint4*>(at) = v;
   }
@@ -124,9 +125,9 @@ __device__ __forceinline__ int tiles_of(const WorkItem& w) { return (w.row_end -
 // order; a static assignment would leave a long tail when routing is skewed. The g-th weight
 // chunk of a block uses weight buffer g % 2, the t-th tile of its walk tile buffer and dS buffer
 // t % 2. A unit of an empty segment reads no weights; its consumers store zero gradients. The
-// two consumer warpgroups meet twice per tile (dX needs both halves of the chunk's dS; then dX
-// is staged in dS's halves, once both dX products have read them) and once per chunk (before the
-// gradients are staged in the weight buffer that the other's dX read). A tile's dX is stored by
+// two consumer warpgroups meet once per tile (dX needs both halves of the chunk's dS: each issues
+// dX's steps over its own half first) and once per chunk (before the gradients are staged in the
+// weight buffer that the other's dX read). A tile's dX is stored by
 // the first chunk and added to by the later ones, by the same thread in chunk order, each only
 // after that thread has seen the previous chunk's writes complete, so the order of the sum is fixed.
 __global__ void __launch_bounds__(kThreadsB, 1)
@@ -293,6 +294,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
           }
           __syncwarp();
           wgmma_wait<0>();
+          warpgroup_sync(wg);  // the previous tile's dX, staged in this dS buffer's half, has been read
           __nv_bfloat16* dsw = ds + wg * kAtom;
           // k16 step by k16 step: A^T and dS^T of 16 rows, then that step's dV product, so the
           // tensor pipe works on dV while the later steps' pointwise values are formed.
@@ -318,27 +320,41 @@ __global__ void __launch_bounds__(kThreadsB, 1)
         for (int ks = 0; ks < kTile / 16; ++ks)
           wgmma_m64n128k16_ss<0, 1>(dk, desc_add(desc_dsk, ks * 32), desc_add(desc_xn, ks * kStepBytes), 1);
         wgmma_commit();
+        // dX over this warpgroup's hidden units first (its own dS^T is complete), then, once the
+        // other warpgroup's dS^T is in, over the other's: the tensor pipe holds work through the meeting.
         float dx[32];
 #pragma unroll
         for (int i = 0; i < 32; ++i) dx[i] = 0.0f;  // (an undefined accumulator would stay live across the loop)
-        consumers_sync();                           // the other warpgroup's hidden units of dS
+        constexpr int kHalfSteps = kFc / 32;        // k16 steps over one warpgroup's 64 hidden units
+        const std::uint32_t own = kHalfSteps * kStepBytes * wg, other = kHalfSteps * kStepBytes * (1 - wg);
+        const std::uint64_t desc_ds_own = desc_add(desc_ds, own), desc_kn_own = desc_add(desc_kn, own);
+        const std::uint64_t desc_ds_other = desc_add(desc_ds, other), desc_kn_other = desc_add(desc_kn, other);
         wgmma_fence();
 #pragma unroll
-        for (int kk = 0; kk < kFc / 16; ++kk)
-          wgmma_m64n64k16_ss<1, 1>(dx, desc_add(desc_ds, kk * kStepBytes), desc_add(desc_kn, kk * kStepBytes), kk > 0);
+        for (int kk = 0; kk < kHalfSteps; ++kk)
+          wgmma_m64n64k16_ss<1, 1>(dx, desc_add(desc_ds_own, kk * kStepBytes), desc_add(desc_kn_own, kk * kStepBytes),
+                                   kk > 0);
+        wgmma_commit();
+        consumers_sync();  // the other warpgroup's hidden units of dS
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < kHalfSteps; ++kk)
+          wgmma_m64n64k16_ss<1, 1>(dx, desc_add(desc_ds_other, kk * kStepBytes),
+                                   desc_add(desc_kn_other, kk * kStepBytes), 1);
         wgmma_commit();
         wgmma_wait<0>();
         __syncwarp();
         if (lane == 0) mbar_arrive(empty_t + 8u * tb);
         // dX leaves through shared memory: each warpgroup stages its h half of the tile's dX in its
-        // own half of the tile's dS buffer (once both warpgroups' dX products, which read both
-        // halves, are done: the barrier), then one thread stores it by TMA (a 64-row box, or
-        // 8-row boxes; the last rows % 8 by 16-byte stores of the threads). The first chunk stores,
-        // later ones add in L2 (TMA reductions), each once the previous chunk's writes to the tile
-        // have completed, so the sum's order is fixed.
-        consumers_sync();
-        __nv_bfloat16* dxs = ds + wg * kAtom;
-        stage_accumulator_rows(dx, dxs, [](int r, int c) { return sw64(r, c); }, 0, warp, lane);
+        // own half of the other dS buffer (the previous tile's: both warpgroups' products that read
+        // it were done before either passed this tile's meeting; this warpgroup writes it again
+        // next tile, after its storing thread has waited for the stores to read it), then one
+        // thread stores it by TMA (a 64-row box, or 8-row boxes; the last rows % 8 by 16-byte
+        // stores of the threads). The first chunk stores, later ones add in L2 (TMA reductions),
+        // each once the previous chunk's writes to the tile have completed, so the sum's order is fixed.
+        __nv_bfloat16* dxs = sbufs + (tb ^ 1) * kSElems + wg * kAtom;
+        stage_accumulator_rows(
+            dx, dxs, [](int r, int c) { return sw64(r, c); }, 0, warp, lane);
         fence_proxy_async();  // the staged rows before the TMA stores read them
         warpgroup_sync(wg);
         const int row0 = w.row_begin + t * kTile;
@@ -394,8 +410,8 @@ __global__ void __launch_bounds__(kThreadsB, 1)
       } else {
         // dK as [f][h] (two 64-column halves), dV^T as [h][f]: the accumulator's 8x8 matrices
         // stored as they are, and transposed.
-        stage_accumulator_rows(dk, kreg, [](int r, int c) { return (c >> 6) * 2 * kAtom + sw64(r, c & 63); }, 0, warp,
-                               lane);
+        stage_accumulator_rows(
+            dk, kreg, [](int r, int c) { return (c >> 6) * 2 * kAtom + sw64(r, c & 63); }, 0, warp, lane);
 #pragma unroll
         for (int i = 0; i < 16; i += 2)
           stmatrix_x4_trans(smem_u32(vreg + sw64(8 * i + scol + (srow & 7), (warp % 4) * 16 + (srow & 8))),
@@ -438,7 +454,8 @@ cudaError_t launch_expert_mlp_bwd_wgmma(const mlp::MlpParams& p, const Schedule&
   if (e == cudaSuccess) e = make_map(&map_dk, p.dwk, segments * p.f, kH, 64);  // the gradients, 64-row boxes
   if (e == cudaSuccess) e = make_map(&map_dvt, p.dwv, segments * kH, p.f, kH);
   if (e == cudaSuccess && rows > 0) e = make_map(&map_dx, p.dxg, rows, kH, 64);  // dX: [rows][h], 64-row boxes
-  if (e == cudaSuccess && rows > 0) e = make_map(&map_dx8, p.dxg, rows, kH, 8);  // and 8-row boxes (no tile without rows)
+  if (e == cudaSuccess && rows > 0)
+    e = make_map(&map_dx8, p.dxg, rows, kH, 8);  // and 8-row boxes (no tile without rows)
   if (e == cudaSuccess)
     e = build_schedules(p.offsets, ScheduleBuild{sched, /*item_for_empty=*/true, /*heavy_first=*/true}, nullptr,
                         stream);

@@ -183,15 +183,17 @@ __device__ __forceinline__ void stmatrix_x4(std::uint32_t addr, std::uint32_t r0
                "r"(r2), "r"(r3)
                : "memory");
 }
-__device__ __forceinline__ void stmatrix_x4_trans(std::uint32_t addr, std::uint32_t r0, std::uint32_t r1, std::uint32_t r2,
-                                                  std::uint32_t r3) {
+__device__ __forceinline__ void stmatrix_x4_trans(std::uint32_t addr, std::uint32_t r0, std::uint32_t r1,
+                                                  std::uint32_t r2, std::uint32_t r3) {
   asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r0), "r"(r1),
                "r"(r2), "r"(r3)
                : "memory");
 }
 // The row (within a warpgroup's 64) and column offset whose address this lane gives when a warp
 // stores its 16 accumulator rows x 16 columns as four matrices: (rows 0-7, 8-15) x (columns 0-7, 8-15).
-__device__ __forceinline__ int stmatrix_row(int warp, int lane) { return (warp % 4) * 16 + ((lane >> 3) & 1) * 8 + (lane & 7); }
+__device__ __forceinline__ int stmatrix_row(int warp, int lane) {
+  return (warp % 4) * 16 + ((lane >> 3) & 1) * 8 + (lane & 7);
+}
 __device__ __forceinline__ int stmatrix_col(int lane) { return (lane >> 4) * 8; }
 
 // Writes a warpgroup's m64nN fp32 accumulator (Regs = N / 2 floats per thread) as bf16
