@@ -9,12 +9,13 @@
 //   A^T = GELU(S^T), dS^T = dA^T GELU'(S^T)   A^T as register operands, dS^T to shared memory
 //   dV_c += A^T dY, dK_c += dS^T X      wgmma m64n128k16 x 4 each (tiles N-major)
 //   dX[:, 64 wg ..] (+)= dS K_c[:, 64 wg ..]  wgmma m64n64k16 x 8 over both warpgroups' dS
-// dX is staged in the previous tile's dS buffer and summed over the chunks in device memory: the first
-// chunk stores it by TMA, later ones add to it in L2 by TMA reductions (bf16, in chunk order).
-// dS, dX and the gradients reach shared memory by stmatrix. S and dA are computed once per element
-// (10 P h f FLOPs executed for 8 useful). The X and dY tiles serve both as K-major operands (rows along N) and as
-// N-major ones (rows along K): the same 128-byte-swizzled bytes, two descriptors. Neither the activation nor dS reaches
-// device memory. Symbols as in expert_mlp.h. Compiled for sm_90a only.
+// dX is staged in the previous tile's dS buffer and summed over the chunks in device memory: the
+// first chunk stores it by TMA, later ones add to it in L2 by TMA reductions (bf16, in chunk
+// order). dS, dX and the gradients reach shared memory by stmatrix. S and dA are computed once per
+// element (10 P h f FLOPs executed for 8 useful). The X and dY tiles serve both as K-major
+// operands (rows along N) and as N-major ones (rows along K): the same 128-byte-swizzled bytes, two
+// descriptors. Neither the activation nor dS reaches device memory. Symbols as in expert_mlp.h.
+// Compiled for sm_90a only.
 #include "expert_mlp_wgmma.h"
 #include "kernel_limits.h"
 #include "sm90.cuh"
@@ -127,9 +128,9 @@ __device__ __forceinline__ int tiles_of(const WorkItem& w) { return (w.row_end -
 // t % 2. A unit of an empty segment reads no weights; its consumers store zero gradients. The
 // two consumer warpgroups meet once per tile (dX needs both halves of the chunk's dS: each issues
 // dX's steps over its own half first) and once per chunk (before the gradients are staged in the
-// weight buffer that the other's dX read). A tile's dX is stored by
-// the first chunk and added to by the later ones, by the same thread in chunk order, each only
-// after that thread has seen the previous chunk's writes complete, so the order of the sum is fixed.
+// weight buffer that the other's dX read). A tile's dX is stored by the first chunk and added to
+// by the later ones, by the same thread in chunk order, each only after that thread has seen the
+// previous chunk's writes complete, so the order of the sum is fixed.
 __global__ void __launch_bounds__(kThreadsB, 1)
     expert_mlp_bwd_fused_kernel(MlpParams p, Schedule sched, const __grid_constant__ CUtensorMap map_k,
                                 const __grid_constant__ CUtensorMap map_vt, const __grid_constant__ CUtensorMap map_dk,

@@ -165,9 +165,9 @@ __global__ void __launch_bounds__(kThreadsW, 1)
     std::uint32_t pa[4][4];  // GELU(S) of the chunk whose Y product is in flight (read by wgmma)
 
     // Y += P V_c of chunk j - 1 stays in flight while S of chunk j is issued behind it; the
-    // stage of chunk j - 1 (and the registers of its P) are released once both completed. Every
-    // warpgroup computes, also on rows past the item (zero-filled): a wgmma kept in flight across
-    // a branch would be serialised by the compiler.
+    // stage of chunk j - 1 (and the registers of its P) are released once both completed. A
+    // warpgroup with any rows of the item computes all 64 (zero-filled past its end): a wgmma kept
+    // in flight across a branch would be serialised by the compiler; one with none skipped above.
     int prev_st = -1;
     for (int j = 0; j < nchunks; ++j, ++g) {
       const int st = g % kStagesW;
