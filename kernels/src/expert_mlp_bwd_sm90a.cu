@@ -81,7 +81,8 @@ constexpr int kWElems = 8 * kAtom;    // K_c [2 h halves][128 f][64] + V^T_c [2 
 constexpr int kWBufs = 2;
 constexpr int kTElems = 4 * kAtom;    // X tile [2 h halves][64 rows][64] + dY tile alike (32 KB)
 constexpr int kTBufs = 2;
-constexpr int kSElems = 2 * kAtom;  // dS^T of a tile [128 f][64 rows] (16 KB): warpgroup wg's rows at wg * kAtom
+constexpr int kSElems = 2 * kAtom;  // dS^T of a tile [128 f][64 rows] (16 KB): warpgroup wg's rows at wg * kAtom;
+                                    // the next tile's dX [64 rows][64 h] is staged in the same halves
 constexpr int kSBufs = 2;
 constexpr int kSmemBytes = (kWBufs * kWElems + kTBufs * kTElems + kSBufs * kSElems) * 2 + 1024;  // 225 KB
 constexpr int kURing = 4;
@@ -129,8 +130,9 @@ __device__ __forceinline__ int tiles_of(const WorkItem& w) { return (w.row_end -
 // two consumer warpgroups meet once per tile (dX needs both halves of the chunk's dS: each issues
 // dX's steps over its own half first) and once per chunk (before the gradients are staged in the
 // weight buffer that the other's dX read). A tile's dX is stored by the first chunk and added to
-// by the later ones, by the same thread in chunk order, each only after that thread has seen the
-// previous chunk's writes complete, so the order of the sum is fixed.
+// by the later ones, by the same thread in chunk order: its TMA boxes each only after that thread
+// has seen the previous chunk's writes complete, its last rows % 8 by the same thread's stores
+// and reductions in program order; so the order of the sum is fixed.
 __global__ void __launch_bounds__(kThreadsB, 1)
     expert_mlp_bwd_fused_kernel(MlpParams p, Schedule sched, const __grid_constant__ CUtensorMap map_k,
                                 const __grid_constant__ CUtensorMap map_vt, const __grid_constant__ CUtensorMap map_dk,
@@ -269,7 +271,7 @@ __global__ void __launch_bounds__(kThreadsB, 1)
         const std::uint64_t desc_x = wgmma_desc(ts), desc_dy = wgmma_desc(ts + 2 * kAtom);
         const std::uint64_t desc_dyn = wgmma_desc_mn(ts + 2 * kAtom, kAtom * 2), desc_xn = wgmma_desc_mn(ts, kAtom * 2);
         // A^T as A operands in registers; dS^T of this warpgroup's hidden units straight into the
-        // tile's dS buffer ([128 f][64 rows], swizzled), pair by pair, so few registers are live.
+        // tile's dS buffer ([128 f][64 rows], swizzled), one stmatrix per k16 step.
         __nv_bfloat16* ds = sbufs + tb * kSElems;
         std::uint32_t pa[4][4];
         {
@@ -287,8 +289,8 @@ __global__ void __launch_bounds__(kThreadsB, 1)
             wgmma_m64n64k16_ss<1, 0>(da, desc_add(desc_v, kk * kStepBytes), desc_add(desc_dy, bo), kk > 0);
           }
           wgmma_commit();
-          if (stores_gradients) {  // the previous tile's dX has left its dS buffer (written again next tile, after
-                                   // a warpgroup barrier), and the previous chunk's gradients their weight buffer
+          if (stores_gradients) {  // the previous tile's dX has left this tile's dS buffer (written after the
+                                   // barrier below), and the previous chunk's gradients their weight buffer
             bulk_wait_read();
             if (pending >= 0) mbar_arrive(empty_w + 8u * pending);
             pending = -1;
@@ -381,7 +383,8 @@ __global__ void __launch_bounds__(kThreadsB, 1)
                 tma_add_2d(&map_dx8, smem_u32(dxs + r8 * 64), 64 * wg, row0 + r8);
             }
           }
-          bulk_commit();  // a group every tile (possibly empty), so the waits above count tiles
+          bulk_commit();  // a group every tile (possibly empty; the gradients' groups come between chunks), so
+                          // the waits above can count back to the previous chunk's group of this tile
         }
         if (ltid < (valid - valid8) * 8) {  // the same thread for a row in every chunk: its store, then its adds
           const int r = valid8 + ltid / 8, c = (ltid % 8) * 8;

@@ -220,13 +220,11 @@ __global__ void __launch_bounds__(kThreadsW, 1)
     // products are done; the other warpgroups read only their own rows), then store them by TMA
     // (a 64-row box, or 8-row boxes) and the last rows % 8 by 16-byte stores, so the warpgroup
     // goes on to the next item while the stores drain. The first warp releases the buffer once
-    // the TMA stores have read it (behind the next item's first S product), the others at once.
-    const int valid = active ? min(64, rows - 64 * wg) : 0;
-    if (active) {
-      const auto off = [](int r, int c) { return xoff(r, c); };
-      stage_accumulator_rows(y, xs, off, 64 * wg, warp, lane);
-      fence_proxy_async();  // the staged rows before the TMA stores read them
-    }
+    // the TMA stores have read it (behind the next item's first S product, or before its weight
+    // waits when the warpgroup has no rows in it), the others at once.
+    const int valid = min(64, rows - 64 * wg);  // >= 1: a warpgroup without rows skipped the item
+    stage_accumulator_rows(y, xs, [](int r, int c) { return xoff(r, c); }, 64 * wg, warp, lane);
+    fence_proxy_async();  // the staged rows before the TMA stores read them
     warpgroup_sync(wg);
     const int valid8 = valid & ~7;
     if (ltid == 0 && valid8 > 0) {
