@@ -1,8 +1,11 @@
 // Shape rules (check_shape: what the maths needs; can_implement: what the GPU kernels add) and
 // workspace sizes of every kernel family. Plain C++: part of hpsim_kernels_ref, so the rules are
 // tested on every machine.
+#include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <string>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -177,6 +180,25 @@ core::Status check_mlp_common(const Args& a, const char* strct) {
   return core::Status::ok();
 }
 
+// The fused kernels move rows in 16-byte pieces (vector accesses, cp.async and TMA, whose tensor
+// maps need 16-byte aligned bases): every bf16 tensor they touch starts on a 16-byte boundary.
+core::Status bf16_tensors_aligned(const char* strct,
+                                  std::initializer_list<std::pair<const char*, const Bf16*>> tensors) {
+  for (const auto& [name, ptr] : tensors)
+    if (reinterpret_cast<std::uintptr_t>(ptr) % 16 != 0)
+      return core::Error{core::ErrorCode::kUnsupported,
+                         fmt::format("{}.{}: the fused kernels need it 16-byte aligned (got address {})", strct, name,
+                                     static_cast<const void*>(ptr))};
+  return core::Status::ok();
+}
+core::Status mlp_outputs_aligned(const ExpertMlpForwardArgs& a, const char* strct) {
+  return bf16_tensors_aligned(strct, {{"y", a.y}});
+}
+core::Status mlp_outputs_aligned(const ExpertMlpBackwardArgs& a, const char* strct) {
+  return bf16_tensors_aligned(
+      strct, {{"dy", a.dy}, {"dx_grouped", a.dx_grouped}, {"d_w_k", a.d_w_k}, {"d_w_v", a.d_w_v}});
+}
+
 template <typename Args>
 core::Status mlp_kernel_limits(const Args& a, const char* strct) {
   if (a.head_dim != limits::kMlpHeadDim)
@@ -187,7 +209,8 @@ core::Status mlp_kernel_limits(const Args& a, const char* strct) {
                                                                   limits::kMlpHiddenMultiple, a.hidden)};
   if (a.num_heads * a.num_experts > kInt32Max)
     return core::Error{core::ErrorCode::kUnsupported, fmt::format("{}.num_experts: L*E must fit in int32", strct)};
-  return core::Status::ok();
+  HPSIM_TRY(bf16_tensors_aligned(strct, {{"x", a.x}, {"w_k", a.w_k}, {"w_v", a.w_v}}));
+  return mlp_outputs_aligned(a, strct);
 }
 }  // namespace
 

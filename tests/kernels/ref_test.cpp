@@ -667,8 +667,9 @@ TEST(KernelShapes, RejectBadArgumentsNamingTheFieldAndTheRule) {
 
   ExpertMlpForwardArgs m;
   std::int32_t off = 0;
-  m.x = m.w_k = m.w_v = &x;
-  m.y = &x;
+  alignas(16) Bf16 rows16[16];  // the fused kernels take 16-byte aligned tensors
+  m.x = m.w_k = m.w_v = rows16;
+  m.y = rows16;
   m.offsets = m.perm = &off;
   m.num_heads = 1;
   m.num_tokens = 4;
@@ -688,6 +689,32 @@ TEST(KernelShapes, RejectBadArgumentsNamingTheFieldAndTheRule) {
   EXPECT_NE(status.error().message.find("hidden"), std::string::npos);
   m.hidden = 128;
   EXPECT_TRUE(can_implement(m).is_ok());
+  m.y = rows16 + 1;  // a valid shape, but 2 bytes past a 16-byte boundary
+  ASSERT_TRUE(check_shape(m).is_ok());
+  status = can_implement(m);
+  ASSERT_FALSE(status.is_ok());
+  EXPECT_EQ(status.error().code, core::ErrorCode::kUnsupported);
+  EXPECT_NE(status.error().message.find("ExpertMlpForwardArgs.y"), std::string::npos) << status.error().message;
+  EXPECT_NE(status.error().message.find("16-byte aligned"), std::string::npos) << status.error().message;
+  m.y = rows16 + 8;  // 16 bytes on
+  EXPECT_TRUE(can_implement(m).is_ok());
+
+  ExpertMlpBackwardArgs mb;
+  mb.num_heads = 1;
+  mb.num_tokens = 4;
+  mb.top_k = 1;
+  mb.num_experts = 2;
+  mb.head_dim = 128;
+  mb.hidden = 256;
+  mb.rows = 4;
+  mb.x = mb.w_k = mb.w_v = mb.dy = rows16;
+  mb.offsets = mb.perm = &off;
+  mb.dx_grouped = mb.d_w_k = mb.d_w_v = rows16;
+  ASSERT_TRUE(can_implement(mb).is_ok());
+  mb.d_w_v = rows16 + 4;
+  status = can_implement(mb);
+  ASSERT_FALSE(status.is_ok());
+  EXPECT_NE(status.error().message.find("ExpertMlpBackwardArgs.d_w_v"), std::string::npos) << status.error().message;
 
   GroupingArgs g;
   g.topk_expert = g.offsets = g.perm = g.inverse = &off;
