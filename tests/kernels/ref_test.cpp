@@ -637,6 +637,17 @@ TEST(DenseReference, MatchesHandComputedProducts) {
   for (std::size_t i = 0; i < 6; ++i) EXPECT_EQ(bf(dw[i]), dw_expect[i]) << i;
 }
 
+// The 4.2B layer's expert MLP backward on `heads` heads of `rows` grouped rows.
+ExpertMlpBackwardArgs paper_mlp_backward(std::int64_t heads, std::int64_t rows) {
+  ExpertMlpBackwardArgs a;
+  a.num_heads = heads;
+  a.num_experts = 768;
+  a.head_dim = 128;
+  a.hidden = 256;
+  a.rows = rows;
+  return a;
+}
+
 TEST(KernelShapes, RejectBadArgumentsNamingTheFieldAndTheRule) {
   std::int32_t idx = 0;
   float gate = 0, w = 0;
@@ -699,14 +710,9 @@ TEST(KernelShapes, RejectBadArgumentsNamingTheFieldAndTheRule) {
   m.y = rows16 + 8;  // 16 bytes on
   EXPECT_TRUE(can_implement(m).is_ok());
 
-  ExpertMlpBackwardArgs mb;
-  mb.num_heads = 1;
+  ExpertMlpBackwardArgs mb = paper_mlp_backward(1, 4);
   mb.num_tokens = 4;
   mb.top_k = 1;
-  mb.num_experts = 2;
-  mb.head_dim = 128;
-  mb.hidden = 256;
-  mb.rows = 4;
   mb.x = mb.w_k = mb.w_v = mb.dy = rows16;
   mb.offsets = mb.perm = &off;
   mb.dx_grouped = mb.d_w_k = mb.d_w_v = rows16;
@@ -736,17 +742,6 @@ TEST(KernelShapes, RejectBadArgumentsNamingTheFieldAndTheRule) {
   status = check_shape(p);
   ASSERT_FALSE(status.is_ok());
   EXPECT_NE(status.error().message.find("PermuteArgs.num_experts"), std::string::npos) << status.error().message;
-}
-
-// The 4.2B layer's expert MLP backward on `heads` heads of `rows` grouped rows.
-ExpertMlpBackwardArgs paper_mlp_backward(std::int64_t heads, std::int64_t rows) {
-  ExpertMlpBackwardArgs a;
-  a.num_heads = heads;
-  a.num_experts = 768;
-  a.head_dim = 128;
-  a.hidden = 256;
-  a.rows = rows;
-  return a;
 }
 
 TEST(KernelShapes, WorkspaceGrowsWithTheRowBound) {
