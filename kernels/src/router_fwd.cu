@@ -36,8 +36,8 @@ struct Params : device::RouterTcParams {
 
 using device::router_select::finish_token;
 using device::router_select::insert_sorted;
-using device::router_select::kNoExpert;
 using device::router_select::merge_sorted_lists;
+using device::router_select::reset_lists;
 
 template <int KMAX>
 __global__ void __launch_bounds__(kThreads, KMAX == 8 ? 1 : 2) router_ffma_kernel(Params p) {
@@ -60,15 +60,7 @@ __global__ void __launch_bounds__(kThreads, KMAX == 8 ? 1 : 2) router_ffma_kerne
   float thr[4];
   float bufv[4][8];  // per token, this chunk's candidates at or above thr
   int bufe[4][8];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    thr[i] = -FLT_MAX;
-#pragma unroll
-    for (int q = 0; q < KMAX; ++q) {
-      lv[i][q] = -FLT_MAX;
-      li[i][q] = kNoExpert;
-    }
-  }
+  reset_lists(lv, li, thr);
   float acc[4][8];
 #pragma unroll
   for (int i = 0; i < 4; ++i)

@@ -54,7 +54,7 @@ struct RouterBarriers {
   std::uint64_t empty[kMaxStagesR];  // stage released by the 8 consumer warps
 };
 
-using router_select::kNoExpert;
+using router_select::reset_lists;
 
 // A candidate of this thread is inserted into its list in ascending expert order (chunk after
 // chunk, column after column), so an equal score never displaces an entry: "better" is ">".
@@ -285,15 +285,7 @@ __global__ void __launch_bounds__(kThreadsR, 1)
     float lv[4][KMAX];
     int li[4][KMAX];
     float thr[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      thr[i] = -FLT_MAX;
-#pragma unroll
-      for (int j = 0; j < KMAX; ++j) {
-        lv[i][j] = -FLT_MAX;
-        li[i][j] = kNoExpert;
-      }
-    }
+    reset_lists(lv, li, thr);
     const float* bias_l = p.bias != nullptr ? p.bias + static_cast<long long>(l) * p.E : nullptr;
 
     for (int c = it.c_begin; c < it.c_end; ++c, g += katoms) {

@@ -12,6 +12,21 @@ namespace hpsim::kernels::device::router_select {
 
 constexpr int kNoExpert = 0x7fffffff;
 
+// Empties the sorted lists of a thread's four tokens (no expert, value -FLT_MAX) and their
+// admission thresholds.
+template <int KMAX>
+__device__ __forceinline__ void reset_lists(float (&lv)[4][KMAX], int (&li)[4][KMAX], float (&thr)[4]) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    thr[i] = -FLT_MAX;
+#pragma unroll
+    for (int q = 0; q < KMAX; ++q) {
+      lv[i][q] = -FLT_MAX;
+      li[i][q] = kNoExpert;
+    }
+  }
+}
+
 // Inserts (v, e) into a list sorted by (value desc, expert asc), dropping the last entry.
 template <int KMAX>
 __device__ __forceinline__ void insert_sorted(float (&lv)[KMAX], int (&li)[KMAX], float v, int e) {

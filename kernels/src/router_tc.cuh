@@ -43,7 +43,7 @@ __global__ void split_weight_kernel(const float* __restrict__ w, long long count
 }
 
 using router_select::insert_sorted;
-using router_select::kNoExpert;
+using router_select::reset_lists;
 
 template <int KMAX>
 __global__ void __launch_bounds__(kThreads, 2) router_bf16x3_kernel(RouterTcParams p) {
@@ -89,15 +89,7 @@ __global__ void __launch_bounds__(kThreads, 2) router_bf16x3_kernel(RouterTcPara
   float thr[4];
   float bufv[4][16];  // per token, this chunk's candidates at or above thr
   int bufe[4][16];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    thr[i] = -FLT_MAX;
-#pragma unroll
-    for (int q = 0; q < KMAX; ++q) {
-      lv[i][q] = -FLT_MAX;
-      li[i][q] = kNoExpert;
-    }
-  }
+  reset_lists(lv, li, thr);
   float acc[2][8][4];
 #pragma unroll
   for (int mt = 0; mt < 2; ++mt)
