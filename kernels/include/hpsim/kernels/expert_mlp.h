@@ -68,8 +68,8 @@ struct ExpertMlpBackwardArgs {
   ExpertMlpAlgo algo = ExpertMlpAlgo::kAuto;  // kWgmma also needs hidden a multiple of 128
 };
 
-// Beyond check_shape: h = 128, f a multiple of 64, L E within int32, and every bf16 tensor
-// 16-byte aligned (kUnsupported, naming the field).
+// can_implement, forward and backward: beyond check_shape, h = 128, f a multiple of 64, L E within
+// int32, and every bf16 tensor 16-byte aligned (kUnsupported, naming the field).
 core::Status can_implement(const ExpertMlpForwardArgs& args);
 std::int64_t workspace_bytes(const ExpertMlpForwardArgs& args);
 core::Status launch(const ExpertMlpForwardArgs& args, void* workspace, Stream stream);
